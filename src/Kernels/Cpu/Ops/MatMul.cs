@@ -1,0 +1,99 @@
+using LlavaNative.Kernels.Cpu.Quant;
+using LlavaNative.Kernels.Tensors;
+
+namespace LlavaNative.Kernels.Cpu.Ops;
+
+/// <summary>
+/// y = x · Wᵀ for a weight of any supported type: <c>x [nTokens, Cols] → y [nTokens, Rows]</c>.
+/// As in ggml, each activation row is converted once into the weight type's dot encoding
+/// (Q8_0, Q8_1, Q8_K, F16, BF16 or F32), so the inner products run on integers where the weights are
+/// quantized. Output rows are split across the pool in chunks of 16 (one cache line of floats).
+/// nTokens = 1 is the decode mat-vec; nTokens &gt; 1 is prompt processing, where each weight row is
+/// loaded once and dotted with every token while it is hot in L1.
+/// </summary>
+public static unsafe class MatMul
+{
+    /// <summary>Scratch bytes <see cref="Compute"/> needs for the converted activations.</summary>
+    public static long ScratchBytes(TensorType weightType, int cols, int nTokens)
+    {
+        var dot = QuantRegistry.Kernels(weightType).DotType;
+        return dot == TensorType.F32 ? 0 : checked(TensorTypeInfo.RowBytes(dot, cols) * nTokens);
+    }
+
+    /// <summary>
+    /// <paramref name="x"/> [nTokens, w.Cols] → <paramref name="y"/> [nTokens, w.Rows].
+    /// <paramref name="scratch"/> holds at least <see cref="ScratchBytes"/> bytes.
+    /// </summary>
+    public static void Compute(ComputeThreadPool pool, in WeightMatrix w, float* x, int nTokens, float* y, byte* scratch)
+        => Compute(pool, w, QuantRegistry.Kernels(w.Type), x, nTokens, y, scratch);
+
+    /// <summary>As <see cref="Compute(ComputeThreadPool, in WeightMatrix, float*, int, float*, byte*)"/> with explicit kernels (tests pass the scalar table).</summary>
+    public static void Compute(ComputeThreadPool pool, in WeightMatrix w, in QuantKernels kernels, float* x, int nTokens, float* y, byte* scratch)
+    {
+        byte* activations;
+        long activationRowBytes;
+        if (kernels.DotType == TensorType.F32)
+        {
+            activations = (byte*)x;
+            activationRowBytes = (long)w.Cols * sizeof(float);
+        }
+        else
+        {
+            activations = scratch;
+            activationRowBytes = TensorTypeInfo.RowBytes(kernels.DotType, w.Cols);
+            var quantizeJob = new QuantizeRowsJob
+            {
+                Quantize = QuantRegistry.Activation(kernels.DotType).QuantizeRow,
+                Source = x, SourceRowFloats = w.Cols, Destination = scratch, DestinationRowBytes = activationRowBytes,
+            };
+            if (nTokens >= 4) pool.Run(ref quantizeJob, nTokens);
+            else quantizeJob.Execute(0, nTokens);
+        }
+
+        var job = new MatMulJob
+        {
+            VecDot = kernels.VecDot,
+            Weights = w.Data, WeightRowBytes = w.RowBytes, Cols = w.Cols, Rows = w.Rows,
+            Activations = activations, ActivationRowBytes = activationRowBytes, Tokens = nTokens,
+            Output = y,
+        };
+        pool.Run(ref job, w.Rows, grain: 16);
+    }
+
+    private struct QuantizeRowsJob : IRangeJob
+    {
+        public delegate*<float*, byte*, int, void> Quantize;
+        public float* Source;
+        public int SourceRowFloats;
+        public byte* Destination;
+        public long DestinationRowBytes;
+
+        public void Execute(int start, int end)
+        {
+            for (int t = start; t < end; t++)
+                Quantize(Source + (long)t * SourceRowFloats, Destination + t * DestinationRowBytes, SourceRowFloats);
+        }
+    }
+
+    private struct MatMulJob : IRangeJob
+    {
+        public delegate*<int, byte*, byte*, float> VecDot;
+        public byte* Weights;
+        public long WeightRowBytes;
+        public int Cols, Rows;
+        public byte* Activations;
+        public long ActivationRowBytes;
+        public int Tokens;
+        public float* Output;
+
+        public void Execute(int start, int end)
+        {
+            for (int r = start; r < end; r++)
+            {
+                byte* row = Weights + r * WeightRowBytes;
+                for (int t = 0; t < Tokens; t++)
+                    Output[(long)t * Rows + r] = VecDot(Cols, row, Activations + t * ActivationRowBytes);
+            }
+        }
+    }
+}

@@ -1,0 +1,33 @@
+using LlavaNative.Kernels.Tensors;
+
+namespace LlavaNative.Kernels.Cpu.Quant;
+
+/// <summary>
+/// The per-type kernel table, in the spirit of ggml's <c>type_traits_cpu</c>: how to expand a row of
+/// a weight type to floats, which activation encoding its dot product consumes (<see cref="DotType"/>),
+/// and the dot product itself. Every entry points at the widest implementation the CPU supports;
+/// the scalar references live beside the SIMD code and are selectable for tests.
+/// </summary>
+public readonly unsafe struct QuantKernels
+{
+    /// <summary>The weight encoding these kernels read.</summary>
+    public TensorType Type { get; init; }
+
+    /// <summary>Encoding activations are converted to (once per row) before <see cref="VecDot"/>.</summary>
+    public TensorType DotType { get; init; }
+
+    /// <summary>Expands <c>n</c> elements at <c>src</c> into floats at <c>dst</c>: (src, dst, n).</summary>
+    public delegate*<byte*, float*, int, void> Dequantize { get; init; }
+
+    /// <summary>Dot product of one weight row with one activation row in <see cref="DotType"/>: (n, weightRow, activationRow).</summary>
+    public delegate*<int, byte*, byte*, float> VecDot { get; init; }
+}
+
+/// <summary>Activation-side conversion of a float row into a dot-product encoding.</summary>
+public readonly unsafe struct ActivationQuantizer
+{
+    public TensorType Type { get; init; }
+
+    /// <summary>Encodes <c>n</c> floats: (src, dst, n).</summary>
+    public delegate*<float*, byte*, int, void> QuantizeRow { get; init; }
+}
