@@ -29,9 +29,11 @@ public sealed class VocabularyData
     /// <summary>Extra end-of-generation ids (<c>tokenizer.ggml.eot_token_id</c>, <c>eom_token_id</c>).</summary>
     public int[] ExtraEndOfGenerationIds { get; init; } = [];
 
-    public bool AddBos { get; init; }
-    public bool AddEos { get; init; }
-    public bool AddSpacePrefix { get; init; }
+    // null: the file does not say, and the tokenizer applies llama.cpp's default for the model and
+    // pre-tokenizer (SPM: add BOS and a space prefix; BPE "llama-bpe"/"llama3": add BOS; otherwise no)
+    public bool? AddBos { get; init; }
+    public bool? AddEos { get; init; }
+    public bool? AddSpacePrefix { get; init; }
 
     /// <summary>Chat template (<c>tokenizer.chat_template</c>), if the file carries one.</summary>
     public string? ChatTemplate { get; init; }
