@@ -20,17 +20,17 @@ public sealed class VocabularyData
     /// <summary>BPE merges "left right", highest priority first.</summary>
     public string[]? Merges { get; init; }
 
-    public int BosId { get; init; } = -1;
-    public int EosId { get; init; } = -1;
-    public int UnknownId { get; init; } = -1;
-    public int PaddingId { get; init; } = -1;
-    public int SeparatorId { get; init; } = -1;
+    // Special ids and flags are null when the file does not state them: the tokenizer then applies
+    // llama.cpp's per-model / per-pre-tokenizer defaults (llama-vocab.cpp load), e.g. SPM bos 1 eos 2 unk 0.
+    public int? BosId { get; init; }
+    public int? EosId { get; init; }
+    public int? UnknownId { get; init; }
+    public int? PaddingId { get; init; }
+    public int? SeparatorId { get; init; }
 
     /// <summary>Extra end-of-generation ids (<c>tokenizer.ggml.eot_token_id</c>, <c>eom_token_id</c>).</summary>
     public int[] ExtraEndOfGenerationIds { get; init; } = [];
 
-    // null: the file does not say, and the tokenizer applies llama.cpp's default for the model and
-    // pre-tokenizer (SPM: add BOS and a space prefix; BPE "llama-bpe"/"llama3": add BOS; otherwise no)
     public bool? AddBos { get; init; }
     public bool? AddEos { get; init; }
     public bool? AddSpacePrefix { get; init; }
