@@ -11,6 +11,10 @@ internal enum TokenAttributes
     Control = 1 << 3,
     UserDefined = 1 << 4,
     Byte = 1 << 5,
+    /// <summary>When found in text, white space before the token is dropped.</summary>
+    LStrip = 1 << 7,
+    /// <summary>When found in text, white space after the token is dropped.</summary>
+    RStrip = 1 << 8,
 }
 
 /// <summary>
@@ -121,5 +125,40 @@ internal static class SpecialTokenRules
         }
 
         return endOfGeneration;
+    }
+
+    /// <summary>
+    /// llama.cpp's per-model strip flags (the end of llama_vocab::impl::load), chosen by pre-tokenizer,
+    /// architecture or model name; applied after the special-token list is built, so they only change how
+    /// special tokens found in text treat the white space around them.
+    /// </summary>
+    public static void ApplyStripRules(TokenAttributes[] attributes, TokenLookup lookup, int[] specialTokens,
+        string? preTokenizer, string? architecture, string? modelName)
+    {
+        static bool ContainsAny(string? text, params string[] parts) => text is not null && parts.Any(p => text.Contains(p, StringComparison.Ordinal));
+        void Set(string text, TokenAttributes flag, bool on)
+        {
+            if (!lookup.TryGetId(text, out int id))
+                return;
+            attributes[id] = on ? attributes[id] | flag : attributes[id] & ~flag;
+        }
+
+        string? name = modelName?.ToLowerInvariant();
+        if (ContainsAny(preTokenizer, "jina-v2-de", "jina-v2-es", "jina-v2-code") || ContainsAny(architecture, "nomic-bert-moe", "jina-bert-v3"))
+        {
+            Set("<mask>", TokenAttributes.LStrip, true);
+        }
+        else if (ContainsAny(name, "phi-3", "phi3"))
+        {
+            foreach (int id in specialTokens)
+                attributes[id] |= TokenAttributes.RStrip;
+            Set("</s>", TokenAttributes.RStrip, true);
+            foreach (string text in new[] { "<unk>", "<s>", "<|endoftext|>" })
+                Set(text, TokenAttributes.RStrip, false);
+        }
+        else if (ContainsAny(name, "modern-bert"))
+        {
+            Set("[MASK]", TokenAttributes.LStrip, true);
+        }
     }
 }

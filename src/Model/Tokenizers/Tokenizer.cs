@@ -56,8 +56,8 @@ public sealed class Tokenizer
             _attributes[i] = types is null ? TokenAttributes.Normal : SpecialTokenRules.FromTokenType(types[i]);
 
         // llama.cpp's defaults where the file is silent: SPM bos 1, eos 2, unk 0; BPE bos = eos = 11
-        int SpecialId(int fromFile, int fallback) =>
-            fromFile >= 0 && fromFile < n ? fromFile : fallback >= 0 && fallback < n ? fallback : -1;
+        int SpecialId(int? fromFile, int fallback) =>
+            fromFile is int id && id >= 0 && id < n ? id : fallback >= 0 && fallback < n ? fallback : -1;
         BosId = SpecialId(vocabulary.BosId, _isSentencePiece ? 1 : 11);
         EosId = SpecialId(vocabulary.EosId, _isSentencePiece ? 2 : 11);
         int unknownId = SpecialId(vocabulary.UnknownId, _isSentencePiece ? 0 : -1);
@@ -91,6 +91,7 @@ public sealed class Tokenizer
             .ToArray();
 
         (_pieceBytes, _pieceOffsets) = BuildPieces();
+        SpecialTokenRules.ApplyStripRules(_attributes, _lookup, _specialTokens, vocabulary.PreTokenizer, vocabulary.Architecture, vocabulary.ModelName);
     }
 
     /// <summary>Builds a tokenizer; throws <see cref="NotSupportedException"/> for unknown models or pre-tokenizers.</summary>
@@ -273,10 +274,15 @@ public sealed class Tokenizer
                             next.Add(new Fragment(offset, end - offset, -1));
                         break;
                     }
-                    if (match > 0)
-                        next.Add(new Fragment(offset, match, -1));
+                    int left = match;
+                    if ((_attributes[id] & TokenAttributes.LStrip) != 0)
+                        while (left > 0 && IsCSpace(text[offset + left - 1])) left--;
+                    if (left > 0)
+                        next.Add(new Fragment(offset, left, -1));
                     next.Add(new Fragment(0, 0, id));
                     offset += match + special.Length;
+                    if ((_attributes[id] & TokenAttributes.RStrip) != 0)
+                        while (offset < end && IsCSpace(text[offset])) offset++;
                 }
             }
             (current, next) = (next, current);
@@ -286,6 +292,9 @@ public sealed class Tokenizer
         scratch.FragmentsScratch = next;
         return current;
     }
+
+    /// <summary>C's isspace: the white space LSTRIP/RSTRIP remove (ASCII only, as llama.cpp tests bytes).</summary>
+    private static bool IsCSpace(char c) => c == ' ' || (c >= '\t' && c <= '\r');
 
     private (byte[] Bytes, int[] Offsets) BuildPieces()
     {
