@@ -85,9 +85,8 @@ public sealed class TextGenerator : IDisposable
         var logits = _model.Forward(State, promptTokens);
         promptClock.Stop();
 
-        var decoder = new TextDecoder();
+        var decoder = new TextDecoder(Tokenizer);
         var pending = new System.Text.StringBuilder(); // decoded text not yet released (stop-string look-behind)
-        int maxStopLength = options.StopStrings.Count == 0 ? 0 : options.StopStrings.Max(s => s.Length);
         int generated = 0;
         var stop = StopReason.None;
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -101,8 +100,8 @@ public sealed class TextGenerator : IDisposable
             generated++;
             sampler.Accept(token);
 
-            pending.Append(decoder.Add(Tokenizer.TokenBytes(token)));
-            string? released = Release(pending, options.StopStrings, maxStopLength, ref stop);
+            pending.Append(decoder.Append(token));
+            string? released = Release(pending, options.StopStrings, ref stop);
             if (stop == StopReason.None && options.MaxTokens >= 0 && generated >= options.MaxTokens) stop = StopReason.TokenLimit;
             if (stop == StopReason.None && State.Position >= State.ContextSize) stop = StopReason.ContextFull;
             if (released is { Length: > 0 } || stop != StopReason.None)
@@ -127,7 +126,7 @@ public sealed class TextGenerator : IDisposable
     /// Returns the text that can no longer be part of a stop string and removes it from <paramref name="pending"/>;
     /// on a stop-string match, keeps only the text before it and sets <paramref name="stop"/>.
     /// </summary>
-    private static string? Release(System.Text.StringBuilder pending, IReadOnlyList<string> stopStrings, int maxStopLength, ref StopReason stop)
+    private static string? Release(System.Text.StringBuilder pending, IReadOnlyList<string> stopStrings, ref StopReason stop)
     {
         if (pending.Length == 0) return null;
         if (stopStrings.Count == 0)
