@@ -92,6 +92,16 @@ public sealed unsafe class LlamaCppModel : IDisposable
     public LlamaFtype FileType => (LlamaFtype)LlamaNative.llama_model_ftype(Handle);
     public ulong ParameterCount => LlamaNative.llama_model_n_params(Handle);
 
+    /// <summary>Path of the CPU backend variant ggml loaded (e.g. …/libggml-cpu-zen4.so); initialises llama.cpp.</summary>
+    public static string CpuBackend
+    {
+        get
+        {
+            LlamaNative.EnsureInitialized();
+            return LlamaNative.LoadedCpuBackend ?? "(not reported)";
+        }
+    }
+
     /// <summary>Loads a full model (weights included).</summary>
     public static LlamaCppModel Load(string path) => LoadCore(path, vocabOnly: false);
 
