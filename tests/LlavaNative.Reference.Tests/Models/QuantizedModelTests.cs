@@ -94,4 +94,22 @@ public class QuantizedModelTests(ITestOutputHelper output)
         Assert.True(rel > 0, "quantization changed nothing: the file was not quantized");
         Assert.True(rel < maxRelL2, $"{ftype}: logits moved by rel L2 {rel:G3} (bound {maxRelL2})");
     }
+
+    [Theory]
+    [InlineData(LlamaFtype.MOSTLY_Q4_0, 1e-3)]
+    [InlineData(LlamaFtype.MOSTLY_Q4_K_M, 0.5)]
+    public void RepackedKernels_StayCloseToThePlainPath(LlamaFtype ftype, double bound)
+    {
+        // llama.cpp's default on x86 repacks some quant types into interleaved layouts with their own kernels.
+        // LlamaCppModel uses the plain vec_dot path by default; the repacked one must stay far inside the
+        // quantization error (measured: Q4_0 ~2e-5, Q4_K_M ~0.16 against a ~0.8 RMS quantization error).
+        string path = RandomModels.GetQuantizedPath(RandomModelSpec.Quantizable(RandomModelArchitecture.Llama), ftype);
+        using LlamaCppModel repacked = LlamaCppModel.Load(path, repackWeights: true);
+        using LlamaCppModel plain = LlamaCppModel.Load(path);
+        int[] tokens = plain.Tokenize(Prompt, true, false);
+        float[][] a = repacked.EvalLogits(tokens), b = plain.EvalLogits(tokens);
+        double worst = a.Zip(b, RandomModelTests.MaxAbsDiff).Max();
+        output.WriteLine($"{ftype}: repacked vs plain max |Δlogit| = {worst:G3}");
+        Assert.True(worst < bound, $"{ftype}: repacked and plain kernels differ by {worst}");
+    }
 }
