@@ -50,6 +50,8 @@ public static class GgufVocabulary
             AddEos = Flag("tokenizer.ggml.add_eos_token"),
             AddSpacePrefix = Flag("tokenizer.ggml.add_space_prefix"),
             ChatTemplate = file.GetStringOrNull("tokenizer.chat_template"),
+            ModelName = file.GetStringOrNull("general.name"),
+            Architecture = file.GetStringOrNull("general.architecture"),
         };
     }
 }

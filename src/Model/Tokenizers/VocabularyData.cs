@@ -35,6 +35,13 @@ public sealed class VocabularyData
     public bool? AddEos { get; init; }
     public bool? AddSpacePrefix { get; init; }
 
+    /// <summary>
+    /// <c>general.name</c> and <c>general.architecture</c>: llama.cpp adjusts a few special tokens by model name
+    /// (Phi-3's control tokens swallow the white space after them).
+    /// </summary>
+    public string? ModelName { get; init; }
+    public string? Architecture { get; init; }
+
     /// <summary>Chat template (<c>tokenizer.chat_template</c>), if the file carries one.</summary>
     public string? ChatTemplate { get; init; }
 }

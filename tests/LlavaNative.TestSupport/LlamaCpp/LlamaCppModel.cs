@@ -89,6 +89,12 @@ public sealed unsafe class LlamaCppModel : IDisposable
 
     public int BosId => LlamaNative.llama_vocab_bos(Vocab);
     public int EosId => LlamaNative.llama_vocab_eos(Vocab);
+    /// <summary>llama_vocab_is_eog: whether generating <paramref name="id"/> ends generation.</summary>
+    public bool IsEndOfGeneration(int id) => LlamaNative.llama_vocab_is_eog(Vocab, id) != 0;
+
+    /// <summary>llama_vocab_is_control.</summary>
+    public bool IsControl(int id) => LlamaNative.llama_vocab_is_control(Vocab, id) != 0;
+
     public LlamaRopeType RopeType => (LlamaRopeType)LlamaNative.llama_model_rope_type(Handle);
     public LlamaFtype FileType => (LlamaFtype)LlamaNative.llama_model_ftype(Handle);
     public ulong ParameterCount => LlamaNative.llama_model_n_params(Handle);

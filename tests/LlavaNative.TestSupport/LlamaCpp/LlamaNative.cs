@@ -43,6 +43,8 @@ internal static unsafe class LlamaNative
     public static delegate* unmanaged<nint, int> llama_vocab_type;
     public static delegate* unmanaged<nint, int> llama_vocab_bos;
     public static delegate* unmanaged<nint, int> llama_vocab_eos;
+    public static delegate* unmanaged<nint, int, byte> llama_vocab_is_eog;
+    public static delegate* unmanaged<nint, int, byte> llama_vocab_is_control;
     public static delegate* unmanaged<nint, byte*, int, int*, int, byte, byte, int> llama_tokenize;
     public static delegate* unmanaged<nint, int, byte*, int, int, byte, int> llama_token_to_piece;
     public static delegate* unmanaged<byte*, byte*, LlamaModelQuantizeParams*, uint> llama_model_quantize;
@@ -90,6 +92,8 @@ internal static unsafe class LlamaNative
             llama_vocab_type = (delegate* unmanaged<nint, int>)ReferenceLibraries.Export(llama, "llama_vocab_type");
             llama_vocab_bos = (delegate* unmanaged<nint, int>)ReferenceLibraries.Export(llama, "llama_vocab_bos");
             llama_vocab_eos = (delegate* unmanaged<nint, int>)ReferenceLibraries.Export(llama, "llama_vocab_eos");
+            llama_vocab_is_eog = (delegate* unmanaged<nint, int, byte>)ReferenceLibraries.Export(llama, "llama_vocab_is_eog");
+            llama_vocab_is_control = (delegate* unmanaged<nint, int, byte>)ReferenceLibraries.Export(llama, "llama_vocab_is_control");
             llama_tokenize = (delegate* unmanaged<nint, byte*, int, int*, int, byte, byte, int>)ReferenceLibraries.Export(llama, "llama_tokenize");
             llama_token_to_piece = (delegate* unmanaged<nint, int, byte*, int, int, byte, int>)ReferenceLibraries.Export(llama, "llama_token_to_piece");
             llama_model_quantize = (delegate* unmanaged<byte*, byte*, LlamaModelQuantizeParams*, uint>)ReferenceLibraries.Export(llama, "llama_model_quantize");
