@@ -20,18 +20,27 @@ public sealed class VocabularyData
     /// <summary>BPE merges "left right", highest priority first.</summary>
     public string[]? Merges { get; init; }
 
-    public int BosId { get; init; } = -1;
-    public int EosId { get; init; } = -1;
-    public int UnknownId { get; init; } = -1;
-    public int PaddingId { get; init; } = -1;
-    public int SeparatorId { get; init; } = -1;
+    // Special ids and flags are null when the file does not state them: the tokenizer then applies
+    // llama.cpp's per-model / per-pre-tokenizer defaults (llama-vocab.cpp load), e.g. SPM bos 1 eos 2 unk 0.
+    public int? BosId { get; init; }
+    public int? EosId { get; init; }
+    public int? UnknownId { get; init; }
+    public int? PaddingId { get; init; }
+    public int? SeparatorId { get; init; }
 
     /// <summary>Extra end-of-generation ids (<c>tokenizer.ggml.eot_token_id</c>, <c>eom_token_id</c>).</summary>
     public int[] ExtraEndOfGenerationIds { get; init; } = [];
 
-    public bool AddBos { get; init; }
-    public bool AddEos { get; init; }
-    public bool AddSpacePrefix { get; init; }
+    public bool? AddBos { get; init; }
+    public bool? AddEos { get; init; }
+    public bool? AddSpacePrefix { get; init; }
+
+    /// <summary>
+    /// <c>general.name</c> and <c>general.architecture</c>: llama.cpp adjusts a few special tokens by model name
+    /// (Phi-3's control tokens swallow the white space after them).
+    /// </summary>
+    public string? ModelName { get; init; }
+    public string? Architecture { get; init; }
 
     /// <summary>Chat template (<c>tokenizer.chat_template</c>), if the file carries one.</summary>
     public string? ChatTemplate { get; init; }

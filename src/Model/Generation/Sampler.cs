@@ -1,0 +1,141 @@
+namespace LlavaNative.Model.Generation;
+
+/// <summary>
+/// Picks the next token from logits: repetition penalty → top-k → top-p → min-p → temperature → draw
+/// (llama.cpp's sampler chain order). All buffers are allocated once per vocabulary size, so sampling in
+/// the decode loop allocates nothing.
+/// </summary>
+public sealed class Sampler
+{
+    private readonly SamplingOptions _options;
+    private readonly Random _random;
+    private readonly float[] _keys;    // candidate logits (negated while sorting)
+    private readonly int[] _ids;       // candidate token ids
+    private readonly int[] _history;   // ring of recent tokens for the repetition penalty
+    private int _historyCount, _historyNext;
+
+    public SamplingOptions Options => _options;
+    public ulong Seed { get; }
+
+    public Sampler(int vocabSize, SamplingOptions options)
+    {
+        options.Validate();
+        _options = options;
+        Seed = options.Seed ?? (ulong)Random.Shared.NextInt64();
+        _random = new Random((int)(Seed ^ (Seed >> 32)));
+        _keys = new float[vocabSize];
+        _ids = new int[vocabSize];
+        _probabilities = new float[vocabSize];
+        _history = new int[Math.Max(1, options.RepeatLastN)];
+    }
+
+    /// <summary>Records a token of the context (prompt or generated) for the repetition penalty.</summary>
+    public void Accept(int token)
+    {
+        if (_options.RepeatLastN == 0) return;
+        _history[_historyNext] = token;
+        _historyNext = (_historyNext + 1) % _history.Length;
+        if (_historyCount < _history.Length) _historyCount++;
+    }
+
+    public void ResetHistory() => _historyCount = _historyNext = 0;
+
+    /// <summary>Chooses a token. <paramref name="logits"/> is not modified.</summary>
+    public int Sample(ReadOnlySpan<float> logits)
+    {
+        int n = Math.Min(logits.Length, _keys.Length);
+        logits[..n].CopyTo(_keys);
+        ApplyRepeatPenalty(n);
+
+        if (_options.Temperature <= 0) return ArgMax(_keys.AsSpan(0, n));
+
+        // Candidates: everything within 30 nats of the best (e^-30 ≈ 1e-13 of its probability: dropping those
+        // changes no practical outcome and keeps the sort small for 150k-token vocabularies).
+        float max = float.NegativeInfinity;
+        for (int i = 0; i < n; i++) if (_keys[i] > max) max = _keys[i];
+        float floor = max - 30f * Math.Max(1f, _options.Temperature);
+        int count = 0;
+        for (int i = 0; i < n; i++)
+        {
+            if (_keys[i] >= floor)
+            {
+                _keys[count] = -_keys[i]; // negate so ascending sort = descending logits
+                _ids[count] = i;
+                count++;
+            }
+        }
+        Array.Sort(_keys, _ids, 0, count);
+        for (int i = 0; i < count; i++) _keys[i] = -_keys[i];
+
+        if (_options.TopK > 0 && _options.TopK < count) count = _options.TopK;
+
+        // Probabilities at temperature 1 for top-p / min-p (as llama.cpp's chain: they precede temperature).
+        Softmax(count, 1f);
+        if (_options.TopP < 1f)
+        {
+            double cumulative = 0;
+            for (int i = 0; i < count; i++)
+            {
+                cumulative += _probabilities[i];
+                if (cumulative >= _options.TopP) { count = i + 1; break; }
+            }
+        }
+        if (_options.MinP > 0f)
+        {
+            float threshold = _probabilities[0] * _options.MinP;
+            int kept = 1;
+            while (kept < count && _probabilities[kept] >= threshold) kept++;
+            count = kept;
+        }
+
+        Softmax(count, _options.Temperature);
+        double r = _random.NextDouble(), acc = 0;
+        for (int i = 0; i < count; i++)
+        {
+            acc += _probabilities[i];
+            if (r < acc) return _ids[i];
+        }
+        return _ids[count - 1];
+    }
+
+    private readonly float[] _probabilities; // softmax of the candidates
+
+    private void Softmax(int count, float temperature)
+    {
+        float max = _keys[0];
+        double sum = 0;
+        for (int i = 0; i < count; i++)
+        {
+            float p = MathF.Exp((_keys[i] - max) / temperature);
+            _probabilities[i] = p;
+            sum += p;
+        }
+        for (int i = 0; i < count; i++) _probabilities[i] = (float)(_probabilities[i] / sum);
+    }
+
+    private void ApplyRepeatPenalty(int n)
+    {
+        float penalty = _options.RepeatPenalty;
+        if (penalty == 1f || _historyCount == 0) return;
+        // Each distinct token is penalised once, however often it occurred (llama.cpp semantics).
+        for (int i = 0; i < _historyCount; i++)
+        {
+            int token = _history[i];
+            if ((uint)token >= (uint)n) continue;
+            bool seenBefore = false;
+            for (int j = 0; j < i; j++) if (_history[j] == token) { seenBefore = true; break; }
+            if (seenBefore) continue;
+            _keys[token] = _keys[token] > 0 ? _keys[token] / penalty : _keys[token] * penalty;
+        }
+    }
+
+    /// <summary>Index of the largest value (first on ties).</summary>
+    public static int ArgMax(ReadOnlySpan<float> values)
+    {
+        int best = 0;
+        float bestValue = values[0];
+        for (int i = 1; i < values.Length; i++)
+            if (values[i] > bestValue) { bestValue = values[i]; best = i; }
+        return best;
+    }
+}

@@ -1,0 +1,103 @@
+using LlavaNative.Kernels.Cpu;
+using LlavaNative.Kernels.Cpu.Ops;
+using LlavaNative.Kernels.Tensors;
+
+namespace LlavaNative.Model.Language;
+
+/// <summary>
+/// Everything one decoding session mutates, allocated once (llama2.c's RunState): the KV cache and the
+/// activation buffers for batches of up to <see cref="MaxBatch"/> tokens. Decode steps reuse these and allocate nothing.
+/// </summary>
+public sealed unsafe class DecoderState : IDisposable
+{
+    private readonly List<NativeBuffer> _buffers = [];
+
+    public DecoderConfig Config { get; }
+    public int ContextSize { get; }
+    public int MaxBatch { get; }
+    public ComputeThreadPool Pool { get; }
+    private readonly bool _ownsPool;
+
+    /// <summary>Number of positions already in the KV cache.</summary>
+    public int Position { get; internal set; }
+
+    public float*[] KeyCache { get; }    // per layer [ContextSize, kvDim]
+    public float*[] ValueCache { get; }  // per layer [ContextSize, kvDim]
+    public float* X;          // [MaxBatch, dim] residual stream
+    public float* Normed;     // [MaxBatch, dim]
+    public float* Query;      // [MaxBatch, qDim]
+    public float* AttnOut;    // [MaxBatch, qDim]
+    public float* Gate;       // [MaxBatch, ffn]
+    public float* Up;         // [MaxBatch, ffn]
+    public float* Cos, Sin;   // [MaxBatch, ropeDims/2]
+    public float* Logits;     // [MaxBatch, vocab] (only row 0 used when not all logits are wanted)
+    public byte* Scratch;     // activation conversion for mat-muls
+
+    public DecoderState(DecoderConfig config, DecoderWeights weights, int contextSize, int maxBatch = 256, ComputeThreadPool? pool = null)
+    {
+        if (contextSize <= 0) throw new ArgumentOutOfRangeException(nameof(contextSize), contextSize, "context size must be positive");
+        if (maxBatch <= 0) throw new ArgumentOutOfRangeException(nameof(maxBatch));
+        Config = config;
+        ContextSize = contextSize;
+        MaxBatch = Math.Min(maxBatch, contextSize);
+        _ownsPool = pool == null;
+        Pool = pool ?? new ComputeThreadPool();
+
+        KeyCache = new float*[config.Layers];
+        ValueCache = new float*[config.Layers];
+        for (int l = 0; l < config.Layers; l++)
+        {
+            KeyCache[l] = Floats((long)contextSize * config.KvDim);
+            ValueCache[l] = Floats((long)contextSize * config.KvDim);
+        }
+        int b = MaxBatch;
+        X = Floats((long)b * config.Dim);
+        Normed = Floats((long)b * config.Dim);
+        Query = Floats((long)b * config.QueryDim);
+        AttnOut = Floats((long)b * config.QueryDim);
+        Gate = Floats((long)b * config.FeedForward);
+        Up = Floats((long)b * config.FeedForward);
+        Cos = Floats((long)b * config.RopeDims / 2);
+        Sin = Floats((long)b * config.RopeDims / 2);
+        Logits = Floats((long)b * config.VocabSize);
+
+        long scratch = 0;
+        void Need(in WeightMatrix w) => scratch = Math.Max(scratch, MatMul.ScratchBytes(w.Type, w.Cols, b));
+        foreach (var layer in weights.Layers)
+        {
+            Need(layer.Query); Need(layer.Key); Need(layer.Value); Need(layer.Output);
+            Need(layer.Gate); Need(layer.Up); Need(layer.Down);
+        }
+        Need(weights.LmHead);
+        var scratchBuffer = new NativeBuffer(scratch);
+        _buffers.Add(scratchBuffer);
+        Scratch = scratchBuffer.Pointer;
+    }
+
+    /// <summary>Bytes held by the KV cache.</summary>
+    public long KvCacheBytes => 2L * Config.Layers * ContextSize * Config.KvDim * sizeof(float);
+
+    /// <summary>Forgets the conversation: the next token goes to position 0.</summary>
+    public void Reset() => Position = 0;
+
+    /// <summary>Drops every position from <paramref name="position"/> on (e.g. to regenerate an answer).</summary>
+    public void Truncate(int position)
+    {
+        if (position < 0 || position > Position) throw new ArgumentOutOfRangeException(nameof(position));
+        Position = position;
+    }
+
+    private float* Floats(long count)
+    {
+        var buffer = NativeBuffer.Floats(count);
+        _buffers.Add(buffer);
+        return buffer.Floats();
+    }
+
+    public void Dispose()
+    {
+        foreach (var b in _buffers) b.Dispose();
+        _buffers.Clear();
+        if (_ownsPool) Pool.Dispose();
+    }
+}

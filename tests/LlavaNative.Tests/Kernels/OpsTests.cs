@@ -1,0 +1,170 @@
+using LlavaNative.Kernels.Cpu;
+using LlavaNative.Kernels.Cpu.Ops;
+using Xunit;
+
+namespace LlavaNative.Tests.Kernels;
+
+/// <summary>Float kernels against scalar/float64 references on random inputs of awkward sizes.</summary>
+public sealed unsafe class OpsTests
+{
+    private static float[] RandomFloats(Random r, int n, float scale = 1f)
+    {
+        var a = new float[n];
+        for (int i = 0; i < n; i++) a[i] = (float)(r.NextDouble() * 2 - 1) * scale;
+        return a;
+    }
+
+    public static TheoryData<int> AwkwardLengths => new() { 1, 3, 7, 8, 15, 16, 17, 31, 33, 63, 64, 65, 127, 255, 257, 896, 1001 };
+
+    [Theory, MemberData(nameof(AwkwardLengths))]
+    public void FloatDotMatchesFloat64(int n)
+    {
+        var r = new Random(n);
+        var a = RandomFloats(r, n);
+        var b = RandomFloats(r, n);
+        double exact = 0;
+        for (int i = 0; i < n; i++) exact += (double)a[i] * b[i];
+        fixed (float* pa = a, pb = b)
+        {
+            float got = FloatDot.Dot(pa, pb, n);
+            Assert.True(Math.Abs(got - exact) <= 1e-5 * n, $"n={n}: {got} vs {exact}");
+        }
+    }
+
+    [Theory, MemberData(nameof(AwkwardLengths))]
+    public void RmsNormMatchesScalar(int n)
+    {
+        var r = new Random(100 + n);
+        var x = RandomFloats(r, n, 3f);
+        var w = RandomFloats(r, n);
+        var y1 = new float[n];
+        var y2 = new float[n];
+        fixed (float* px = x, pw = w, p1 = y1, p2 = y2)
+        {
+            RmsNorm.Apply(px, pw, p1, n, 1e-5f);
+            RmsNorm.ApplyScalar(px, pw, p2, n, 1e-5f);
+        }
+        // Independent float64 formula.
+        double ss = 0;
+        foreach (var v in x) ss += (double)v * v;
+        double scale = 1 / Math.Sqrt(ss / n + 1e-5);
+        for (int i = 0; i < n; i++)
+        {
+            Assert.Equal(y2[i], y1[i], 1e-6f * Math.Max(1, Math.Abs(y2[i])));
+            Assert.Equal(x[i] * scale * w[i], y1[i], 1e-5 * Math.Max(1, Math.Abs(y1[i])));
+        }
+    }
+
+    [Theory, MemberData(nameof(AwkwardLengths))]
+    public void SiluMulMatchesScalar(int n)
+    {
+        var r = new Random(200 + n);
+        var g = RandomFloats(r, n, 8f);
+        var u = RandomFloats(r, n);
+        var g2 = (float[])g.Clone();
+        fixed (float* pg = g, pu = u, pg2 = g2)
+        {
+            Elementwise.SiluMul(pg, pu, n);
+            Elementwise.SiluMulScalar(pg2, pu, n);
+        }
+        for (int i = 0; i < n; i++) Assert.Equal(g2[i], g[i], 2e-6f * Math.Max(1, Math.Abs(g2[i])));
+    }
+
+    [Theory]
+    [InlineData(64, 64, RopeMode.Normal, 10000f)]
+    [InlineData(64, 64, RopeMode.Neox, 1000000f)]
+    [InlineData(80, 32, RopeMode.Neox, 10000f)] // partial rotary: last 48 dims untouched
+    [InlineData(128, 128, RopeMode.Normal, 500000f)]
+    public void RopeMatchesFloat64Rotation(int headDim, int ropeDims, RopeMode mode, float freqBase)
+    {
+        const int heads = 3, tokens = 5, start = 1000;
+        var r = new Random(headDim + ropeDims);
+        var x = RandomFloats(r, tokens * heads * headDim);
+        var y = (float[])x.Clone();
+        var cos = new float[tokens * ropeDims / 2];
+        var sin = new float[tokens * ropeDims / 2];
+        fixed (float* py = y, pc = cos, ps = sin)
+        {
+            Rope.ComputeAngles(start, tokens, ropeDims, freqBase, pc, ps);
+            for (int t = 0; t < tokens; t++)
+                Rope.Apply(py + t * heads * headDim, heads, headDim, ropeDims, mode, pc + t * ropeDims / 2, ps + t * ropeDims / 2);
+        }
+        for (int t = 0; t < tokens; t++)
+        for (int h = 0; h < heads; h++)
+        {
+            int b = (t * heads + h) * headDim;
+            for (int i = 0; i < ropeDims / 2; i++)
+            {
+                double theta = (start + t) * Math.Pow(freqBase, -2.0 * i / ropeDims);
+                int i0 = mode == RopeMode.Normal ? 2 * i : i;
+                int i1 = mode == RopeMode.Normal ? 2 * i + 1 : i + ropeDims / 2;
+                double e0 = x[b + i0] * Math.Cos(theta) - x[b + i1] * Math.Sin(theta);
+                double e1 = x[b + i0] * Math.Sin(theta) + x[b + i1] * Math.Cos(theta);
+                // θ reaches ~1000 rad; float angle accumulation (as ggml does it) costs ~1e-4 there.
+                Assert.Equal(e0, y[b + i0], 2e-3);
+                Assert.Equal(e1, y[b + i1], 2e-3);
+            }
+            for (int i = ropeDims; i < headDim; i++) Assert.Equal(x[b + i], y[b + i]);
+        }
+    }
+
+    [Theory]
+    [InlineData(1, 4, 4, 64, 0, true)]       // decode, no GQA
+    [InlineData(1, 14, 2, 64, 300, true)]    // decode with GQA (Qwen2-0.5B heads) over a long cache
+    [InlineData(37, 4, 2, 32, 5, true)]      // prefill chunk after 5 cached positions
+    [InlineData(9, 6, 6, 72, 0, false)]      // bidirectional (vision)
+    [InlineData(130, 2, 1, 16, 0, true)]     // more keys than one online-softmax block
+    public void AttentionMatchesScalarReference(int tokens, int heads, int kvHeads, int headDim, int startPos, bool causal)
+    {
+        int keys = startPos + tokens;
+        int kvStride = kvHeads * headDim;
+        var r = new Random(tokens * 31 + heads);
+        var q = RandomFloats(r, tokens * heads * headDim, 2f);
+        var k = RandomFloats(r, keys * kvStride, 2f);
+        var v = RandomFloats(r, keys * kvStride);
+        var o1 = new float[tokens * heads * headDim];
+        var o2 = new float[tokens * heads * headDim];
+        using var pool = new ComputeThreadPool(2);
+        fixed (float* pq = q, pk = k, pv = v, p1 = o1, p2 = o2)
+        {
+            var problem = new Attention.Problem
+            {
+                Q = pq, K = pk, V = pv, Output = p1, Tokens = tokens, Heads = heads, KvHeads = kvHeads, HeadDim = headDim,
+                KvStride = kvStride, StartPos = startPos, KeyCount = keys, Causal = causal, Scale = 1f / MathF.Sqrt(headDim),
+            };
+            Attention.Compute(pool, problem);
+            problem.Output = p2;
+            Attention.ComputeScalar(problem);
+        }
+        for (int i = 0; i < o1.Length; i++) Assert.Equal(o2[i], o1[i], 1e-5f);
+    }
+
+    private struct MarkJob : IRangeJob
+    {
+        public int* Hits;
+        public void Execute(int start, int end)
+        {
+            for (int i = start; i < end; i++) Interlocked.Increment(ref Hits[i]);
+        }
+    }
+
+    [Theory]
+    [InlineData(1, 1000, 1)]
+    [InlineData(2, 1000, 16)]
+    [InlineData(3, 7, 16)]
+    [InlineData(4, 4096, 16)]
+    public void ThreadPoolCoversEveryIndexOnce(int threads, int total, int grain)
+    {
+        using var pool = new ComputeThreadPool(threads);
+        var hits = new int[total];
+        fixed (int* h = hits)
+        {
+            for (int round = 0; round < 50; round++)
+            {
+                var job = new MarkJob { Hits = h };
+                pool.Run(ref job, total, grain);
+            }
+        }
+        Assert.All(hits, c => Assert.Equal(50, c));
+    }
+}
