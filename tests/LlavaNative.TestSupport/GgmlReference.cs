@@ -86,6 +86,16 @@ public static unsafe class GgmlReference
         return s;
     }
 
+    /// <summary>
+    /// The raw <c>ggml_vec_dot_*</c> entry point, for timing loops:
+    /// (n, float* s, size_t bs, const void* x, size_t bx, const void* y, size_t by, int nrc).
+    /// </summary>
+    public static delegate* unmanaged<int, float*, nuint, void*, nuint, void*, nuint, int, void> VecDotFunction(string weightType, string dotType)
+    {
+        string fn = weightType is "f16" or "bf16" or "f32" ? $"ggml_vec_dot_{weightType}" : $"ggml_vec_dot_{weightType}_{dotType}";
+        return (delegate* unmanaged<int, float*, nuint, void*, nuint, void*, nuint, int, void>)Cpu(fn);
+    }
+
     public static float Fp16ToFp32(ushort h) => ((delegate* unmanaged<ushort, float>)Base("ggml_fp16_to_fp32"))(h);
 
     public static ushort Fp32ToFp16(float f) => ((delegate* unmanaged<float, ushort>)Base("ggml_fp32_to_fp16"))(f);

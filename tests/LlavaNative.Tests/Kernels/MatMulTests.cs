@@ -64,6 +64,7 @@ public unsafe class MatMulTests
                     else VecDotTests.DequantizeActivation(kernels.DotType, xt, pxf, cols);
                     double exact = 0, magnitude = 0;
                     for (int i = 0; i < cols; i++) { exact += (double)pwf[i] * pxf[i]; magnitude += Math.Abs((double)pwf[i] * pxf[i]); }
+                    exact += VecDotTests.Q8_1SumCorrection(type, kernels.DotType, pw + r * rowBytes, xt, cols);
                     float reference = GgmlReference.VecDot(QuantTestData.GgmlName(type), QuantTestData.GgmlName(kernels.DotType), cols, pw + r * rowBytes, xt);
                     float got = py[t * rows + r];
                     double scale = magnitude + 1e-30;

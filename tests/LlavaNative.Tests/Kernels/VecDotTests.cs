@@ -62,6 +62,7 @@ public unsafe class VecDotTests(ITestOutputHelper output)
                     exact += (double)wf[i] * xq[i];
                     magnitude += Math.Abs((double)wf[i] * xq[i]);
                 }
+                fixed (byte* pw = w, px = x) exact += Q8_1SumCorrection(type, best.DotType, pw, px, n);
                 double scale = magnitude + 1e-30;
                 double eGgml = Math.Abs(ours - reference) / scale, eExact = Math.Abs(ours - exact) / scale, eScalar = Math.Abs(ours - viaScalar) / scale;
                 worstGgml = Math.Max(worstGgml, eGgml); worstExact = Math.Max(worstExact, eExact); worstScalar = Math.Max(worstScalar, eScalar);
@@ -77,6 +78,26 @@ public unsafe class VecDotTests(ITestOutputHelper output)
         var f = new float[bytes.Length / 4];
         Buffer.BlockCopy(bytes, 0, f, 0, bytes.Length);
         return f;
+    }
+
+    /// <summary>
+    /// Q8_1 blocks carry s = fp16(d·Σq) and ggml's Q4_1/Q5_1 dot products use it for the m·Σx term, so the
+    /// exact reference does too: Σ_b m_b·(s_b − d_b·Σq_b), added to Σ wᵢxᵢ.
+    /// </summary>
+    internal static double Q8_1SumCorrection(TensorType weightType, TensorType dotType, byte* w, byte* x, int n)
+    {
+        if (dotType != TensorType.Q8_1) return 0;
+        int wBytes = TensorTypeInfo.BlockBytes(weightType);
+        double correction = 0;
+        for (int b = 0; b < n / 32; b++)
+        {
+            byte* xb = x + b * 36;
+            int sum = 0;
+            for (int j = 0; j < 32; j++) sum += ((sbyte*)(xb + 4))[j];
+            double m = Fp16.ToFloat(*(ushort*)(w + b * wBytes + 2));
+            correction += m * (Fp16.ToFloat(*(ushort*)(xb + 2)) - (double)Fp16.ToFloat(*(ushort*)xb) * sum);
+        }
+        return correction;
     }
 
     /// <summary>Activation encodings expanded to float (exact: q · d).</summary>

@@ -18,6 +18,15 @@ public static unsafe class QuantRegistry
         TensorType.BF16 => BF16Kernels.Table,
         TensorType.Q8_0 => Q8_0Kernels.Table,
         TensorType.Q4_0 => Q4_0Kernels.Table,
+        TensorType.Q4_1 => Q4_1Kernels.Table,
+        TensorType.Q5_0 => Q5_0Kernels.Table,
+        TensorType.Q5_1 => Q5_1Kernels.Table,
+        TensorType.IQ4_NL => IQ4_NLKernels.Table,
+        TensorType.Q2_K => Q2_KKernels.Table,
+        TensorType.Q3_K => Q3_KKernels.Table,
+        TensorType.Q4_K => Q4_KKernels.Table,
+        TensorType.Q5_K => Q5_KKernels.Table,
+        TensorType.Q6_K => Q6_KKernels.Table,
         _ => throw new NotSupportedException(
             $"no CPU mat-mul kernel for tensor type {TensorTypeInfo.Name(type)}; supported: {TensorTypeInfo.SupportedWeightTypeNames}"),
     };
@@ -30,6 +39,15 @@ public static unsafe class QuantRegistry
         TensorType.BF16 => BF16Kernels.ScalarTable,
         TensorType.Q8_0 => Q8_0Kernels.ScalarTable,
         TensorType.Q4_0 => Q4_0Kernels.ScalarTable,
+        TensorType.Q4_1 => Q4_1Kernels.ScalarTable,
+        TensorType.Q5_0 => Q5_0Kernels.ScalarTable,
+        TensorType.Q5_1 => Q5_1Kernels.ScalarTable,
+        TensorType.IQ4_NL => IQ4_NLKernels.ScalarTable,
+        TensorType.Q2_K => Q2_KKernels.ScalarTable,
+        TensorType.Q3_K => Q3_KKernels.ScalarTable,
+        TensorType.Q4_K => Q4_KKernels.ScalarTable,
+        TensorType.Q5_K => Q5_KKernels.ScalarTable,
+        TensorType.Q6_K => Q6_KKernels.ScalarTable,
         _ => throw new NotSupportedException($"no scalar reference kernel for tensor type {TensorTypeInfo.Name(type)}"),
     };
 
@@ -60,6 +78,7 @@ public static unsafe class QuantRegistry
     /// <summary>Weight types that have kernels, in ggml id order.</summary>
     public static IReadOnlyList<TensorType> WeightTypes { get; } =
     [
-        TensorType.F32, TensorType.F16, TensorType.Q4_0, TensorType.Q8_0, TensorType.BF16,
+        TensorType.F32, TensorType.F16, TensorType.Q4_0, TensorType.Q4_1, TensorType.Q5_0, TensorType.Q5_1, TensorType.Q8_0,
+        TensorType.Q2_K, TensorType.Q3_K, TensorType.Q4_K, TensorType.Q5_K, TensorType.Q6_K, TensorType.IQ4_NL, TensorType.BF16,
     ];
 }

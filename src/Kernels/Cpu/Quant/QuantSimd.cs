@@ -80,6 +80,16 @@ internal static class QuantSimd
 
     private static Vector512<byte> HighLaneMask => Vector512.Create(0UL, 0UL, ~0UL, ~0UL, 0UL, 0UL, ~0UL, ~0UL).AsByte();
 
+    /// <summary>Bit i of <paramref name="bits"/> → byte i = 0xFF or 0x00 (ggml's <c>bytes_from_bits_32</c>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> BytesFromBits32(uint bits)
+    {
+        Vector256<byte> spread = Avx2.Shuffle(Vector256.Create(bits).AsByte(),
+            Vector256.Create(0x0000000000000000UL, 0x0101010101010101UL, 0x0202020202020202UL, 0x0303030303030303UL).AsByte());
+        spread |= Vector256.Create(0x7FBFDFEFF7FBFDFEUL).AsByte(); // every bit but bit k in byte k
+        return Vector256.Equals(spread, Vector256<byte>.AllBitsSet);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float HorizontalSum(Vector256<float> v)
     {

@@ -1,10 +1,10 @@
 using LlavaNative.Kernels.Cpu.Quant;
 using LlavaNative.Kernels.Tensors;
 
-namespace LlavaNative.Tests.Kernels;
+namespace LlavaNative.TestSupport;
 
 /// <summary>Random but valid tensor data for kernel tests, and ggml's names for the types.</summary>
-internal static unsafe class QuantTestData
+public static unsafe class QuantTestData
 {
     /// <summary>ggml's spelling of a type name: "q4_0", "q4_K", "iq4_nl", "f16".</summary>
     public static string GgmlName(TensorType type)

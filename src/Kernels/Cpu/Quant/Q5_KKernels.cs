@@ -1,0 +1,113 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using LlavaNative.Kernels.Tensors;
+
+namespace LlavaNative.Kernels.Cpu.Quant;
+
+/// <summary>
+/// Q5_K weights · Q8_K activations. Super-block (176 bytes): <c>d, dmin: f16, scales[12], qh[32], qs[128]</c>;
+/// as Q4_K with a fifth bit: element l of 64-chunk c gets +16 when bit 2c (low nibble) or 2c+1 (high
+/// nibble) of qh[l] is set. Dot product as Q4_K (<c>ggml_vec_dot_q5_K_q8_K</c>).
+/// </summary>
+internal static unsafe class Q5_KKernels
+{
+    public const int BlockBytes = 176;
+    private const int XBytes = ActivationQuantizers.Q8_KBlockBytes;
+
+    public static QuantKernels Table => new()
+    {
+        Type = TensorType.Q5_K, DotType = TensorType.Q8_K, Dequantize = &Dequantize,
+        VecDot = QuantSimd.UseAvx2 ? &VecDotAvx2 : &VecDotScalar,
+    };
+
+    public static QuantKernels ScalarTable => new()
+    {
+        Type = TensorType.Q5_K, DotType = TensorType.Q8_K, Dequantize = &Dequantize, VecDot = &VecDotScalar,
+    };
+
+    public static void Dequantize(byte* src, float* y, int n)
+    {
+        for (int b = 0; b < n / 256; b++, src += BlockBytes)
+        {
+            float d = Fp16.ToFloat(*(ushort*)src), min = Fp16.ToFloat(*(ushort*)(src + 2));
+            byte* scales = src + 4;
+            byte* qh = src + 16;
+            byte* ql = src + 48;
+            int u1 = 1, u2 = 2;
+            for (int j = 0, s = 0; j < 256; j += 64, ql += 32, s += 2, u1 <<= 2, u2 <<= 2)
+            {
+                KQuantQuantizer.ScaleMinK4(s, scales, out byte sc, out byte m);
+                float d1 = d * sc, m1 = min * m;
+                KQuantQuantizer.ScaleMinK4(s + 1, scales, out sc, out m);
+                float d2 = d * sc, m2 = min * m;
+                for (int l = 0; l < 32; l++) *y++ = d1 * ((ql[l] & 0xF) + ((qh[l] & u1) != 0 ? 16 : 0)) - m1;
+                for (int l = 0; l < 32; l++) *y++ = d2 * ((ql[l] >> 4) + ((qh[l] & u2) != 0 ? 16 : 0)) - m2;
+            }
+        }
+    }
+
+    internal static float VecDotScalar(int n, byte* w, byte* x)
+    {
+        uint* unpacked = stackalloc uint[4];
+        byte* scales = (byte*)unpacked;
+        float sum = 0;
+        for (int b = 0; b < n / 256; b++, w += BlockBytes, x += XBytes)
+        {
+            KQuantScales.UnpackQ4K(w + 4, unpacked);
+            byte* qh = w + 16;
+            byte* q = w + 48;
+            sbyte* y = (sbyte*)(x + 4);
+            short* bsums = (short*)(x + 260);
+            int isum = 0;
+            for (int c = 0; c < 4; c++, q += 32, y += 64)
+            {
+                int lo = 0, hi = 0;
+                for (int l = 0; l < 32; l++)
+                {
+                    lo += ((q[l] & 0xF) | (((qh[l] >> (2 * c)) & 1) << 4)) * y[l];
+                    hi += ((q[l] >> 4) | (((qh[l] >> (2 * c + 1)) & 1) << 4)) * y[l + 32];
+                }
+                isum += scales[2 * c] * lo + scales[2 * c + 1] * hi;
+            }
+            int msum = 0;
+            for (int j = 0; j < 16; j++) msum += bsums[j] * scales[8 + j / 2];
+            float dx = *(float*)x;
+            sum += dx * Fp16.ToFloat(*(ushort*)w) * isum - dx * Fp16.ToFloat(*(ushort*)(w + 2)) * msum;
+        }
+        return sum;
+    }
+
+    internal static float VecDotAvx2(int n, byte* w, byte* x)
+    {
+        uint* unpacked = stackalloc uint[4];
+        byte* scales = (byte*)unpacked;
+        Vector256<float> acc = Vector256<float>.Zero;
+        float accMin = 0;
+        Vector256<byte> m4 = Vector256.Create((byte)0x0F), one = Vector256.Create((byte)1);
+        for (int b = 0; b < n / 256; b++, w += BlockBytes, x += XBytes)
+        {
+            KQuantScales.UnpackQ4K(w + 4, unpacked);
+            float dx = *(float*)x;
+            Vector256<byte> high = Vector256.Load(w + 16);
+            byte* q = w + 48;
+            sbyte* y = (sbyte*)(x + 4);
+            short* bsums = (short*)(x + 260);
+            Vector256<int> sumi = Vector256<int>.Zero;
+            for (int c = 0; c < 4; c++, q += 32, y += 64)
+            {
+                Vector256<byte> bits = Vector256.Load(q);
+                Vector256<ushort> hl = ((high.AsUInt16() >> (2 * c)).AsByte() & one).AsUInt16() << 4;
+                Vector256<ushort> hh = ((high.AsUInt16() >> (2 * c + 1)).AsByte() & one).AsUInt16() << 4;
+                Vector256<short> pl = Avx2.MultiplyAddAdjacent((bits & m4) | hl.AsByte(), Vector256.Load(y));
+                Vector256<short> ph = Avx2.MultiplyAddAdjacent(((bits.AsUInt16() >> 4).AsByte() & m4) | hh.AsByte(), Vector256.Load(y + 32));
+                sumi += Avx2.MultiplyAddAdjacent(pl, Vector256.Create((short)scales[2 * c]));
+                sumi += Avx2.MultiplyAddAdjacent(ph, Vector256.Create((short)scales[2 * c + 1]));
+            }
+            int msum = 0;
+            for (int j = 0; j < 16; j++) msum += bsums[j] * scales[8 + j / 2];
+            acc = Fma.MultiplyAdd(Vector256.Create(dx * Fp16.ToFloat(*(ushort*)w)), Avx.ConvertToVector256Single(sumi), acc);
+            accMin += dx * Fp16.ToFloat(*(ushort*)(w + 2)) * msum;
+        }
+        return QuantSimd.HorizontalSum(acc) - accMin;
+    }
+}
