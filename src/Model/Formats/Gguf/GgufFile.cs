@@ -230,12 +230,8 @@ public sealed unsafe class GgufFile : IDisposable
             default:
             {
                 var a = new GgufArray[n];
-                for (int i = 0; i < n; i++)
-                {
-                    var inner = (GgufValueType)r.UInt32($"element type of '{key}[{i}]'");
-                    if (inner != GgufValueType.Array) throw Error($"metadata '{key}[{i}]' is {inner}, expected a nested array");
-                    a[i] = ReadArray(ref r, key, depth + 1);
-                }
+                // Each element of an array of arrays is itself (element type, count, items), as gguf-py writes it.
+                for (int i = 0; i < n; i++) a[i] = ReadArray(ref r, $"{key}[{i}]", depth + 1);
                 return new(elementType, a);
             }
         }

@@ -1,0 +1,134 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using LlavaNative.Kernels.Cpu;
+using LlavaNative.Model.Generation;
+using LlavaNative.Model.Language;
+
+namespace LlavaNative.Cli.Commands;
+
+/// <summary>
+/// <c>llava bench</c>: prompt-processing and generation speed with llama-bench's definitions —
+/// pp = one batch of P tokens into an empty cache, tg = N single-token decodes from an empty cache —
+/// after one warm-up of each, reporting the median over repetitions.
+/// </summary>
+public sealed class BenchCommand : Command
+{
+    public override string Name => "bench";
+    public override string Summary => "measure prompt processing (pp) and generation (tg) speed like llama-bench";
+    public override string[] Examples =>
+    [
+        "llava bench -m qwen2-0.5b-q4_0.gguf -p 128 -n 64 -t 2",
+        "llava bench -m model.gguf -p 512 -n 128 --reps 5 --json",
+    ];
+    public override IReadOnlyList<OptionSpec> Options =>
+    [
+        Model,
+        new(["-p", "--n-prompt"], "P", "prompt tokens for pp (default 128; 0 skips)"),
+        new(["-n", "--n-gen"], "N", "generated tokens for tg (default 64; 0 skips)"),
+        new(["--reps"], "R", "repetitions, median reported (default 3)"),
+        new(["--json"], null, "print one JSON object instead of a table"),
+        Threads, Help,
+    ];
+
+    public override int Execute(ParsedArguments args)
+    {
+        string path = args.Require("-m", "the model file");
+        int p = args.GetInt("-p", 128, 0, 1 << 20);
+        int n = args.GetInt("-n", 64, 0, 1 << 20);
+        int reps = args.GetInt("--reps", 3, 1, 1000);
+        int threads = args.GetInt("-t", ComputeThreadPool.DefaultThreadCount(), 1, 1024);
+        bool json = args.Has("--json");
+        if (p == 0 && n == 0) throw new UsageException("nothing to measure: -p and -n are both 0");
+
+        var load = Stopwatch.StartNew();
+        using var model = DecoderModel.LoadGguf(path);
+        load.Stop();
+        using var pool = new ComputeThreadPool(threads);
+        using var state = model.CreateState(Math.Max(p, n) + 1, maxBatch: Math.Max(p, 1), pool: pool);
+        var random = new Random(1234);
+        var vocab = model.Config.VocabSize;
+        int[] prompt = Enumerable.Range(0, p).Select(_ => random.Next(vocab)).ToArray();
+
+        double RunPrompt()
+        {
+            state.Reset();
+            var sw = Stopwatch.StartNew();
+            model.Forward(state, prompt);
+            return p / sw.Elapsed.TotalSeconds;
+        }
+        double RunGeneration()
+        {
+            state.Reset();
+            int token = random.Next(vocab);
+            Span<int> one = stackalloc int[1];
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < n; i++)
+            {
+                one[0] = token;
+                var logits = model.Forward(state, one);
+                token = Sampler.ArgMax(logits);
+            }
+            return n / sw.Elapsed.TotalSeconds;
+        }
+
+        double? pp = null, tg = null;
+        double[] ppRuns = [], tgRuns = [];
+        if (p > 0)
+        {
+            RunPrompt(); // warm-up: page in the weights, tier up the JIT
+            ppRuns = Enumerable.Range(0, reps).Select(_ => RunPrompt()).ToArray();
+            pp = Median(ppRuns);
+        }
+        if (n > 0)
+        {
+            RunGeneration();
+            tgRuns = Enumerable.Range(0, reps).Select(_ => RunGeneration()).ToArray();
+            tg = Median(tgRuns);
+        }
+
+        long bytes = new FileInfo(path).Length;
+        if (json)
+        {
+            var result = new Dictionary<string, object?>
+            {
+                ["model"] = Path.GetFileName(path),
+                ["model_bytes"] = bytes,
+                ["architecture"] = model.Config.Architecture,
+                ["threads"] = threads,
+                ["n_prompt"] = p,
+                ["n_gen"] = n,
+                ["reps"] = reps,
+                ["pp_tok_s"] = pp,
+                ["tg_tok_s"] = tg,
+                ["pp_runs"] = ppRuns,
+                ["tg_runs"] = tgRuns,
+                ["load_ms"] = load.Elapsed.TotalMilliseconds,
+            };
+            Console.WriteLine(JsonSerializer.Serialize(result));
+        }
+        else
+        {
+            Console.WriteLine($"| {"model",-32} | {"size",10} | {"threads",7} | {"test",6} | {"t/s",18} |");
+            Console.WriteLine($"| {new string('-', 32)} | {new string('-', 10)} | {new string('-', 7)} | {new string('-', 6)} | {new string('-', 18)} |");
+            string name = Path.GetFileName(path);
+            string size = $"{bytes / 1048576.0:F1} MiB";
+            if (pp != null) Console.WriteLine($"| {name,-32} | {size,10} | {threads,7} | {"pp" + p,6} | {Describe(ppRuns),18} |");
+            if (tg != null) Console.WriteLine($"| {name,-32} | {size,10} | {threads,7} | {"tg" + n,6} | {Describe(tgRuns),18} |");
+        }
+        return 0;
+    }
+
+    private static double Median(double[] values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
+    private static string Describe(double[] runs)
+    {
+        double median = Median(runs);
+        double spread = runs.Max() - runs.Min();
+        return string.Create(CultureInfo.InvariantCulture, $"{median:F2} ± {spread / 2:F2}");
+    }
+}

@@ -1,0 +1,56 @@
+using LlavaNative.Cli;
+using LlavaNative.Cli.Commands;
+using LlavaNative.Model.Formats;
+using LlavaNative.Model.Language;
+
+// Exit codes: 0 success, 1 the work failed (bad model file, bad input, I/O), 2 command-line mistake.
+Command[] commands =
+[
+    new RunCommand(), new EvalCommand(), new TokenizeCommand(), new InfoCommand(), new BenchCommand(),
+];
+
+if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+{
+    PrintOverview();
+    return args.Length == 0 ? 2 : 0;
+}
+var command = commands.FirstOrDefault(c => c.Name == args[0]);
+if (command == null)
+{
+    Console.Error.WriteLine($"llava: unknown command '{args[0]}'");
+    PrintOverview(Console.Error);
+    return 2;
+}
+var rest = args.Skip(1).ToArray();
+if (rest.Contains("-h") || rest.Contains("--help"))
+{
+    command.PrintHelp(Console.Out);
+    return 0;
+}
+try
+{
+    return command.Execute(new ParsedArguments(rest, command.Options));
+}
+catch (UsageException e)
+{
+    Console.Error.WriteLine($"llava {command.Name}: {e.Message}");
+    Console.Error.WriteLine($"run 'llava {command.Name} --help' for usage");
+    return 2;
+}
+catch (Exception e) when (e is ModelFormatException or FileNotFoundException or DirectoryNotFoundException
+                              or ContextOverflowException or IOException or ArgumentException
+                              or NotSupportedException or UnauthorizedAccessException)
+{
+    Console.Error.WriteLine($"llava {command.Name}: error: {e.Message}");
+    return 1;
+}
+
+void PrintOverview(TextWriter? w = null)
+{
+    w ??= Console.Out;
+    w.WriteLine("llava — LLaVA-family inference in C#");
+    w.WriteLine();
+    w.WriteLine("Usage: llava <command> [options]      (llava <command> --help for details)");
+    w.WriteLine();
+    foreach (var c in commands) w.WriteLine($"  {c.Name,-10}{c.Summary}");
+}

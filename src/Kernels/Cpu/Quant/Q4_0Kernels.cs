@@ -1,0 +1,125 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using LlavaNative.Kernels.Tensors;
+
+namespace LlavaNative.Kernels.Cpu.Quant;
+
+/// <summary>
+/// Q4_0 weights · Q8_0 activations. Block (18 bytes, 32 elements): <c>d: f16, qs: u8[16]</c>; element j &lt; 16
+/// is the low nibble of qs[j], element j + 16 the high nibble; y = (q − 8)·d.
+/// Dot product per block: Σ (q_w − 8)·q_x in integers, times fp32(d_w)·fp32(d_x) (<c>ggml_vec_dot_q4_0_q8_0</c>).
+/// </summary>
+internal static unsafe class Q4_0Kernels
+{
+    public const int BlockBytes = 18;
+    private const int XBytes = ActivationQuantizers.Q8_0BlockBytes;
+
+    public static QuantKernels Table => new()
+    {
+        Type = TensorType.Q4_0, DotType = TensorType.Q8_0, Dequantize = &Dequantize,
+        VecDot = QuantSimd.UseAvx512 ? &VecDotAvx512 : QuantSimd.UseAvx2 ? &VecDotAvx2 : &VecDotScalar,
+    };
+
+    public static QuantKernels ScalarTable => new()
+    {
+        Type = TensorType.Q4_0, DotType = TensorType.Q8_0, Dequantize = &Dequantize, VecDot = &VecDotScalar,
+    };
+
+    public static void Dequantize(byte* src, float* dst, int n)
+    {
+        for (int b = 0; b < n / 32; b++, src += BlockBytes, dst += 32)
+        {
+            float d = Fp16.ToFloat(*(ushort*)src);
+            byte* q = src + 2;
+            for (int j = 0; j < 16; j++)
+            {
+                dst[j] = ((q[j] & 0x0F) - 8) * d;
+                dst[j + 16] = ((q[j] >> 4) - 8) * d;
+            }
+        }
+    }
+
+    internal static float VecDotScalar(int n, byte* w, byte* x)
+    {
+        float sum = 0;
+        for (int b = 0; b < n / 32; b++, w += BlockBytes, x += XBytes)
+        {
+            byte* qw = w + 2;
+            sbyte* qx = (sbyte*)(x + 2);
+            int sum0 = 0, sum1 = 0;
+            for (int j = 0; j < 16; j++)
+            {
+                sum0 += ((qw[j] & 0x0F) - 8) * qx[j];
+                sum1 += ((qw[j] >> 4) - 8) * qx[j + 16];
+            }
+            sum += (sum0 + sum1) * Fp16.ToFloat(*(ushort*)w) * Fp16.ToFloat(*(ushort*)x);
+        }
+        return sum;
+    }
+
+    internal static float VecDotAvx2(int n, byte* w, byte* x)
+    {
+        int nb = n / 32;
+        Vector256<float> acc0 = Vector256<float>.Zero, acc1 = Vector256<float>.Zero;
+        Vector256<sbyte> eight = Vector256.Create((sbyte)8);
+        int b = 0;
+        for (; b + 2 <= nb; b += 2, w += 2 * BlockBytes, x += 2 * XBytes)
+        {
+            Vector256<sbyte> q0 = QuantSimd.Nibbles32(w + 2).AsSByte() - eight;
+            Vector256<sbyte> q1 = QuantSimd.Nibbles32(w + BlockBytes + 2).AsSByte() - eight;
+            Vector256<int> p0 = QuantSimd.DotI8x4(q0, Vector256.Load((sbyte*)(x + 2)));
+            Vector256<int> p1 = QuantSimd.DotI8x4(q1, Vector256.Load((sbyte*)(x + XBytes + 2)));
+            float d0 = Fp16.ToFloat(*(ushort*)w) * Fp16.ToFloat(*(ushort*)x);
+            float d1 = Fp16.ToFloat(*(ushort*)(w + BlockBytes)) * Fp16.ToFloat(*(ushort*)(x + XBytes));
+            acc0 = Fma.MultiplyAdd(Vector256.Create(d0), Avx.ConvertToVector256Single(p0), acc0);
+            acc1 = Fma.MultiplyAdd(Vector256.Create(d1), Avx.ConvertToVector256Single(p1), acc1);
+        }
+        if (b < nb)
+        {
+            Vector256<sbyte> q0 = QuantSimd.Nibbles32(w + 2).AsSByte() - eight;
+            Vector256<int> p0 = QuantSimd.DotI8x4(q0, Vector256.Load((sbyte*)(x + 2)));
+            acc0 = Fma.MultiplyAdd(Vector256.Create(Fp16.ToFloat(*(ushort*)w) * Fp16.ToFloat(*(ushort*)x)), Avx.ConvertToVector256Single(p0), acc0);
+        }
+        return QuantSimd.HorizontalSum(acc0 + acc1);
+    }
+
+    /// <summary>
+    /// Two blocks per 512-bit vector. AVX-512 has no byte sign instruction, so the nibbles stay unsigned
+    /// (0..15) for <c>vpmaddubsw</c> and the −8 offset is subtracted as 8·(x pair sums) in 16 bits:
+    /// the same integers as Σ (q − 8)·x.
+    /// </summary>
+    internal static float VecDotAvx512(int n, byte* w, byte* x)
+    {
+        int nb = n / 32;
+        Vector512<float> acc0 = Vector512<float>.Zero, acc1 = Vector512<float>.Zero;
+        Vector512<byte> eight = Vector512.Create((byte)8);
+        Vector512<short> ones = Vector512.Create((short)1);
+        int b = 0;
+        for (; b + 4 <= nb; b += 4, w += 4 * BlockBytes, x += 4 * XBytes)
+        {
+            Vector512<byte> u0 = QuantSimd.Nibbles2x32(w + 2, w + BlockBytes + 2);
+            Vector512<byte> u1 = QuantSimd.Nibbles2x32(w + 2 * BlockBytes + 2, w + 3 * BlockBytes + 2);
+            Vector512<sbyte> y0 = QuantSimd.Load2x32((sbyte*)(x + 2), (sbyte*)(x + XBytes + 2));
+            Vector512<sbyte> y1 = QuantSimd.Load2x32((sbyte*)(x + 2 * XBytes + 2), (sbyte*)(x + 3 * XBytes + 2));
+            Vector512<short> s0 = Avx512BW.MultiplyAddAdjacent(u0, y0) - Avx512BW.MultiplyAddAdjacent(eight, y0);
+            Vector512<short> s1 = Avx512BW.MultiplyAddAdjacent(u1, y1) - Avx512BW.MultiplyAddAdjacent(eight, y1);
+            Vector512<int> p0 = Avx512BW.MultiplyAddAdjacent(s0, ones);
+            Vector512<int> p1 = Avx512BW.MultiplyAddAdjacent(s1, ones);
+            Vector512<float> d0 = QuantSimd.Splat2(Fp16.ToFloat(*(ushort*)w) * Fp16.ToFloat(*(ushort*)x),
+                                                   Fp16.ToFloat(*(ushort*)(w + BlockBytes)) * Fp16.ToFloat(*(ushort*)(x + XBytes)));
+            Vector512<float> d1 = QuantSimd.Splat2(Fp16.ToFloat(*(ushort*)(w + 2 * BlockBytes)) * Fp16.ToFloat(*(ushort*)(x + 2 * XBytes)),
+                                                   Fp16.ToFloat(*(ushort*)(w + 3 * BlockBytes)) * Fp16.ToFloat(*(ushort*)(x + 3 * XBytes)));
+            acc0 = Avx512F.FusedMultiplyAdd(d0, Avx512F.ConvertToVector512Single(p0), acc0);
+            acc1 = Avx512F.FusedMultiplyAdd(d1, Avx512F.ConvertToVector512Single(p1), acc1);
+        }
+        Vector256<float> acc = (acc0 + acc1).GetLower() + (acc0 + acc1).GetUpper();
+        Vector256<sbyte> eight256 = Vector256.Create((sbyte)8);
+        for (; b < nb; b++, w += BlockBytes, x += XBytes)
+        {
+            Vector256<sbyte> q = QuantSimd.Nibbles32(w + 2).AsSByte() - eight256;
+            Vector256<int> p = QuantSimd.DotI8x4(q, Vector256.Load((sbyte*)(x + 2)));
+            acc = Fma.MultiplyAdd(Vector256.Create(Fp16.ToFloat(*(ushort*)w) * Fp16.ToFloat(*(ushort*)x)), Avx.ConvertToVector256Single(p), acc);
+        }
+        return QuantSimd.HorizontalSum(acc);
+    }
+}

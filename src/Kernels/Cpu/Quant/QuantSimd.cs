@@ -1,0 +1,97 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace LlavaNative.Kernels.Cpu.Quant;
+
+/// <summary>
+/// Integer building blocks shared by the quantized dot products (the equivalents of ggml's
+/// <c>mul_sum_i8_pairs_float</c>, <c>hsum_float_8</c>, …). <c>vpmaddubsw</c> multiplies unsigned by signed
+/// bytes, so a signed·signed product is formed as |x| · (y with x's sign); pairs of 16-bit products
+/// then widen to 32 bits with <c>vpmaddwd</c> against ones.
+/// </summary>
+internal static class QuantSimd
+{
+    /// <summary>Which vector width the dispatching tables pick on this machine.</summary>
+    public static bool UseAvx512 => Avx512BW.IsSupported && Avx512F.IsSupported && Avx512DQ.IsSupported && Fma.IsSupported;
+
+    public static bool UseAvx2 => Avx2.IsSupported && Fma.IsSupported;
+
+    /// <summary>Σ over groups of 4 adjacent bytes of x·y (signed·signed), as 8 int32 lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotI8x4(Vector256<sbyte> x, Vector256<sbyte> y)
+    {
+        Vector256<byte> ax = Avx2.Sign(x, x).AsByte();
+        Vector256<sbyte> sy = Avx2.Sign(y, x);
+        return Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(ax, sy), Vector256.Create((short)1));
+    }
+
+    /// <summary>Σ over groups of 4 adjacent bytes of u·y (unsigned·signed, u ≤ 127 or products that fit int16 pairs), as 8 int32 lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotU8x4(Vector256<byte> u, Vector256<sbyte> y)
+        => Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, y), Vector256.Create((short)1));
+
+    /// <summary>Σ over groups of 4 adjacent bytes of u·y (unsigned·signed), as 16 int32 lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<int> DotU8x4(Vector512<byte> u, Vector512<sbyte> y)
+        => Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(u, y), Vector512.Create((short)1));
+
+    /// <summary>Σ over groups of 4 adjacent bytes of x·y (signed·signed), as 16 int32 lanes (AVX-512 has no vpsignb).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<int> DotI8x4(Vector512<sbyte> x, Vector512<sbyte> y)
+    {
+        Vector512<byte> ax = Avx512BW.Abs(x);
+        Vector512<sbyte> sy = Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512<sbyte>.Zero), Vector512<sbyte>.Zero - y, y);
+        return DotU8x4(ax, sy);
+    }
+
+    /// <summary>Two 32-byte pieces at <paramref name="a"/> and <paramref name="b"/> as one 512-bit vector.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe Vector512<sbyte> Load2x32(sbyte* a, sbyte* b)
+        => Vector512.Create(Vector256.Load(a), Vector256.Load(b));
+
+    /// <summary>Lanes 0–7 = <paramref name="lo"/>, lanes 8–15 = <paramref name="hi"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Splat2(float lo, float hi)
+        => Vector512.Create(Vector256.Create(lo), Vector256.Create(hi));
+
+    /// <summary>
+    /// 32 4-bit values of a legacy block (16 bytes at <paramref name="qs"/>) as bytes in element order:
+    /// low nibbles are elements 0–15, high nibbles 16–31.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe Vector256<byte> Nibbles32(byte* qs)
+    {
+        Vector128<byte> t = Vector128.Load(qs);
+        return Vector256.Create(t, (t.AsUInt16() >> 4).AsByte()) & Vector256.Create((byte)0x0F);
+    }
+
+    /// <summary>Two legacy blocks' nibbles (16 bytes each) in element order, block a in lanes 0–31.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe Vector512<byte> Nibbles2x32(byte* a, byte* b)
+    {
+        Vector128<byte> ta = Vector128.Load(a), tb = Vector128.Load(b);
+        Vector512<byte> both = Vector512.Create(Vector256.Create(ta, ta), Vector256.Create(tb, tb));
+        // Shift the odd 128-bit lanes (the high nibbles) by 4: shift all, then pick per 64-bit lane.
+        Vector512<byte> shifted = (both.AsUInt16() >> 4).AsByte();
+        Vector512<byte> picked = Vector512.ConditionalSelect(HighLaneMask, shifted, both);
+        return picked & Vector512.Create((byte)0x0F);
+    }
+
+    private static Vector512<byte> HighLaneMask => Vector512.Create(0UL, 0UL, ~0UL, ~0UL, 0UL, 0UL, ~0UL, ~0UL).AsByte();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float HorizontalSum(Vector256<float> v)
+    {
+        Vector128<float> s = v.GetLower() + v.GetUpper();
+        s += Sse.MoveHighToLow(s, s);
+        s += Sse3.MoveHighAndDuplicate(s);
+        return s.ToScalar();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float HorizontalSum(Vector512<float> v) => HorizontalSum(v.GetLower() + v.GetUpper());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int HorizontalSum(Vector256<int> v) => Vector256.Sum(v);
+}

@@ -1,0 +1,107 @@
+using Xunit;
+using LlavaNative.Kernels.Cpu.Quant;
+using LlavaNative.Kernels.Tensors;
+using LlavaNative.TestSupport;
+using Xunit.Abstractions;
+
+namespace LlavaNative.Tests.Kernels;
+
+/// <summary>
+/// Dot products of every weight type with its activation encoding, on random valid rows of awkward
+/// lengths. Three independent checks per row:
+/// <list type="number">
+/// <item>against ggml's own <c>ggml_vec_dot_*</c> (CPU backend) on identical bytes — the strongest check;</item>
+/// <item>against exact float64 math on the dequantized weights (ggml's <c>dequantize_row_*</c>) and dequantized activations;</item>
+/// <item>the dispatched SIMD kernel against our scalar reference.</item>
+/// </list>
+/// Tolerances are float rounding of the accumulation: relative to Σ|wᵢxᵢ| (no cancellation credit).
+/// </summary>
+public unsafe class VecDotTests(ITestOutputHelper output)
+{
+    public static TheoryData<TensorType> WeightTypes()
+    {
+        var data = new TheoryData<TensorType>();
+        foreach (var t in QuantRegistry.WeightTypes) data.Add(t);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(WeightTypes))]
+    public void AgreesWithGgmlAndExactMath(TensorType type)
+    {
+        var best = QuantRegistry.Kernels(type);
+        var scalar = QuantRegistry.ScalarKernels(type);
+        var rng = new Random(31 * (int)type + 5);
+        double worstGgml = 0, worstExact = 0, worstScalar = 0;
+        foreach (int n in QuantTestData.Lengths(type))
+            for (int trial = 0; trial < 3; trial++)
+            {
+                byte[] w = QuantTestData.RandomRow(type, n, rng);
+                float[] xf = QuantTestData.RandomActivations(n, rng, trial == 2 ? 1e-2f : 1f);
+                byte[] x = new byte[type == TensorType.F32 ? n * 4 : TensorTypeInfo.RowBytes(best.DotType, n)];
+                var wf = new float[n];
+                var xq = new float[n];
+                float ours, reference, viaScalar;
+                fixed (byte* pw = w, px = x)
+                fixed (float* pxf = xf, pwf = wf, pxq = xq)
+                {
+                    QuantRegistry.Activation(best.DotType).QuantizeRow(pxf, px, n);
+                    ours = best.VecDot(n, pw, px);
+                    viaScalar = scalar.VecDot(n, pw, px);
+                    reference = GgmlReference.VecDot(QuantTestData.GgmlName(type), QuantTestData.GgmlName(best.DotType), n, pw, px);
+                    if (type == TensorType.F32) { Buffer.BlockCopy(w, 0, wf, 0, w.Length); Array.Copy(xf, xq, n); }
+                    else
+                    {
+                        GgmlReference.DequantizeRow(QuantTestData.GgmlName(type), pw, pwf, n);
+                        DequantizeActivation(best.DotType, px, pxq, n);
+                    }
+                }
+                double exact = 0, magnitude = 0;
+                for (int i = 0; i < n; i++)
+                {
+                    exact += (double)wf[i] * xq[i];
+                    magnitude += Math.Abs((double)wf[i] * xq[i]);
+                }
+                double scale = magnitude + 1e-30;
+                double eGgml = Math.Abs(ours - reference) / scale, eExact = Math.Abs(ours - exact) / scale, eScalar = Math.Abs(ours - viaScalar) / scale;
+                worstGgml = Math.Max(worstGgml, eGgml); worstExact = Math.Max(worstExact, eExact); worstScalar = Math.Max(worstScalar, eScalar);
+                Assert.True(eGgml <= 2e-6, $"{type} n={n}: ours {ours:R} vs ggml {reference:R} (Σ|wx| {magnitude:G4})");
+                Assert.True(eExact <= 2e-6, $"{type} n={n}: ours {ours:R} vs exact {exact:R} (Σ|wx| {magnitude:G4})");
+                Assert.True(eScalar <= 2e-6, $"{type} n={n}: SIMD {ours:R} vs scalar {viaScalar:R} (Σ|wx| {magnitude:G4})");
+            }
+        output.WriteLine($"{type} (ggml {GgmlReference.CpuVariant}): worst error / Σ|wx|: vs ggml {worstGgml:G3}, vs exact {worstExact:G3}, SIMD vs scalar {worstScalar:G3}");
+    }
+
+    private static float[] MemoryMarshalFloats(byte[] bytes)
+    {
+        var f = new float[bytes.Length / 4];
+        Buffer.BlockCopy(bytes, 0, f, 0, bytes.Length);
+        return f;
+    }
+
+    /// <summary>Activation encodings expanded to float (exact: q · d).</summary>
+    internal static void DequantizeActivation(TensorType dotType, byte* x, float* dst, int n)
+    {
+        switch (dotType)
+        {
+            case TensorType.Q8_0:
+            case TensorType.Q8_1:
+                int header = dotType == TensorType.Q8_0 ? 2 : 4, bytes = header + 32;
+                for (int b = 0; b < n / 32; b++)
+                {
+                    float d = Fp16.ToFloat(*(ushort*)(x + b * bytes));
+                    for (int j = 0; j < 32; j++) dst[b * 32 + j] = ((sbyte*)(x + b * bytes + header))[j] * d;
+                }
+                break;
+            case TensorType.Q8_K:
+                GgmlReference.DequantizeRow("q8_K", x, dst, n);
+                break;
+            case TensorType.F16:
+            case TensorType.BF16:
+                GgmlReference.DequantizeRow(QuantTestData.GgmlName(dotType), x, dst, n);
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(dotType));
+        }
+    }
+}
