@@ -39,6 +39,7 @@ public static unsafe class ActivationQuantizers
 
     // ---------------------------------------------------------------- Q8_0 / Q8_1
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void QuantizeQ8_0Scalar(float* x, byte* y, int n)
     {
         for (int b = 0; b < n / 32; b++, x += 32, y += Q8_0BlockBytes)
@@ -53,6 +54,7 @@ public static unsafe class ActivationQuantizers
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void QuantizeQ8_1Scalar(float* x, byte* y, int n)
     {
         for (int b = 0; b < n / 32; b++, x += 32, y += Q8_1BlockBytes)
@@ -102,6 +104,7 @@ public static unsafe class ActivationQuantizers
         return m4.ToScalar();
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void QuantizeQ8_0Avx2(float* x, byte* y, int n)
     {
         for (int b = 0; b < n / 32; b++, x += 32, y += Q8_0BlockBytes)
@@ -112,6 +115,7 @@ public static unsafe class ActivationQuantizers
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void QuantizeQ8_1Avx2(float* x, byte* y, int n)
     {
         for (int b = 0; b < n / 32; b++, x += 32, y += Q8_1BlockBytes)
@@ -134,6 +138,7 @@ public static unsafe class ActivationQuantizers
         return (int)(BitConverter.SingleToUInt32Bits(t) & 0x007FFFFF) - 0x00400000;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void QuantizeQ8_KScalar(float* x, byte* y, int n)
     {
         for (int b = 0; b < n / 256; b++, x += 256, y += Q8_KBlockBytes)
@@ -163,6 +168,7 @@ public static unsafe class ActivationQuantizers
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void QuantizeQ8_KAvx2(float* x, byte* y, int n)
     {
         for (int b = 0; b < n / 256; b++, x += 256, y += Q8_KBlockBytes)
@@ -204,15 +210,19 @@ public static unsafe class ActivationQuantizers
 
     // ---------------------------------------------------------------- F16 / BF16
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void QuantizeF16(float* x, byte* y, int n) => Fp16.FromFloatRow(x, (ushort*)y, n);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void QuantizeF16Scalar(float* x, byte* y, int n)
     {
         for (int i = 0; i < n; i++) ((ushort*)y)[i] = Fp16.FromFloat(x[i]);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void QuantizeBF16(float* x, byte* y, int n) => Bf16.FromFloatRow(x, (ushort*)y, n);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void QuantizeBF16Scalar(float* x, byte* y, int n)
     {
         for (int i = 0; i < n; i++) ((ushort*)y)[i] = Bf16.FromFloat(x[i]);

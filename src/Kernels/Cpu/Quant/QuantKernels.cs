@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using LlavaNative.Kernels.Tensors;
 
 namespace LlavaNative.Kernels.Cpu.Quant;

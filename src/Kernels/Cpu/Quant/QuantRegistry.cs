@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using LlavaNative.Kernels.Tensors;
 
 namespace LlavaNative.Kernels.Cpu.Quant;
@@ -10,6 +11,10 @@ namespace LlavaNative.Kernels.Cpu.Quant;
 /// </summary>
 public static unsafe class QuantRegistry
 {
+    // Kernels are reached only through these tables. Initialising the half → float table first lets the
+    // JIT embed its address in the (AggressiveOptimization) kernels instead of calling a class-init helper.
+    static QuantRegistry() => _ = Fp16.Table;
+
     /// <summary>Kernels for <paramref name="type"/> using the best instruction set this CPU offers.</summary>
     public static QuantKernels Kernels(TensorType type) => type switch
     {

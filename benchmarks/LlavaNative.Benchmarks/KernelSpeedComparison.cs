@@ -1,0 +1,79 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using LlavaNative.Kernels.Cpu;
+using LlavaNative.Kernels.Cpu.Ops;
+using LlavaNative.Kernels.Cpu.Quant;
+using LlavaNative.Kernels.Tensors;
+using LlavaNative.TestSupport;
+
+namespace LlavaNative.Benchmarks;
+
+/// <summary>
+/// A quick side-by-side (seconds, not minutes): our mat-vec vs ggml's own <c>ggml_vec_dot_*</c> looped over
+/// the same rows (one thread each, weights streaming from DRAM), then our 2-thread decode mat-vec and
+/// 128-token prefill through <see cref="MatMul"/>. Not a BenchmarkDotNet run: medians of a few repetitions.
+/// dotnet run -c Release --project benchmarks/LlavaNative.Benchmarks -- quick [types…]
+/// </summary>
+public static unsafe class KernelSpeedComparison
+{
+    public static void Run(string[] typeNames)
+    {
+        TensorType[] types = typeNames.Length > 0
+            ? typeNames.Select(n => Enum.Parse<TensorType>(n, ignoreCase: true)).ToArray()
+            : [TensorType.Q4_0, TensorType.Q8_0, TensorType.Q4_K, TensorType.Q6_K, TensorType.Q5_0, TensorType.F16];
+        Console.WriteLine($"ggml reference: {GgmlReference.CpuVariant}; shape 896x4864 (rows x cols, Qwen2-0.5B ffn_down), weights cycled over ~160 MB");
+        Console.WriteLine($"{"type",-7} {"ours 1T GB/s",13} {"ggml 1T GB/s",13} {"ratio",6} {"ours 2T GB/s",13} {"pp128 2T tok/s",15} {"pp/1T-decode",13}");
+        foreach (var type in types) Compare(type, 896, 4864);
+    }
+
+    private static void Compare(TensorType type, int rows, int cols)
+    {
+        using var weights = new WeightSet(type, rows, cols, 160L << 20, new Random(1));
+        var kernels = QuantRegistry.Kernels(type);
+        const int tokens = 128;
+        float[] xs = QuantTestData.RandomActivations(cols * tokens, new Random(2));
+        float* x = (float*)NativeMemory.AlignedAlloc((nuint)(cols * tokens * 4), 64);
+        float* y = (float*)NativeMemory.AlignedAlloc((nuint)(rows * tokens * 4), 64);
+        long scratchBytes = Math.Max(64, MatMul.ScratchBytes(type, cols, tokens));
+        byte* scratch = (byte*)NativeMemory.AlignedAlloc((nuint)scratchBytes, 64);
+        for (int i = 0; i < xs.Length; i++) x[i] = xs[i];
+        long rowBytes = TensorTypeInfo.RowBytes(type, cols);
+        byte* xq = type == TensorType.F32 ? (byte*)x : scratch;
+        if (type != TensorType.F32) QuantRegistry.Activation(kernels.DotType).QuantizeRow(x, xq, cols);
+        var ggml = GgmlReference.VecDotFunction(QuantTestData.GgmlName(type), QuantTestData.GgmlName(kernels.DotType));
+        int next = 0;
+
+        double oursSeconds = Median(() =>
+        {
+            var w = weights.Matrix(next++);
+            for (int r = 0; r < rows; r++) y[r] = kernels.VecDot(cols, w.Row(r), xq);
+        });
+        double ggmlSeconds = Median(() =>
+        {
+            var w = weights.Matrix(next++);
+            for (int r = 0; r < rows; r++) ggml(cols, y + r, 0, w.Row(r), 0, xq, 0, 1);
+        });
+        using var pool = new ComputeThreadPool(2);
+        double pool2Seconds = Median(() => MatMul.Compute(pool, weights.Matrix(next++), x, 1, y, scratch));
+        double prefillSeconds = Median(() => MatMul.Compute(pool, weights.Matrix(next++), x, tokens, y, scratch), repetitions: 5);
+        double gb = weights.MatrixBytes / 1e9;
+        Console.WriteLine($"{type,-7} {gb / oursSeconds,13:F1} {gb / ggmlSeconds,13:F1} {ggmlSeconds / oursSeconds,6:F2} {gb / pool2Seconds,13:F1} {tokens / prefillSeconds / 1,15:F0} {tokens * oursSeconds / prefillSeconds,13:F1}");
+        NativeMemory.AlignedFree(x);
+        NativeMemory.AlignedFree(y);
+        NativeMemory.AlignedFree(scratch);
+    }
+
+    private static double Median(Action action, int repetitions = 31)
+    {
+        for (int i = 0; i < 3; i++) action(); // warm-up and tier-up
+        var times = new double[repetitions];
+        for (int i = 0; i < repetitions; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            action();
+            times[i] = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        }
+        Array.Sort(times);
+        return times[repetitions / 2];
+    }
+}
