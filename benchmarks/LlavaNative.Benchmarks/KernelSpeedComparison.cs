@@ -38,8 +38,11 @@ public static unsafe class KernelSpeedComparison
         byte* scratch = (byte*)NativeMemory.AlignedAlloc((nuint)scratchBytes, 64);
         for (int i = 0; i < xs.Length; i++) x[i] = xs[i];
         long rowBytes = TensorTypeInfo.RowBytes(type, cols);
-        byte* xq = type == TensorType.F32 ? (byte*)x : scratch;
-        if (type != TensorType.F32) QuantRegistry.Activation(kernels.DotType).QuantizeRow(x, xq, cols);
+        // ours reads the kernels' activation layout; ggml reads the DotType encoding (same values).
+        byte* xq = (byte*)NativeMemory.AlignedAlloc((nuint)QuantRegistry.ActivationRowBytes(kernels, cols), 64);
+        byte* xg = (byte*)NativeMemory.AlignedAlloc((nuint)(cols * 4), 64);
+        QuantRegistry.ActivationQuantizerFor(kernels).QuantizeRow(x, xq, cols);
+        QuantRegistry.Activation(kernels.DotType).QuantizeRow(x, xg, cols);
         var ggml = GgmlReference.VecDotFunction(QuantTestData.GgmlName(type), QuantTestData.GgmlName(kernels.DotType));
         int next = 0;
 
@@ -51,7 +54,7 @@ public static unsafe class KernelSpeedComparison
         double ggmlSeconds = Median(() =>
         {
             var w = weights.Matrix(next++);
-            for (int r = 0; r < rows; r++) ggml(cols, y + r, 0, w.Row(r), 0, xq, 0, 1);
+            for (int r = 0; r < rows; r++) ggml(cols, y + r, 0, w.Row(r), 0, xg, 0, 1);
         });
         using var pool = new ComputeThreadPool(2);
         double pool2Seconds = Median(() => MatMul.Compute(pool, weights.Matrix(next++), x, 1, y, scratch));
@@ -61,6 +64,8 @@ public static unsafe class KernelSpeedComparison
         NativeMemory.AlignedFree(x);
         NativeMemory.AlignedFree(y);
         NativeMemory.AlignedFree(scratch);
+        NativeMemory.AlignedFree(xq);
+        NativeMemory.AlignedFree(xg);
     }
 
     private static double Median(Action action, int repetitions = 31)

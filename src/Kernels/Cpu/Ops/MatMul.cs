@@ -16,8 +16,8 @@ public static unsafe class MatMul
     /// <summary>Scratch bytes <see cref="Compute"/> needs for the converted activations.</summary>
     public static long ScratchBytes(TensorType weightType, int cols, int nTokens)
     {
-        var dot = QuantRegistry.Kernels(weightType).DotType;
-        return dot == TensorType.F32 ? 0 : checked(TensorTypeInfo.RowBytes(dot, cols) * nTokens);
+        var kernels = QuantRegistry.Kernels(weightType);
+        return kernels.DotType == TensorType.F32 ? 0 : checked(QuantRegistry.ActivationRowBytes(kernels, cols) * nTokens);
     }
 
     /// <summary>
@@ -40,10 +40,10 @@ public static unsafe class MatMul
         else
         {
             activations = scratch;
-            activationRowBytes = TensorTypeInfo.RowBytes(kernels.DotType, w.Cols);
+            activationRowBytes = QuantRegistry.ActivationRowBytes(kernels, w.Cols);
             var quantizeJob = new QuantizeRowsJob
             {
-                Quantize = QuantRegistry.Activation(kernels.DotType).QuantizeRow,
+                Quantize = QuantRegistry.ActivationQuantizerFor(kernels).QuantizeRow,
                 Source = x, SourceRowFloats = w.Cols, Destination = scratch, DestinationRowBytes = activationRowBytes,
             };
             if (nTokens >= 4) pool.Run(ref quantizeJob, nTokens);

@@ -31,6 +31,9 @@ public static unsafe class ActivationQuantizers
     public static ActivationQuantizer F16 => new() { Type = TensorType.F16, QuantizeRow = &QuantizeF16 };
     public static ActivationQuantizer BF16 => new() { Type = TensorType.BF16, QuantizeRow = &QuantizeBF16 };
 
+    /// <summary>F16 rounding, stored expanded as F32 (the activation layout of the SIMD F16 kernels).</summary>
+    public static ActivationQuantizer F16RoundedF32 => new() { Type = TensorType.F32, QuantizeRow = &RoundToF16AsF32 };
+
     public static ActivationQuantizer ScalarQ8_0 => new() { Type = TensorType.Q8_0, QuantizeRow = &QuantizeQ8_0Scalar };
     public static ActivationQuantizer ScalarQ8_1 => new() { Type = TensorType.Q8_1, QuantizeRow = &QuantizeQ8_1Scalar };
     public static ActivationQuantizer ScalarQ8_K => new() { Type = TensorType.Q8_K, QuantizeRow = &QuantizeQ8_KScalar };
@@ -212,6 +215,21 @@ public static unsafe class ActivationQuantizers
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void QuantizeF16(float* x, byte* y, int n) => Fp16.FromFloatRow(x, (ushort*)y, n);
+
+    /// <summary>Each float rounded to F16 (nearest even) and expanded back, in place-safe 8-float steps.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RoundToF16AsF32(float* x, byte* y, int n)
+    {
+        float* dst = (float*)y;
+        ushort* halves = stackalloc ushort[8];
+        int i = 0;
+        for (; i + 8 <= n; i += 8)
+        {
+            Fp16.FromFloatRow(x + i, halves, 8);
+            Fp16.ToFloatRow(halves, dst + i, 8);
+        }
+        for (; i < n; i++) dst[i] = Fp16.Round(x[i]);
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void QuantizeF16Scalar(float* x, byte* y, int n)

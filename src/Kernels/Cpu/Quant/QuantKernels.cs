@@ -20,6 +20,15 @@ public readonly unsafe struct QuantKernels
     /// <summary>Expands <c>n</c> elements at <c>src</c> into floats at <c>dst</c>: (src, dst, n).</summary>
     public delegate*<byte*, float*, int, void> Dequantize { get; init; }
 
+    /// <summary>
+    /// When set, <see cref="VecDot"/> reads activation rows as F32 values that already carry the rounding of
+    /// <see cref="DotType"/> rather than the <see cref="DotType"/> bytes themselves. Used by the SIMD F16
+    /// kernels: ggml rounds activations to F16, and expanding them back once per row (instead of once per
+    /// dot product) halves the conversion work in decode. <see cref="QuantRegistry.ActivationQuantizerFor"/>
+    /// and <see cref="QuantRegistry.ActivationRowBytes"/> give the matching converter and row size.
+    /// </summary>
+    public bool ActivationsAsRoundedF32 { get; init; }
+
     /// <summary>Dot product of one weight row with one activation row in <see cref="DotType"/>: (n, weightRow, activationRow).</summary>
     public delegate*<int, byte*, byte*, float> VecDot { get; init; }
 }

@@ -80,6 +80,19 @@ public static unsafe class QuantRegistry
         _ => throw new NotSupportedException($"no activation quantizer for {TensorTypeInfo.Name(dotType)}"),
     };
 
+    /// <summary>The converter producing the activation rows <paramref name="kernels"/>' VecDot reads.</summary>
+    public static ActivationQuantizer ActivationQuantizerFor(in QuantKernels kernels) => kernels.ActivationsAsRoundedF32
+        ? kernels.DotType switch
+        {
+            TensorType.F16 => ActivationQuantizers.F16RoundedF32,
+            _ => throw new NotSupportedException($"no rounded-F32 activation converter for {TensorTypeInfo.Name(kernels.DotType)}"),
+        }
+        : Activation(kernels.DotType);
+
+    /// <summary>Bytes of one converted activation row of <paramref name="cols"/> values for <paramref name="kernels"/>.</summary>
+    public static long ActivationRowBytes(in QuantKernels kernels, int cols)
+        => kernels.ActivationsAsRoundedF32 || kernels.DotType == TensorType.F32 ? cols * 4L : TensorTypeInfo.RowBytes(kernels.DotType, cols);
+
     /// <summary>Weight types that have kernels, in ggml id order.</summary>
     public static IReadOnlyList<TensorType> WeightTypes { get; } =
     [
