@@ -22,7 +22,8 @@ public static unsafe class KernelSpeedComparison
             ? typeNames.Select(n => Enum.Parse<TensorType>(n, ignoreCase: true)).ToArray()
             : [TensorType.Q4_0, TensorType.Q8_0, TensorType.Q4_K, TensorType.Q6_K, TensorType.Q5_0, TensorType.F16];
         Console.WriteLine($"ggml reference: {GgmlReference.CpuVariant}; shape 896x4864 (rows x cols, Qwen2-0.5B ffn_down), weights cycled over ~160 MB");
-        Console.WriteLine($"{"type",-7} {"ours 1T GB/s",13} {"ggml 1T GB/s",13} {"ratio",6} {"ours 2T GB/s",13} {"pp128 2T tok/s",15} {"pp/1T-decode",13}");
+        Console.WriteLine("decode: one token, GB/s of weights streamed; prefill: 128 tokens through one matrix, GMAC/s (ggml: its mul_mat graph, no repack)");
+        Console.WriteLine($"{"type",-7} {"ours 1T",8} {"ggml 1T",8} {"ratio",6} {"ours 2T",8} | {"pp ours 1T",11} {"pp ggml 1T",11} {"ratio",6} {"pp ours 2T",11} {"pp ggml 2T",11} {"ratio",6}");
         foreach (var type in types) Compare(type, 896, 4864);
     }
 
@@ -56,11 +57,19 @@ public static unsafe class KernelSpeedComparison
             var w = weights.Matrix(next++);
             for (int r = 0; r < rows; r++) ggml(cols, y + r, 0, w.Row(r), 0, xg, 0, 1);
         });
+        double prefill1Seconds;
+        using (var single = new ComputeThreadPool(1))
+            prefill1Seconds = Median(() => MatMul.Compute(single, weights.Matrix(next++), x, tokens, y, scratch), repetitions: 5);
         using var pool = new ComputeThreadPool(2);
         double pool2Seconds = Median(() => MatMul.Compute(pool, weights.Matrix(next++), x, 1, y, scratch));
         double prefillSeconds = Median(() => MatMul.Compute(pool, weights.Matrix(next++), x, tokens, y, scratch), repetitions: 5);
+        double ggmlPrefill1, ggmlPrefill2;
+        using (var g1 = new GgmlMulMat(type, weights.Matrix(0).Data, rows, cols, x, tokens, threads: 1)) ggmlPrefill1 = Median(g1.Compute, repetitions: 5);
+        using (var g2 = new GgmlMulMat(type, weights.Matrix(0).Data, rows, cols, x, tokens, threads: 2)) ggmlPrefill2 = Median(g2.Compute, repetitions: 5);
         double gb = weights.MatrixBytes / 1e9;
-        Console.WriteLine($"{type,-7} {gb / oursSeconds,13:F1} {gb / ggmlSeconds,13:F1} {ggmlSeconds / oursSeconds,6:F2} {gb / pool2Seconds,13:F1} {tokens / prefillSeconds / 1,15:F0} {tokens * oursSeconds / prefillSeconds,13:F1}");
+        double gmac = (double)rows * cols * tokens / 1e9;
+        Console.WriteLine($"{type,-7} {gb / oursSeconds,8:F1} {gb / ggmlSeconds,8:F1} {ggmlSeconds / oursSeconds,6:F2} {gb / pool2Seconds,8:F1} | " +
+            $"{gmac / prefill1Seconds,11:F1} {gmac / ggmlPrefill1,11:F1} {ggmlPrefill1 / prefill1Seconds,6:F2} {gmac / prefillSeconds,11:F1} {gmac / ggmlPrefill2,11:F1} {ggmlPrefill2 / prefillSeconds,6:F2}");
         NativeMemory.AlignedFree(x);
         NativeMemory.AlignedFree(y);
         NativeMemory.AlignedFree(scratch);

@@ -18,6 +18,7 @@ internal static unsafe class Q8_0Kernels
     {
         Type = TensorType.Q8_0, DotType = TensorType.Q8_0, Dequantize = &Dequantize,
         VecDot = QuantSimd.UseAvx512 ? &VecDotAvx512 : QuantSimd.UseAvx2 ? &VecDotAvx2 : &VecDotScalar,
+        MatMulTile = QuantSimd.UseAvx512 ? &LegacyTileKernels.TileQ8_0Avx512 : null, TileRows = 4, TileTokens = 4,
     };
 
     public static QuantKernels ScalarTable => new()

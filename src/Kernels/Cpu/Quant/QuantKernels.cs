@@ -31,6 +31,21 @@ public readonly unsafe struct QuantKernels
 
     /// <summary>Dot product of one weight row with one activation row in <see cref="DotType"/>: (n, weightRow, activationRow).</summary>
     public delegate*<int, byte*, byte*, float> VecDot { get; init; }
+
+    /// <summary>
+    /// Optional prefill kernel (null when absent): the dot products of up to <see cref="TileRows"/> consecutive
+    /// weight rows with up to <see cref="TileTokens"/> activation rows, each operand loaded once per tile.
+    /// (n, weights, weightRowBytes, activations, activationRowBytes, y, yTokenStride, rows, tokens):
+    /// y[t·yTokenStride + r] = VecDot(n, weights + r·weightRowBytes, activations + t·activationRowBytes), equal
+    /// to it up to float summation order.
+    /// </summary>
+    public delegate*<int, byte*, long, byte*, long, float*, long, int, int, void> MatMulTile { get; init; }
+
+    /// <summary>Rows per <see cref="MatMulTile"/> call (at most).</summary>
+    public int TileRows { get; init; }
+
+    /// <summary>Tokens per <see cref="MatMulTile"/> call (at most).</summary>
+    public int TileTokens { get; init; }
 }
 
 /// <summary>Activation-side conversion of a float row into a dot-product encoding.</summary>
