@@ -8,11 +8,20 @@ namespace LlavaNative.Model;
 public static class ModelLoader
 {
     /// <summary>
-    /// A file is read as GGUF; a folder holding <c>config.json</c> as a Hugging Face checkpoint (safetensors).
+    /// A folder holding <c>config.json</c> is a Hugging Face checkpoint (safetensors), and so is the folder of a
+    /// config.json, *.safetensors or *.safetensors.index.json file given directly; any other file is read as GGUF.
     /// </summary>
     public static DecoderModel Load(string path)
     {
-        if (File.Exists(path)) return DecoderModel.LoadGguf(path);
+        if (File.Exists(path))
+        {
+            string name = Path.GetFileName(path);
+            bool huggingFaceFile = name == HfModelConfig.FileName
+                                   || name.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)
+                                   || name.EndsWith(".safetensors.index.json", StringComparison.OrdinalIgnoreCase);
+            if (!huggingFaceFile) return DecoderModel.LoadGguf(path);
+            path = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        }
         if (Directory.Exists(path))
         {
             if (File.Exists(Path.Combine(path, HfModelConfig.FileName))) return DecoderModel.LoadHuggingFace(path);

@@ -87,6 +87,11 @@ public sealed class HuggingFaceLoaderBadInputTests : IDisposable
             Assert.True(m.Weights.TiedEmbeddings);
         using (var m = ModelLoader.Load(WriteFolder(prefix: "model.language_model.", shards: 3)))
             Assert.Equal(Layers, m.Config.Layers);
+        // A file of the checkpoint stands for its folder.
+        string folder = WriteFolder(prefix: "language_model.model.", lmHead: "language_model.lm_head.weight");
+        foreach (string file in new[] { "config.json", SafetensorsCheckpoint.SingleFileName })
+            using (var m = ModelLoader.Load(Path.Combine(folder, file)))
+                Assert.False(m.Weights.TiedEmbeddings);
     }
 
     [Fact]

@@ -175,4 +175,19 @@ public sealed class SafetensorsFileTests : IDisposable
         Assert.False(checkpoint.IsSharded);
         Assert.Equal(["t"], checkpoint.TensorNames);
     }
+
+    [Fact]
+    public void SingleFileIsPreferredToAnIndexAsTransformersDoes()
+    {
+        var sharded = new SafetensorsWriter();
+        sharded.AddTensor("a", [1], [1f]);
+        sharded.AddTensor("b", [1], [2f]);
+        sharded.WriteSharded(_dir, 2);
+        var single = new SafetensorsWriter();
+        single.AddTensor("only", [1], [3f]);
+        single.WriteTo(Path.Combine(_dir, SafetensorsCheckpoint.SingleFileName));
+        using var checkpoint = SafetensorsCheckpoint.Open(_dir);
+        Assert.False(checkpoint.IsSharded);
+        Assert.Equal(["only"], checkpoint.TensorNames);
+    }
 }

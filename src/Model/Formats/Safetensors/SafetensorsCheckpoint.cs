@@ -32,17 +32,18 @@ public sealed class SafetensorsCheckpoint : ITensorSource, IDisposable
     }
 
     /// <summary>
-    /// Opens <paramref name="path"/>: a folder (its index if present, else <c>model.safetensors</c>, else its
+    /// Opens <paramref name="path"/>: a folder (its <c>model.safetensors</c> if present, else its index, else its
     /// only <c>*.safetensors</c> file), an index <c>.json</c> file, or a single <c>.safetensors</c> file.
     /// </summary>
     public static SafetensorsCheckpoint Open(string path)
     {
         if (Directory.Exists(path))
         {
-            string index = System.IO.Path.Combine(path, IndexFileName);
-            if (File.Exists(index)) return OpenIndex(index);
+            // transformers' from_pretrained order: model.safetensors, then the sharded index.
             string single = System.IO.Path.Combine(path, SingleFileName);
             if (File.Exists(single)) return OpenSingle(single);
+            string index = System.IO.Path.Combine(path, IndexFileName);
+            if (File.Exists(index)) return OpenIndex(index);
             var candidates = Directory.GetFiles(path, "*.safetensors");
             if (candidates.Length == 1) return OpenSingle(candidates[0]);
             if (candidates.Length == 0)
