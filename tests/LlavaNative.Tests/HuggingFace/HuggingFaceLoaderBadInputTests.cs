@@ -57,9 +57,22 @@ public sealed class HuggingFaceLoaderBadInputTests : IDisposable
             var spec = edit != null ? edit(name, shape) : (name, shape, SafetensorsDType.F32);
             if (spec is not { } s) continue;
             long count = s.Shape.Aggregate(1L, (a, b) => a * b);
-            var bytes = new byte[count * SafetensorsDTypes.ElementBytes(s.DType)];
-            if (s.DType == SafetensorsDType.F32)
-                for (long i = 0; i < count; i++) BitConverter.GetBytes((float)(rng.NextDouble() - 0.5)).CopyTo(bytes, i * 4);
+            int size = SafetensorsDTypes.ElementBytes(s.DType);
+            var bytes = new byte[count * size];
+            for (long i = 0; i < count; i++)
+            {
+                // At most 8 significant bits, so exact in F32, F16 and BF16 alike: k/256 for matrices,
+                // 1 + k/128 (|k| ≤ 64) for norm weights and biases.
+                float v = s.Shape.Length == 1 ? 1f + rng.Next(-64, 65) / 128f : rng.Next(-128, 129) / 256f;
+                byte[] encoded = s.DType switch
+                {
+                    SafetensorsDType.F32 => BitConverter.GetBytes(v),
+                    SafetensorsDType.F16 => BitConverter.GetBytes((Half)v),
+                    SafetensorsDType.BF16 => BitConverter.GetBytes((ushort)(BitConverter.SingleToUInt32Bits(v) >> 16)),
+                    _ => new byte[size],
+                };
+                encoded.CopyTo(bytes, i * size);
+            }
             writer.AddTensor(s.Name, s.DType, s.Shape, bytes);
         }
         if (shards == 1) writer.WriteTo(Path.Combine(folder, SafetensorsCheckpoint.SingleFileName));
@@ -92,6 +105,24 @@ public sealed class HuggingFaceLoaderBadInputTests : IDisposable
         foreach (string file in new[] { "config.json", SafetensorsCheckpoint.SingleFileName })
             using (var m = ModelLoader.Load(Path.Combine(folder, file)))
                 Assert.False(m.Weights.TiedEmbeddings);
+    }
+
+    [Theory]
+    [InlineData(SafetensorsDType.F16)]
+    [InlineData(SafetensorsDType.BF16)]
+    public void HalfPrecisionNormsAndBiasesAreConvertedExactly(SafetensorsDType dtype)
+    {
+        // Same values, vectors stored as F32 in one folder and as dtype in the other: identical logits.
+        float[] Logits(string folder)
+        {
+            using var m = DecoderModel.LoadHuggingFace(folder);
+            using var state = m.CreateState(8);
+            return m.Forward(state, [1, 2, 3, 4]).ToArray();
+        }
+        float[] expected = Logits(WriteFolder("qwen2"));
+        float[] converted = Logits(WriteFolder("qwen2", edit: (n, s) => (n, s, s.Length == 1 ? dtype : SafetensorsDType.F32)));
+        Assert.Equal(expected, converted);
+        Assert.Contains(expected, v => v != 0);
     }
 
     [Fact]
