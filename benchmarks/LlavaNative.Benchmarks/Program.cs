@@ -1,4 +1,11 @@
 using BenchmarkDotNet.Running;
+using LlavaNative.Benchmarks;
 
 // dotnet run -c Release --project benchmarks/LlavaNative.Benchmarks -- --filter '*MatVec*'
+// dotnet run -c Release --project benchmarks/LlavaNative.Benchmarks -- quick [Q4_0 Q8_0 …]   (seconds; vs ggml's vec_dot)
+if (args.Length > 0 && args[0] == "quick")
+{
+    KernelSpeedComparison.Run(args[1..]);
+    return;
+}
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

@@ -91,14 +91,15 @@ internal static unsafe class KernelAgreement
         {
             byte[] w = QuantTestData.RandomRow(type, n, rng);
             float[] xf = QuantTestData.RandomActivations(n, rng);
-            var x = new byte[type == TensorType.F32 ? n * 4 : TensorTypeInfo.RowBytes(best.DotType, n)];
+            var x = new byte[QuantRegistry.ActivationRowBytes(scalar, n)];
+            var xBest = new byte[QuantRegistry.ActivationRowBytes(best, n)];
             var d1 = new float[n];
             var d2 = new float[n];
-            var xd = new float[n];
-            fixed (byte* pw = w, px = x)
+            fixed (byte* pw = w, px = x, pxb = xBest)
             fixed (float* pxf = xf, p1 = d1, p2 = d2)
             {
-                QuantRegistry.Activation(best.DotType).QuantizeRow(pxf, px, n);
+                QuantRegistry.ActivationQuantizerFor(scalar).QuantizeRow(pxf, px, n);
+                QuantRegistry.ActivationQuantizerFor(best).QuantizeRow(pxf, pxb, n);
                 if (type != TensorType.F32)
                 {
                     best.Dequantize(pw, p1, n);
@@ -112,7 +113,7 @@ internal static unsafe class KernelAgreement
                         }
                 }
                 else Buffer.BlockCopy(w, 0, d2, 0, w.Length);
-                float got = best.VecDot(n, pw, px);
+                float got = best.VecDot(n, pw, pxb);
                 float expected = scalar.VecDot(n, pw, px);
                 double magnitude = 0;
                 for (int i = 0; i < n; i++) magnitude += Math.Abs((double)d2[i] * xf[i]);

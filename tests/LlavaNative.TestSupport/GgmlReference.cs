@@ -51,6 +51,13 @@ public static unsafe class GgmlReference
 
     private static nint Base(string name) { EnsureLoaded(); return NativeLibrary.GetExport(_base, name); }
 
+    /// <summary>Any export of the loaded CPU backend variant or, failing that, of libggml-base (for graph-level calls).</summary>
+    public static nint Export(string name)
+    {
+        EnsureLoaded();
+        return NativeLibrary.TryGetExport(_cpu, name, out nint f) ? f : NativeLibrary.GetExport(_base, name);
+    }
+
     private static nint Cpu(string name) { EnsureLoaded(); return NativeLibrary.GetExport(_cpu, name); }
 
     /// <summary><c>dequantize_row_{type}</c> (libggml-base; "f16"/"bf16" map to the *_to_fp32_row functions).</summary>

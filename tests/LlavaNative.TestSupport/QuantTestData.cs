@@ -28,7 +28,11 @@ public static unsafe class QuantTestData
     /// A row of <paramref name="n"/> elements of <paramref name="type"/>: random quant bits, random finite f16
     /// scales spanning normal and (occasionally) subnormal and zero values. F16/BF16 rows hold N(0, 1) values.
     /// </summary>
-    public static byte[] RandomRow(TensorType type, int n, Random rng)
+    public static byte[] RandomRow(TensorType type, int n, Random rng) => RandomRow(type, n, rng, realistic: false);
+
+    /// <param name="realistic">F16/BF16/F32 only: N(0, 0.02) like trained weights, instead of N(0, 1) seeded
+    /// with extra subnormal halves and zeros (which the kernels must get right, but which are rare in models).</param>
+    public static byte[] RandomRow(TensorType type, int n, Random rng, bool realistic)
     {
         var bytes = new byte[TensorTypeInfo.RowBytes(type, n)];
         if (type is TensorType.F16 or TensorType.BF16 or TensorType.F32)
@@ -37,8 +41,9 @@ public static unsafe class QuantTestData
                 for (int i = 0; i < n; i++)
                 {
                     float v = Gaussian(rng);
-                    if (rng.Next(64) == 0) v *= 1e-6f; // some subnormal halves
-                    if (rng.Next(256) == 0) v = 0;
+                    if (realistic) v *= 0.02f;
+                    else if (rng.Next(64) == 0) v *= 1e-6f; // some subnormal halves
+                    else if (rng.Next(256) == 0) v = 0;
                     if (type == TensorType.F16) ((ushort*)p)[i] = Fp16.FromFloat(v);
                     else if (type == TensorType.BF16) ((ushort*)p)[i] = Bf16.FromFloat(v);
                     else ((float*)p)[i] = v;

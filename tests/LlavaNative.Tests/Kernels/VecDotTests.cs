@@ -38,15 +38,19 @@ public unsafe class VecDotTests(ITestOutputHelper output)
             {
                 byte[] w = QuantTestData.RandomRow(type, n, rng);
                 float[] xf = QuantTestData.RandomActivations(n, rng, trial == 2 ? 1e-2f : 1f);
-                byte[] x = new byte[type == TensorType.F32 ? n * 4 : TensorTypeInfo.RowBytes(best.DotType, n)];
+                // x: the DotType encoding ggml and the scalar reference read; xBest: what the dispatched kernel reads
+                // (the same values, expanded to F32 for the SIMD F16 kernels).
+                byte[] x = new byte[QuantRegistry.ActivationRowBytes(scalar, n)];
+                byte[] xBest = new byte[QuantRegistry.ActivationRowBytes(best, n)];
                 var wf = new float[n];
                 var xq = new float[n];
                 float ours, reference, viaScalar;
-                fixed (byte* pw = w, px = x)
+                fixed (byte* pw = w, px = x, pxb = xBest)
                 fixed (float* pxf = xf, pwf = wf, pxq = xq)
                 {
-                    QuantRegistry.Activation(best.DotType).QuantizeRow(pxf, px, n);
-                    ours = best.VecDot(n, pw, px);
+                    QuantRegistry.ActivationQuantizerFor(scalar).QuantizeRow(pxf, px, n);
+                    QuantRegistry.ActivationQuantizerFor(best).QuantizeRow(pxf, pxb, n);
+                    ours = best.VecDot(n, pw, pxb);
                     viaScalar = scalar.VecDot(n, pw, px);
                     reference = GgmlReference.VecDot(QuantTestData.GgmlName(type), QuantTestData.GgmlName(best.DotType), n, pw, px);
                     if (type == TensorType.F32) { Buffer.BlockCopy(w, 0, wf, 0, w.Length); Array.Copy(xf, xq, n); }

@@ -16,8 +16,8 @@ public static unsafe class MatMul
     /// <summary>Scratch bytes <see cref="Compute"/> needs for the converted activations.</summary>
     public static long ScratchBytes(TensorType weightType, int cols, int nTokens)
     {
-        var dot = QuantRegistry.Kernels(weightType).DotType;
-        return dot == TensorType.F32 ? 0 : checked(TensorTypeInfo.RowBytes(dot, cols) * nTokens);
+        var kernels = QuantRegistry.Kernels(weightType);
+        return kernels.DotType == TensorType.F32 ? 0 : checked(QuantRegistry.ActivationRowBytes(kernels, cols) * nTokens);
     }
 
     /// <summary>
@@ -40,10 +40,10 @@ public static unsafe class MatMul
         else
         {
             activations = scratch;
-            activationRowBytes = TensorTypeInfo.RowBytes(kernels.DotType, w.Cols);
+            activationRowBytes = QuantRegistry.ActivationRowBytes(kernels, w.Cols);
             var quantizeJob = new QuantizeRowsJob
             {
-                Quantize = QuantRegistry.Activation(kernels.DotType).QuantizeRow,
+                Quantize = QuantRegistry.ActivationQuantizerFor(kernels).QuantizeRow,
                 Source = x, SourceRowFloats = w.Cols, Destination = scratch, DestinationRowBytes = activationRowBytes,
             };
             if (nTokens >= 4) pool.Run(ref quantizeJob, nTokens);
@@ -53,6 +53,7 @@ public static unsafe class MatMul
         var job = new MatMulJob
         {
             VecDot = kernels.VecDot,
+            Tile = nTokens > 1 ? kernels.MatMulTile : null, TileRows = kernels.TileRows, TileTokens = kernels.TileTokens,
             Weights = w.Data, WeightRowBytes = w.RowBytes, Cols = w.Cols, Rows = w.Rows,
             Activations = activations, ActivationRowBytes = activationRowBytes, Tokens = nTokens,
             Output = y,
@@ -78,6 +79,8 @@ public static unsafe class MatMul
     private struct MatMulJob : IRangeJob
     {
         public delegate*<int, byte*, byte*, float> VecDot;
+        public delegate*<int, byte*, long, byte*, long, float*, long, int, int, void> Tile;
+        public int TileRows, TileTokens;
         public byte* Weights;
         public long WeightRowBytes;
         public int Cols, Rows;
@@ -88,6 +91,18 @@ public static unsafe class MatMul
 
         public void Execute(int start, int end)
         {
+            if (Tile != null)
+            {
+                // Prefill: a panel of TileRows weight rows stays in L1 while every token passes over it.
+                for (int r = start; r < end; r += TileRows)
+                {
+                    int rows = Math.Min(TileRows, end - r);
+                    for (int t = 0; t < Tokens; t += TileTokens)
+                        Tile(Cols, Weights + r * WeightRowBytes, WeightRowBytes, Activations + t * ActivationRowBytes, ActivationRowBytes,
+                             Output + (long)t * Rows + r, Rows, rows, Math.Min(TileTokens, Tokens - t));
+                }
+                return;
+            }
             for (int r = start; r < end; r++)
             {
                 byte* row = Weights + r * WeightRowBytes;

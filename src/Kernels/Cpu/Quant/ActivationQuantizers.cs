@@ -31,6 +31,9 @@ public static unsafe class ActivationQuantizers
     public static ActivationQuantizer F16 => new() { Type = TensorType.F16, QuantizeRow = &QuantizeF16 };
     public static ActivationQuantizer BF16 => new() { Type = TensorType.BF16, QuantizeRow = &QuantizeBF16 };
 
+    /// <summary>F16 rounding, stored expanded as F32 (the activation layout of the SIMD F16 kernels).</summary>
+    public static ActivationQuantizer F16RoundedF32 => new() { Type = TensorType.F32, QuantizeRow = &RoundToF16AsF32 };
+
     public static ActivationQuantizer ScalarQ8_0 => new() { Type = TensorType.Q8_0, QuantizeRow = &QuantizeQ8_0Scalar };
     public static ActivationQuantizer ScalarQ8_1 => new() { Type = TensorType.Q8_1, QuantizeRow = &QuantizeQ8_1Scalar };
     public static ActivationQuantizer ScalarQ8_K => new() { Type = TensorType.Q8_K, QuantizeRow = &QuantizeQ8_KScalar };
@@ -39,6 +42,7 @@ public static unsafe class ActivationQuantizers
 
     // ---------------------------------------------------------------- Q8_0 / Q8_1
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void QuantizeQ8_0Scalar(float* x, byte* y, int n)
     {
         for (int b = 0; b < n / 32; b++, x += 32, y += Q8_0BlockBytes)
@@ -53,6 +57,7 @@ public static unsafe class ActivationQuantizers
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void QuantizeQ8_1Scalar(float* x, byte* y, int n)
     {
         for (int b = 0; b < n / 32; b++, x += 32, y += Q8_1BlockBytes)
@@ -102,6 +107,7 @@ public static unsafe class ActivationQuantizers
         return m4.ToScalar();
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void QuantizeQ8_0Avx2(float* x, byte* y, int n)
     {
         for (int b = 0; b < n / 32; b++, x += 32, y += Q8_0BlockBytes)
@@ -112,6 +118,7 @@ public static unsafe class ActivationQuantizers
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void QuantizeQ8_1Avx2(float* x, byte* y, int n)
     {
         for (int b = 0; b < n / 32; b++, x += 32, y += Q8_1BlockBytes)
@@ -134,6 +141,7 @@ public static unsafe class ActivationQuantizers
         return (int)(BitConverter.SingleToUInt32Bits(t) & 0x007FFFFF) - 0x00400000;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void QuantizeQ8_KScalar(float* x, byte* y, int n)
     {
         for (int b = 0; b < n / 256; b++, x += 256, y += Q8_KBlockBytes)
@@ -163,6 +171,7 @@ public static unsafe class ActivationQuantizers
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void QuantizeQ8_KAvx2(float* x, byte* y, int n)
     {
         for (int b = 0; b < n / 256; b++, x += 256, y += Q8_KBlockBytes)
@@ -204,15 +213,34 @@ public static unsafe class ActivationQuantizers
 
     // ---------------------------------------------------------------- F16 / BF16
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void QuantizeF16(float* x, byte* y, int n) => Fp16.FromFloatRow(x, (ushort*)y, n);
 
+    /// <summary>Each float rounded to F16 (nearest even) and expanded back, in place-safe 8-float steps.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RoundToF16AsF32(float* x, byte* y, int n)
+    {
+        float* dst = (float*)y;
+        ushort* halves = stackalloc ushort[8];
+        int i = 0;
+        for (; i + 8 <= n; i += 8)
+        {
+            Fp16.FromFloatRow(x + i, halves, 8);
+            Fp16.ToFloatRow(halves, dst + i, 8);
+        }
+        for (; i < n; i++) dst[i] = Fp16.Round(x[i]);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void QuantizeF16Scalar(float* x, byte* y, int n)
     {
         for (int i = 0; i < n; i++) ((ushort*)y)[i] = Fp16.FromFloat(x[i]);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void QuantizeBF16(float* x, byte* y, int n) => Bf16.FromFloatRow(x, (ushort*)y, n);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void QuantizeBF16Scalar(float* x, byte* y, int n)
     {
         for (int i = 0; i < n; i++) ((ushort*)y)[i] = Bf16.FromFloat(x[i]);

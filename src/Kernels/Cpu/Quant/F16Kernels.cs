@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using LlavaNative.Kernels.Tensors;
@@ -14,6 +15,7 @@ internal static unsafe class F16Kernels
     public static QuantKernels Table => new()
     {
         Type = TensorType.F16, DotType = TensorType.F16, Dequantize = &Dequantize,
+        ActivationsAsRoundedF32 = QuantSimd.UseAvx2,
         VecDot = QuantSimd.UseAvx512 ? &VecDotAvx512 : QuantSimd.UseAvx2 ? &VecDotAvx2 : &VecDotScalar,
     };
 
@@ -22,13 +24,16 @@ internal static unsafe class F16Kernels
         Type = TensorType.F16, DotType = TensorType.F16, Dequantize = &DequantizeScalar, VecDot = &VecDotScalar,
     };
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Dequantize(byte* src, float* dst, int n) => Fp16.ToFloatRow((ushort*)src, dst, n);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void DequantizeScalar(byte* src, float* dst, int n)
     {
         for (int i = 0; i < n; i++) dst[i] = Fp16.ToFloat(((ushort*)src)[i]);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotScalar(int n, byte* w, byte* x)
     {
         ushort* a = (ushort*)w, b = (ushort*)x;
@@ -37,43 +42,80 @@ internal static unsafe class F16Kernels
         return (float)sum;
     }
 
+    /// <summary>
+    /// F16 weights · F16-rounded activations held as F32 (<see cref="QuantKernels.ActivationsAsRoundedF32"/>):
+    /// the same products and sums as <see cref="VecDotScalar"/>, with only the weights to expand. Fast path,
+    /// for 32-half chunks of normal numbers: sign-extend each half to 32 bits, shift left by 13 and mask, which
+    /// leaves sign | exponent | mantissa at float positions, then add (127 − 15) &lt;&lt; 23 to rebias the exponent.
+    /// Chunks holding a zero, subnormal, infinite or NaN half take the exact converter
+    /// (<see cref="Fp16.ToFloat8Lanes"/>) — never denormal arithmetic, which costs microcode assists on Intel.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotAvx2(int n, byte* w, byte* x)
     {
-        ushort* a = (ushort*)w, b = (ushort*)x;
+        ushort* a = (ushort*)w;
+        float* b = (float*)x;
         Vector256<float> s0 = Vector256<float>.Zero, s1 = Vector256<float>.Zero, s2 = Vector256<float>.Zero, s3 = Vector256<float>.Zero;
+        Vector256<ushort> expMask = Vector256.Create((ushort)0x7C00);
         int i = 0;
         for (; i + 32 <= n; i += 32)
         {
-            s0 = Fma.MultiplyAdd(Widen8(a + i), Widen8(b + i), s0);
-            s1 = Fma.MultiplyAdd(Widen8(a + i + 8), Widen8(b + i + 8), s1);
-            s2 = Fma.MultiplyAdd(Widen8(a + i + 16), Widen8(b + i + 16), s2);
-            s3 = Fma.MultiplyAdd(Widen8(a + i + 24), Widen8(b + i + 24), s3);
+            Vector256<ushort> e0 = Vector256.Load(a + i) & expMask, e1 = Vector256.Load(a + i + 16) & expMask;
+            Vector256<ushort> special = Vector256.Equals(Vector256.Min(e0, e1), Vector256<ushort>.Zero) | Vector256.Equals(Vector256.Max(e0, e1), expMask);
+            if (special != Vector256<ushort>.Zero)
+            {
+                for (int k = 0; k < 32; k += 8) s0 = Fma.MultiplyAdd(Widen8(a + i + k), Vector256.Load(b + i + k), s0);
+                continue;
+            }
+            s0 = Fma.MultiplyAdd(Normal8(a + i), Vector256.Load(b + i), s0);
+            s1 = Fma.MultiplyAdd(Normal8(a + i + 8), Vector256.Load(b + i + 8), s1);
+            s2 = Fma.MultiplyAdd(Normal8(a + i + 16), Vector256.Load(b + i + 16), s2);
+            s3 = Fma.MultiplyAdd(Normal8(a + i + 24), Vector256.Load(b + i + 24), s3);
         }
-        for (; i + 8 <= n; i += 8) s0 = Fma.MultiplyAdd(Widen8(a + i), Widen8(b + i), s0);
+        for (; i + 8 <= n; i += 8) s0 = Fma.MultiplyAdd(Widen8(a + i), Vector256.Load(b + i), s0);
         double sum = QuantSimd.HorizontalSum((s0 + s1) + (s2 + s3));
-        for (; i < n; i++) sum += Fp16.ToFloat(a[i]) * Fp16.ToFloat(b[i]);
+        for (; i < n; i++) sum += Fp16.ToFloat(a[i]) * b[i];
         return (float)sum;
     }
 
+    /// <summary>8 normal halves → floats: sign-extend, shift, mask, rebias.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Normal8(ushort* p)
+        => (((Avx2.ConvertToVector256Int32((short*)p) << 13) & Vector256.Create(unchecked((int)0x8FFF_E000))) + Vector256.Create(0x3800_0000)).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Normal16(ushort* p)
+        => (((Avx512F.ConvertToVector512Int32(Vector256.Load((short*)p)) << 13) & Vector512.Create(unchecked((int)0x8FFF_E000))) + Vector512.Create(0x3800_0000)).AsSingle();
+
+    /// <summary>As <see cref="VecDotAvx2"/> with 512-bit vectors.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotAvx512(int n, byte* w, byte* x)
     {
-        ushort* a = (ushort*)w, b = (ushort*)x;
+        ushort* a = (ushort*)w;
+        float* b = (float*)x;
         Vector512<float> s0 = Vector512<float>.Zero, s1 = Vector512<float>.Zero;
+        Vector256<float> slow = Vector256<float>.Zero;
+        Vector512<ushort> expMask = Vector512.Create((ushort)0x7C00);
         int i = 0;
         for (; i + 32 <= n; i += 32)
         {
-            s0 = Avx512F.FusedMultiplyAdd(Widen16(a + i), Widen16(b + i), s0);
-            s1 = Avx512F.FusedMultiplyAdd(Widen16(a + i + 16), Widen16(b + i + 16), s1);
+            Vector512<ushort> e = Vector512.Load(a + i) & expMask;
+            if ((Vector512.Equals(e, Vector512<ushort>.Zero) | Vector512.Equals(e, expMask)) != Vector512<ushort>.Zero)
+            {
+                for (int k = 0; k < 32; k += 8) slow = Fma.MultiplyAdd(Widen8(a + i + k), Vector256.Load(b + i + k), slow);
+                continue;
+            }
+            s0 = Avx512F.FusedMultiplyAdd(Normal16(a + i), Vector512.Load(b + i), s0);
+            s1 = Avx512F.FusedMultiplyAdd(Normal16(a + i + 16), Vector512.Load(b + i + 16), s1);
         }
-        for (; i + 16 <= n; i += 16) s0 = Avx512F.FusedMultiplyAdd(Widen16(a + i), Widen16(b + i), s0);
-        double sum = QuantSimd.HorizontalSum(s0 + s1);
-        for (; i < n; i++) sum += Fp16.ToFloat(a[i]) * Fp16.ToFloat(b[i]);
+        for (; i + 8 <= n; i += 8) slow = Fma.MultiplyAdd(Widen8(a + i), Vector256.Load(b + i), slow);
+        double sum = QuantSimd.HorizontalSum(s0 + s1) + (double)QuantSimd.HorizontalSum(slow);
+        for (; i < n; i++) sum += Fp16.ToFloat(a[i]) * b[i];
         return (float)sum;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Widen8(ushort* p) => Fp16.ToFloat8Lanes(Avx2.ConvertToVector256Int32(Vector128.Load(p)).AsUInt32());
-
-    private static Vector512<float> Widen16(ushort* p) => Fp16.ToFloat16Lanes(Avx512F.ConvertToVector512UInt32(Vector256.Load(p)));
 }
 
 /// <summary>BF16 weights · BF16 activations (<c>ggml_vec_dot_bf16</c>): bf16 → float is a 16-bit shift.</summary>
@@ -90,13 +132,16 @@ internal static unsafe class BF16Kernels
         Type = TensorType.BF16, DotType = TensorType.BF16, Dequantize = &DequantizeScalar, VecDot = &VecDotScalar,
     };
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Dequantize(byte* src, float* dst, int n) => Bf16.ToFloatRow((ushort*)src, dst, n);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void DequantizeScalar(byte* src, float* dst, int n)
     {
         for (int i = 0; i < n; i++) dst[i] = Bf16.ToFloat(((ushort*)src)[i]);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotScalar(int n, byte* w, byte* x)
     {
         ushort* a = (ushort*)w, b = (ushort*)x;
@@ -105,8 +150,10 @@ internal static unsafe class BF16Kernels
         return (float)sum;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotAvx2(int n, byte* w, byte* x)
     {
+        float* f16 = Fp16.Table;
         ushort* a = (ushort*)w, b = (ushort*)x;
         Vector256<float> s0 = Vector256<float>.Zero, s1 = Vector256<float>.Zero, s2 = Vector256<float>.Zero, s3 = Vector256<float>.Zero;
         int i = 0;
@@ -123,8 +170,10 @@ internal static unsafe class BF16Kernels
         return (float)sum;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotAvx512(int n, byte* w, byte* x)
     {
+        float* f16 = Fp16.Table;
         ushort* a = (ushort*)w, b = (ushort*)x;
         Vector512<float> s0 = Vector512<float>.Zero, s1 = Vector512<float>.Zero;
         int i = 0;

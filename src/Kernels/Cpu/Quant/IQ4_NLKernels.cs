@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using LlavaNative.Kernels.Tensors;
@@ -28,6 +29,7 @@ internal static unsafe class IQ4_NLKernels
         Type = TensorType.IQ4_NL, DotType = TensorType.Q8_0, Dequantize = &Dequantize, VecDot = &VecDotScalar,
     };
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Dequantize(byte* src, float* dst, int n)
     {
         ReadOnlySpan<sbyte> kv = Values;
@@ -43,6 +45,7 @@ internal static unsafe class IQ4_NLKernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotScalar(int n, byte* w, byte* x)
     {
         ReadOnlySpan<sbyte> kv = Values;
@@ -63,8 +66,10 @@ internal static unsafe class IQ4_NLKernels
     }
 
     /// <summary>Table lookup with <c>vpshufb</c> (16 entries fit one 128-bit lane), then a signed byte dot.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotAvx2(int n, byte* w, byte* x)
     {
+        float* f16 = Fp16.Table;
         Vector128<sbyte> table = Vector128.Create(Values);
         Vector256<sbyte> lookup = Vector256.Create(table, table);
         Vector256<float> acc = Vector256<float>.Zero;
@@ -72,7 +77,7 @@ internal static unsafe class IQ4_NLKernels
         {
             Vector256<sbyte> q = Avx2.Shuffle(lookup, QuantSimd.Nibbles32(w + 2).AsSByte());
             Vector256<int> p = QuantSimd.DotI8x4(q, Vector256.Load((sbyte*)(x + 2)));
-            acc = Fma.MultiplyAdd(Vector256.Create(Fp16.ToFloat(*(ushort*)x) * Fp16.ToFloat(*(ushort*)w)), Avx.ConvertToVector256Single(p), acc);
+            acc = Fma.MultiplyAdd(Vector256.Create(f16[*(ushort*)x] * f16[*(ushort*)w]), Avx.ConvertToVector256Single(p), acc);
         }
         return QuantSimd.HorizontalSum(acc);
     }

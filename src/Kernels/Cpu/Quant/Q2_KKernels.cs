@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using LlavaNative.Kernels.Tensors;
@@ -26,6 +27,7 @@ internal static unsafe class Q2_KKernels
         Type = TensorType.Q2_K, DotType = TensorType.Q8_K, Dequantize = &Dequantize, VecDot = &VecDotScalar,
     };
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Dequantize(byte* src, float* y, int n)
     {
         for (int b = 0; b < n / 256; b++, src += BlockBytes)
@@ -46,6 +48,7 @@ internal static unsafe class Q2_KKernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotScalar(int n, byte* w, byte* x)
     {
         float sum = 0;
@@ -75,8 +78,10 @@ internal static unsafe class Q2_KKernels
         return sum;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotAvx2(int n, byte* w, byte* x)
     {
+        float* f16 = Fp16.Table;
         Vector256<float> acc = Vector256<float>.Zero;
         float accMin = 0;
         Vector256<byte> m3 = Vector256.Create((byte)3);
@@ -102,8 +107,8 @@ internal static unsafe class Q2_KKernels
                 }
             }
             float dx = *(float*)x;
-            acc = Fma.MultiplyAdd(Vector256.Create(dx * Fp16.ToFloat(*(ushort*)(w + 80))), Avx.ConvertToVector256Single(sumi), acc);
-            accMin += dx * Fp16.ToFloat(*(ushort*)(w + 82)) * msum;
+            acc = Fma.MultiplyAdd(Vector256.Create(dx * f16[*(ushort*)(w + 80)]), Avx.ConvertToVector256Single(sumi), acc);
+            accMin += dx * f16[*(ushort*)(w + 82)] * msum;
         }
         return QuantSimd.HorizontalSum(acc) - accMin;
     }

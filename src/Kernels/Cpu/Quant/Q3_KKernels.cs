@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using LlavaNative.Kernels.Tensors;
@@ -25,6 +26,7 @@ internal static unsafe class Q3_KKernels
         Type = TensorType.Q3_K, DotType = TensorType.Q8_K, Dequantize = &Dequantize, VecDot = &VecDotScalar,
     };
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Dequantize(byte* src, float* y, int n)
     {
         uint* aux = stackalloc uint[4];
@@ -47,6 +49,7 @@ internal static unsafe class Q3_KKernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotScalar(int n, byte* w, byte* x)
     {
         uint* aux = stackalloc uint[4];
@@ -80,15 +83,15 @@ internal static unsafe class Q3_KKernels
     /// Codes made unsigned: q + 4 = (2 bits) | (hmask bit &lt;&lt; 2) ∈ [0, 7] for <c>vpmaddubsw</c>; the 4·Σx
     /// offset comes off per 16-group as 4·Σ sc_g·bsum_g.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotAvx2(int n, byte* w, byte* x)
     {
-        uint* aux = stackalloc uint[4];
+        float* f16 = Fp16.Table;
         Vector256<float> acc = Vector256<float>.Zero;
         Vector256<byte> m3 = Vector256.Create((byte)3), one = Vector256.Create((byte)1);
         for (int b = 0; b < n / 256; b++, w += BlockBytes, x += XBytes)
         {
-            KQuantScales.UnpackQ3K(w + 96, aux);
-            Vector256<short> scales = Avx2.ConvertToVector256Int16(Vector128.Load((sbyte*)aux)) - Vector256.Create((short)32);
+            Vector256<short> scales = Avx2.ConvertToVector256Int16(KQuantScales.UnpackQ3K(w + 96)) - Vector256.Create((short)32);
             Vector256<int> sumi = Vector256<int>.Zero - (Avx2.MultiplyAddAdjacent(Vector256.Load((short*)(x + 260)), scales) << 2);
             Vector256<byte> high = Vector256.Load(w);
             byte* q = w + 32;
@@ -106,7 +109,7 @@ internal static unsafe class Q3_KKernels
                     sumi += Avx2.MultiplyAddAdjacent(p, s);
                 }
             }
-            acc = Fma.MultiplyAdd(Vector256.Create(Fp16.ToFloat(*(ushort*)(w + 108)) * *(float*)x), Avx.ConvertToVector256Single(sumi), acc);
+            acc = Fma.MultiplyAdd(Vector256.Create(f16[*(ushort*)(w + 108)] * *(float*)x), Avx.ConvertToVector256Single(sumi), acc);
         }
         return QuantSimd.HorizontalSum(acc);
     }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using LlavaNative.Kernels.Tensors;
@@ -18,6 +19,7 @@ internal static unsafe class Q4_0Kernels
     {
         Type = TensorType.Q4_0, DotType = TensorType.Q8_0, Dequantize = &Dequantize,
         VecDot = QuantSimd.UseAvx512 ? &VecDotAvx512 : QuantSimd.UseAvx2 ? &VecDotAvx2 : &VecDotScalar,
+        MatMulTile = QuantSimd.UseAvx512 ? &LegacyTileKernels.TileUnsignedAvx512<LegacyTileKernels.Q4_0Blocks> : null, TileRows = 4, TileTokens = 4,
     };
 
     public static QuantKernels ScalarTable => new()
@@ -25,6 +27,7 @@ internal static unsafe class Q4_0Kernels
         Type = TensorType.Q4_0, DotType = TensorType.Q8_0, Dequantize = &Dequantize, VecDot = &VecDotScalar,
     };
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Dequantize(byte* src, float* dst, int n)
     {
         for (int b = 0; b < n / 32; b++, src += BlockBytes, dst += 32)
@@ -39,6 +42,7 @@ internal static unsafe class Q4_0Kernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotScalar(int n, byte* w, byte* x)
     {
         float sum = 0;
@@ -57,8 +61,10 @@ internal static unsafe class Q4_0Kernels
         return sum;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotAvx2(int n, byte* w, byte* x)
     {
+        float* f16 = Fp16.Table;
         int nb = n / 32;
         Vector256<float> acc0 = Vector256<float>.Zero, acc1 = Vector256<float>.Zero;
         Vector256<sbyte> eight = Vector256.Create((sbyte)8);
@@ -69,8 +75,8 @@ internal static unsafe class Q4_0Kernels
             Vector256<sbyte> q1 = QuantSimd.Nibbles32(w + BlockBytes + 2).AsSByte() - eight;
             Vector256<int> p0 = QuantSimd.DotI8x4(q0, Vector256.Load((sbyte*)(x + 2)));
             Vector256<int> p1 = QuantSimd.DotI8x4(q1, Vector256.Load((sbyte*)(x + XBytes + 2)));
-            float d0 = Fp16.ToFloat(*(ushort*)w) * Fp16.ToFloat(*(ushort*)x);
-            float d1 = Fp16.ToFloat(*(ushort*)(w + BlockBytes)) * Fp16.ToFloat(*(ushort*)(x + XBytes));
+            float d0 = f16[*(ushort*)w] * f16[*(ushort*)x];
+            float d1 = f16[*(ushort*)(w + BlockBytes)] * f16[*(ushort*)(x + XBytes)];
             acc0 = Fma.MultiplyAdd(Vector256.Create(d0), Avx.ConvertToVector256Single(p0), acc0);
             acc1 = Fma.MultiplyAdd(Vector256.Create(d1), Avx.ConvertToVector256Single(p1), acc1);
         }
@@ -78,7 +84,7 @@ internal static unsafe class Q4_0Kernels
         {
             Vector256<sbyte> q0 = QuantSimd.Nibbles32(w + 2).AsSByte() - eight;
             Vector256<int> p0 = QuantSimd.DotI8x4(q0, Vector256.Load((sbyte*)(x + 2)));
-            acc0 = Fma.MultiplyAdd(Vector256.Create(Fp16.ToFloat(*(ushort*)w) * Fp16.ToFloat(*(ushort*)x)), Avx.ConvertToVector256Single(p0), acc0);
+            acc0 = Fma.MultiplyAdd(Vector256.Create(f16[*(ushort*)w] * f16[*(ushort*)x]), Avx.ConvertToVector256Single(p0), acc0);
         }
         return QuantSimd.HorizontalSum(acc0 + acc1);
     }
@@ -88,8 +94,10 @@ internal static unsafe class Q4_0Kernels
     /// (0..15) for <c>vpmaddubsw</c> and the −8 offset is subtracted as 8·(x pair sums) in 16 bits:
     /// the same integers as Σ (q − 8)·x.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotAvx512(int n, byte* w, byte* x)
     {
+        float* f16 = Fp16.Table;
         int nb = n / 32;
         Vector512<float> acc0 = Vector512<float>.Zero, acc1 = Vector512<float>.Zero;
         Vector512<byte> eight = Vector512.Create((byte)8);
@@ -105,10 +113,10 @@ internal static unsafe class Q4_0Kernels
             Vector512<short> s1 = Avx512BW.MultiplyAddAdjacent(u1, y1) - Avx512BW.MultiplyAddAdjacent(eight, y1);
             Vector512<int> p0 = Avx512BW.MultiplyAddAdjacent(s0, ones);
             Vector512<int> p1 = Avx512BW.MultiplyAddAdjacent(s1, ones);
-            Vector512<float> d0 = QuantSimd.Splat2(Fp16.ToFloat(*(ushort*)w) * Fp16.ToFloat(*(ushort*)x),
-                                                   Fp16.ToFloat(*(ushort*)(w + BlockBytes)) * Fp16.ToFloat(*(ushort*)(x + XBytes)));
-            Vector512<float> d1 = QuantSimd.Splat2(Fp16.ToFloat(*(ushort*)(w + 2 * BlockBytes)) * Fp16.ToFloat(*(ushort*)(x + 2 * XBytes)),
-                                                   Fp16.ToFloat(*(ushort*)(w + 3 * BlockBytes)) * Fp16.ToFloat(*(ushort*)(x + 3 * XBytes)));
+            Vector512<float> d0 = QuantSimd.Splat2(f16[*(ushort*)w] * f16[*(ushort*)x],
+                                                   f16[*(ushort*)(w + BlockBytes)] * f16[*(ushort*)(x + XBytes)]);
+            Vector512<float> d1 = QuantSimd.Splat2(f16[*(ushort*)(w + 2 * BlockBytes)] * f16[*(ushort*)(x + 2 * XBytes)],
+                                                   f16[*(ushort*)(w + 3 * BlockBytes)] * f16[*(ushort*)(x + 3 * XBytes)]);
             acc0 = Avx512F.FusedMultiplyAdd(d0, Avx512F.ConvertToVector512Single(p0), acc0);
             acc1 = Avx512F.FusedMultiplyAdd(d1, Avx512F.ConvertToVector512Single(p1), acc1);
         }
@@ -118,7 +126,7 @@ internal static unsafe class Q4_0Kernels
         {
             Vector256<sbyte> q = QuantSimd.Nibbles32(w + 2).AsSByte() - eight256;
             Vector256<int> p = QuantSimd.DotI8x4(q, Vector256.Load((sbyte*)(x + 2)));
-            acc = Fma.MultiplyAdd(Vector256.Create(Fp16.ToFloat(*(ushort*)w) * Fp16.ToFloat(*(ushort*)x)), Avx.ConvertToVector256Single(p), acc);
+            acc = Fma.MultiplyAdd(Vector256.Create(f16[*(ushort*)w] * f16[*(ushort*)x]), Avx.ConvertToVector256Single(p), acc);
         }
         return QuantSimd.HorizontalSum(acc);
     }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using LlavaNative.Kernels.Tensors;
@@ -25,6 +26,7 @@ internal static unsafe class Q4_1Kernels
         Type = TensorType.Q4_1, DotType = TensorType.Q8_1, Dequantize = &Dequantize, VecDot = &VecDotScalar,
     };
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Dequantize(byte* src, float* dst, int n)
     {
         for (int b = 0; b < n / 32; b++, src += BlockBytes, dst += 32)
@@ -39,6 +41,7 @@ internal static unsafe class Q4_1Kernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotScalar(int n, byte* w, byte* x)
     {
         float sum = 0;
@@ -54,15 +57,17 @@ internal static unsafe class Q4_1Kernels
         return sum;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotAvx2(int n, byte* w, byte* x)
     {
+        float* f16 = Fp16.Table;
         Vector256<float> acc = Vector256<float>.Zero;
         float summs = 0;
         for (int b = 0; b < n / 32; b++, w += BlockBytes, x += XBytes)
         {
             Vector256<int> p = QuantSimd.DotU8x4(QuantSimd.Nibbles32(w + 4), Vector256.Load((sbyte*)(x + 4)));
-            acc = Fma.MultiplyAdd(Vector256.Create(Fp16.ToFloat(*(ushort*)w) * Fp16.ToFloat(*(ushort*)x)), Avx.ConvertToVector256Single(p), acc);
-            summs += Fp16.ToFloat(*(ushort*)(w + 2)) * Fp16.ToFloat(*(ushort*)(x + 2));
+            acc = Fma.MultiplyAdd(Vector256.Create(f16[*(ushort*)w] * f16[*(ushort*)x]), Avx.ConvertToVector256Single(p), acc);
+            summs += f16[*(ushort*)(w + 2)] * f16[*(ushort*)(x + 2)];
         }
         return QuantSimd.HorizontalSum(acc) + summs;
     }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using LlavaNative.Kernels.Tensors;
@@ -27,6 +28,7 @@ internal static unsafe class Q4_KKernels
         Type = TensorType.Q4_K, DotType = TensorType.Q8_K, Dequantize = &Dequantize, VecDot = &VecDotScalar,
     };
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Dequantize(byte* src, float* y, int n)
     {
         for (int b = 0; b < n / 256; b++, src += BlockBytes)
@@ -46,6 +48,7 @@ internal static unsafe class Q4_KKernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotScalar(int n, byte* w, byte* x)
     {
         uint* unpacked = stackalloc uint[4];
@@ -77,26 +80,27 @@ internal static unsafe class Q4_KKernels
     }
 
     /// <summary>Σ mᵢ · (bsum₂ᵢ + bsum₂ᵢ₊₁): the min correction, one madd over the 16 bsums.</summary>
-    private static int MinCorrection(uint* unpacked, short* bsums)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int MinCorrection(ulong packedMins, short* bsums)
     {
         Vector256<short> bs = Vector256.Load(bsums);
-        Vector256<short> mins = Avx2.ConvertToVector256Int16(Vector128.Create(unpacked[2], unpacked[3], 0, 0).AsByte()).AsInt16();
+        Vector256<short> mins = Avx2.ConvertToVector256Int16(Vector128.CreateScalar(packedMins).AsByte()).AsInt16();
         // mins are per 32 elements = per two bsums: interleave each min twice.
         Vector256<short> mins2 = Avx2.Shuffle(Vector256.Create(mins.GetLower(), mins.GetLower()).AsByte(),
             Vector256.Create((byte)0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7, 8, 9, 8, 9, 10, 11, 10, 11, 12, 13, 12, 13, 14, 15, 14, 15)).AsInt16();
         return Vector256.Sum(Avx2.MultiplyAddAdjacent(bs, mins2));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotAvx2(int n, byte* w, byte* x)
     {
-        uint* unpacked = stackalloc uint[4];
-        byte* scales = (byte*)unpacked;
+        float* f16 = Fp16.Table;
         Vector256<float> acc = Vector256<float>.Zero;
         float accMin = 0;
         Vector256<byte> m4 = Vector256.Create((byte)0x0F);
         for (int b = 0; b < n / 256; b++, w += BlockBytes, x += XBytes)
         {
-            KQuantScales.UnpackQ4K(w + 4, unpacked);
+            KQuantScales.UnpackQ4K(w + 4, out ulong scales, out ulong mins);
             float dx = *(float*)x;
             byte* q = w + 16;
             sbyte* y = (sbyte*)(x + 4);
@@ -106,11 +110,11 @@ internal static unsafe class Q4_KKernels
                 Vector256<byte> bits = Vector256.Load(q);
                 Vector256<short> pl = Avx2.MultiplyAddAdjacent(bits & m4, Vector256.Load(y));
                 Vector256<short> ph = Avx2.MultiplyAddAdjacent((bits.AsUInt16() >> 4).AsByte() & m4, Vector256.Load(y + 32));
-                sumi += Avx2.MultiplyAddAdjacent(pl, Vector256.Create((short)scales[2 * c]));
-                sumi += Avx2.MultiplyAddAdjacent(ph, Vector256.Create((short)scales[2 * c + 1]));
+                sumi += Avx2.MultiplyAddAdjacent(pl, Vector256.Create((short)(byte)(scales >> (16 * c))));
+                sumi += Avx2.MultiplyAddAdjacent(ph, Vector256.Create((short)(byte)(scales >> (16 * c + 8))));
             }
-            acc = Fma.MultiplyAdd(Vector256.Create(dx * Fp16.ToFloat(*(ushort*)w)), Avx.ConvertToVector256Single(sumi), acc);
-            accMin += dx * Fp16.ToFloat(*(ushort*)(w + 2)) * MinCorrection(unpacked, (short*)(x + 260));
+            acc = Fma.MultiplyAdd(Vector256.Create(dx * f16[*(ushort*)w]), Avx.ConvertToVector256Single(sumi), acc);
+            accMin += dx * f16[*(ushort*)(w + 2)] * MinCorrection(mins, (short*)(x + 260));
         }
         return QuantSimd.HorizontalSum(acc) - accMin;
     }
@@ -119,16 +123,16 @@ internal static unsafe class Q4_KKernels
     /// 128 elements per step: one 512-bit load holds qs for two 64-element chunks; its low nibbles are
     /// sub-blocks (0, 2) of the step and its high nibbles (1, 3), so the activations are gathered to match.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotAvx512(int n, byte* w, byte* x)
     {
-        uint* unpacked = stackalloc uint[4];
-        byte* scales = (byte*)unpacked;
+        float* f16 = Fp16.Table;
         Vector512<float> acc = Vector512<float>.Zero;
         float accMin = 0;
         Vector512<byte> m4 = Vector512.Create((byte)0x0F);
         for (int b = 0; b < n / 256; b++, w += BlockBytes, x += XBytes)
         {
-            KQuantScales.UnpackQ4K(w + 4, unpacked);
+            KQuantScales.UnpackQ4K(w + 4, out ulong scales, out ulong mins);
             float dx = *(float*)x;
             byte* q = w + 16;
             sbyte* y = (sbyte*)(x + 4);
@@ -141,13 +145,13 @@ internal static unsafe class Q4_KKernels
                 Vector512<short> pl = Avx512BW.MultiplyAddAdjacent(bits & m4, yLow);
                 Vector512<short> ph = Avx512BW.MultiplyAddAdjacent((bits.AsUInt16() >> 4).AsByte() & m4, yHigh);
                 int s = 4 * half;
-                Vector512<short> scaleLow = Vector512.Create(Vector256.Create((short)scales[s]), Vector256.Create((short)scales[s + 2]));
-                Vector512<short> scaleHigh = Vector512.Create(Vector256.Create((short)scales[s + 1]), Vector256.Create((short)scales[s + 3]));
+                Vector512<short> scaleLow = QuantSimd.Combine(Vector256.Create((short)(byte)(scales >> (8 * s))), Vector256.Create((short)(byte)(scales >> (8 * s + 16))));
+                Vector512<short> scaleHigh = QuantSimd.Combine(Vector256.Create((short)(byte)(scales >> (8 * s + 8))), Vector256.Create((short)(byte)(scales >> (8 * s + 24))));
                 sumi += Avx512BW.MultiplyAddAdjacent(pl, scaleLow);
                 sumi += Avx512BW.MultiplyAddAdjacent(ph, scaleHigh);
             }
-            acc = Avx512F.FusedMultiplyAdd(Vector512.Create(dx * Fp16.ToFloat(*(ushort*)w)), Avx512F.ConvertToVector512Single(sumi), acc);
-            accMin += dx * Fp16.ToFloat(*(ushort*)(w + 2)) * MinCorrection(unpacked, (short*)(x + 260));
+            acc = Avx512F.FusedMultiplyAdd(Vector512.Create(dx * f16[*(ushort*)w]), Avx512F.ConvertToVector512Single(sumi), acc);
+            accMin += dx * f16[*(ushort*)(w + 2)] * MinCorrection(mins, (short*)(x + 260));
         }
         return QuantSimd.HorizontalSum(acc) - accMin;
     }

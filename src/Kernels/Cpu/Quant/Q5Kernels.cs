@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using LlavaNative.Kernels.Tensors;
@@ -18,6 +19,7 @@ internal static unsafe class Q5_0Kernels
     {
         Type = TensorType.Q5_0, DotType = TensorType.Q8_0, Dequantize = &Dequantize,
         VecDot = QuantSimd.UseAvx512 ? &VecDotAvx512 : QuantSimd.UseAvx2 ? &VecDotAvx2 : &VecDotScalar,
+        MatMulTile = QuantSimd.UseAvx512 ? &LegacyTileKernels.TileUnsignedAvx512<LegacyTileKernels.Q5_0Blocks> : null, TileRows = 4, TileTokens = 4,
     };
 
     public static QuantKernels ScalarTable => new()
@@ -25,6 +27,7 @@ internal static unsafe class Q5_0Kernels
         Type = TensorType.Q5_0, DotType = TensorType.Q8_0, Dequantize = &Dequantize, VecDot = &VecDotScalar,
     };
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Dequantize(byte* src, float* dst, int n)
     {
         for (int b = 0; b < n / 32; b++, src += BlockBytes, dst += 32)
@@ -41,6 +44,7 @@ internal static unsafe class Q5_0Kernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotScalar(int n, byte* w, byte* x)
     {
         float sum = 0;
@@ -61,8 +65,10 @@ internal static unsafe class Q5_0Kernels
     }
 
     /// <summary>Codes 0..31 (nibble | fifth bit), kept unsigned; the −16 is taken off as 16·(pair sums of x).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotAvx2(int n, byte* w, byte* x)
     {
+        float* f16 = Fp16.Table;
         Vector256<float> acc = Vector256<float>.Zero;
         Vector256<byte> sixteen = Vector256.Create((byte)16);
         for (int b = 0; b < n / 32; b++, w += BlockBytes, x += XBytes)
@@ -71,26 +77,28 @@ internal static unsafe class Q5_0Kernels
             Vector256<sbyte> y = Vector256.Load((sbyte*)(x + 2));
             Vector256<short> p = Avx2.MultiplyAddAdjacent(q, y) - Avx2.MultiplyAddAdjacent(sixteen, y);
             Vector256<int> p32 = Avx2.MultiplyAddAdjacent(p, Vector256.Create((short)1));
-            acc = Fma.MultiplyAdd(Vector256.Create(Fp16.ToFloat(*(ushort*)w) * Fp16.ToFloat(*(ushort*)x)), Avx.ConvertToVector256Single(p32), acc);
+            acc = Fma.MultiplyAdd(Vector256.Create(f16[*(ushort*)w] * f16[*(ushort*)x]), Avx.ConvertToVector256Single(p32), acc);
         }
         return QuantSimd.HorizontalSum(acc);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotAvx512(int n, byte* w, byte* x)
     {
+        float* f16 = Fp16.Table;
         int nb = n / 32;
         Vector512<float> acc = Vector512<float>.Zero;
         Vector512<byte> sixteen = Vector512.Create((byte)16);
         int b = 0;
         for (; b + 2 <= nb; b += 2, w += 2 * BlockBytes, x += 2 * XBytes)
         {
-            Vector512<byte> high = Vector512.Create(QuantSimd.BytesFromBits32(*(uint*)(w + 2)), QuantSimd.BytesFromBits32(*(uint*)(w + BlockBytes + 2)));
+            Vector512<byte> high = QuantSimd.Combine(QuantSimd.BytesFromBits32(*(uint*)(w + 2)), QuantSimd.BytesFromBits32(*(uint*)(w + BlockBytes + 2)));
             Vector512<byte> q = QuantSimd.Nibbles2x32(w + 6, w + BlockBytes + 6) | (high & sixteen);
             Vector512<sbyte> y = QuantSimd.Load2x32((sbyte*)(x + 2), (sbyte*)(x + XBytes + 2));
             Vector512<short> p = Avx512BW.MultiplyAddAdjacent(q, y) - Avx512BW.MultiplyAddAdjacent(sixteen, y);
             Vector512<int> p32 = Avx512BW.MultiplyAddAdjacent(p, Vector512.Create((short)1));
-            Vector512<float> d = QuantSimd.Splat2(Fp16.ToFloat(*(ushort*)w) * Fp16.ToFloat(*(ushort*)x),
-                                                  Fp16.ToFloat(*(ushort*)(w + BlockBytes)) * Fp16.ToFloat(*(ushort*)(x + XBytes)));
+            Vector512<float> d = QuantSimd.Splat2(f16[*(ushort*)w] * f16[*(ushort*)x],
+                                                  f16[*(ushort*)(w + BlockBytes)] * f16[*(ushort*)(x + XBytes)]);
             acc = Avx512F.FusedMultiplyAdd(d, Avx512F.ConvertToVector512Single(p32), acc);
         }
         float sum = QuantSimd.HorizontalSum(acc);
@@ -118,6 +126,7 @@ internal static unsafe class Q5_1Kernels
         Type = TensorType.Q5_1, DotType = TensorType.Q8_1, Dequantize = &Dequantize, VecDot = &VecDotScalar,
     };
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Dequantize(byte* src, float* dst, int n)
     {
         for (int b = 0; b < n / 32; b++, src += BlockBytes, dst += 32)
@@ -134,6 +143,7 @@ internal static unsafe class Q5_1Kernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotScalar(int n, byte* w, byte* x)
     {
         float sum = 0;
@@ -154,8 +164,10 @@ internal static unsafe class Q5_1Kernels
         return sum;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotAvx2(int n, byte* w, byte* x)
     {
+        float* f16 = Fp16.Table;
         Vector256<float> acc = Vector256<float>.Zero;
         float summs = 0;
         Vector256<byte> sixteen = Vector256.Create((byte)16);
@@ -163,8 +175,8 @@ internal static unsafe class Q5_1Kernels
         {
             Vector256<byte> q = QuantSimd.Nibbles32(w + 8) | (QuantSimd.BytesFromBits32(*(uint*)(w + 4)) & sixteen);
             Vector256<int> p = QuantSimd.DotU8x4(q, Vector256.Load((sbyte*)(x + 4)));
-            acc = Fma.MultiplyAdd(Vector256.Create(Fp16.ToFloat(*(ushort*)w) * Fp16.ToFloat(*(ushort*)x)), Avx.ConvertToVector256Single(p), acc);
-            summs += Fp16.ToFloat(*(ushort*)(w + 2)) * Fp16.ToFloat(*(ushort*)(x + 2));
+            acc = Fma.MultiplyAdd(Vector256.Create(f16[*(ushort*)w] * f16[*(ushort*)x]), Avx.ConvertToVector256Single(p), acc);
+            summs += f16[*(ushort*)(w + 2)] * f16[*(ushort*)(x + 2)];
         }
         return QuantSimd.HorizontalSum(acc) + summs;
     }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using LlavaNative.Kernels.Tensors;
@@ -25,6 +26,7 @@ internal static unsafe class Q5_KKernels
         Type = TensorType.Q5_K, DotType = TensorType.Q8_K, Dequantize = &Dequantize, VecDot = &VecDotScalar,
     };
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Dequantize(byte* src, float* y, int n)
     {
         for (int b = 0; b < n / 256; b++, src += BlockBytes)
@@ -46,6 +48,7 @@ internal static unsafe class Q5_KKernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotScalar(int n, byte* w, byte* x)
     {
         uint* unpacked = stackalloc uint[4];
@@ -77,16 +80,16 @@ internal static unsafe class Q5_KKernels
         return sum;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotAvx2(int n, byte* w, byte* x)
     {
-        uint* unpacked = stackalloc uint[4];
-        byte* scales = (byte*)unpacked;
+        float* f16 = Fp16.Table;
         Vector256<float> acc = Vector256<float>.Zero;
         float accMin = 0;
         Vector256<byte> m4 = Vector256.Create((byte)0x0F), one = Vector256.Create((byte)1);
         for (int b = 0; b < n / 256; b++, w += BlockBytes, x += XBytes)
         {
-            KQuantScales.UnpackQ4K(w + 4, unpacked);
+            KQuantScales.UnpackQ4K(w + 4, out ulong scales, out ulong mins);
             float dx = *(float*)x;
             Vector256<byte> high = Vector256.Load(w + 16);
             byte* q = w + 48;
@@ -100,13 +103,12 @@ internal static unsafe class Q5_KKernels
                 Vector256<ushort> hh = ((high.AsUInt16() >> (2 * c + 1)).AsByte() & one).AsUInt16() << 4;
                 Vector256<short> pl = Avx2.MultiplyAddAdjacent((bits & m4) | hl.AsByte(), Vector256.Load(y));
                 Vector256<short> ph = Avx2.MultiplyAddAdjacent(((bits.AsUInt16() >> 4).AsByte() & m4) | hh.AsByte(), Vector256.Load(y + 32));
-                sumi += Avx2.MultiplyAddAdjacent(pl, Vector256.Create((short)scales[2 * c]));
-                sumi += Avx2.MultiplyAddAdjacent(ph, Vector256.Create((short)scales[2 * c + 1]));
+                sumi += Avx2.MultiplyAddAdjacent(pl, Vector256.Create((short)(byte)(scales >> (16 * c))));
+                sumi += Avx2.MultiplyAddAdjacent(ph, Vector256.Create((short)(byte)(scales >> (16 * c + 8))));
             }
-            int msum = 0;
-            for (int j = 0; j < 16; j++) msum += bsums[j] * scales[8 + j / 2];
-            acc = Fma.MultiplyAdd(Vector256.Create(dx * Fp16.ToFloat(*(ushort*)w)), Avx.ConvertToVector256Single(sumi), acc);
-            accMin += dx * Fp16.ToFloat(*(ushort*)(w + 2)) * msum;
+            int msum = Q4_KKernels.MinCorrection(mins, bsums);
+            acc = Fma.MultiplyAdd(Vector256.Create(dx * f16[*(ushort*)w]), Avx.ConvertToVector256Single(sumi), acc);
+            accMin += dx * f16[*(ushort*)(w + 2)] * msum;
         }
         return QuantSimd.HorizontalSum(acc) - accMin;
     }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using LlavaNative.Kernels.Tensors;
@@ -26,6 +27,7 @@ internal static unsafe class Q6_KKernels
         Type = TensorType.Q6_K, DotType = TensorType.Q8_K, Dequantize = &Dequantize, VecDot = &VecDotScalar,
     };
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Dequantize(byte* src, float* y, int n)
     {
         for (int b = 0; b < n / 256; b++, src += BlockBytes)
@@ -50,6 +52,7 @@ internal static unsafe class Q6_KKernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotScalar(int n, byte* w, byte* x)
     {
         float sum = 0;
@@ -79,14 +82,17 @@ internal static unsafe class Q6_KKernels
     }
 
     /// <summary>32·Σ sc_g·bsum_g, the offset of the unsigned codes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> OffsetCorrection(byte* w, byte* x)
     {
         Vector256<short> sc16 = Avx2.ConvertToVector256Int16(Vector128.Load((sbyte*)(w + 192)));
         return Avx2.MultiplyAddAdjacent(Vector256.Load((short*)(x + 260)), sc16) << 5;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotAvx2(int n, byte* w, byte* x)
     {
+        float* f16 = Fp16.Table;
         Vector256<float> acc = Vector256<float>.Zero;
         Vector256<byte> m15 = Vector256.Create((byte)15), m3 = Vector256.Create((byte)3);
         for (int b = 0; b < n / 256; b++, w += BlockBytes, x += XBytes)
@@ -108,19 +114,22 @@ internal static unsafe class Q6_KKernels
                 sumi += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(q2, Vector256.Load(y + 64)), Scales(sc[4], sc[5]));
                 sumi += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(q3, Vector256.Load(y + 96)), Scales(sc[6], sc[7]));
             }
-            acc = Fma.MultiplyAdd(Vector256.Create(Fp16.ToFloat(*(ushort*)(w + 208)) * *(float*)x), Avx.ConvertToVector256Single(sumi), acc);
+            acc = Fma.MultiplyAdd(Vector256.Create(f16[*(ushort*)(w + 208)] * *(float*)x), Avx.ConvertToVector256Single(sumi), acc);
         }
         return QuantSimd.HorizontalSum(acc);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<short> Scales(sbyte lo, sbyte hi) => Vector256.Create(Vector128.Create((short)lo), Vector128.Create((short)hi));
 
     /// <summary>
     /// One 128-element half per step: the four quarters pair up into two 512-bit vectors
     /// (quarters 0|1 from the low nibbles of ql[0..63], quarters 2|3 from the high nibbles).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotAvx512(int n, byte* w, byte* x)
     {
+        float* f16 = Fp16.Table;
         Vector256<float> acc = Vector256<float>.Zero;
         Vector512<byte> m15 = Vector512.Create((byte)15);
         for (int b = 0; b < n / 256; b++, w += BlockBytes, x += XBytes)
@@ -135,17 +144,17 @@ internal static unsafe class Q6_KKernels
                 Vector512<byte> bits = Vector512.Load(ql);
                 Vector256<byte> h = Vector256.Load(qh);
                 // High bits for quarter k sit at bits 2k..2k+1 of qh[l]; move them to bits 4..5.
-                Vector512<byte> high01 = Vector512.Create((h.AsUInt16() << 4).AsByte(), (h.AsUInt16() << 2).AsByte()) & Vector512.Create((byte)0x30);
-                Vector512<byte> high23 = Vector512.Create(h, (h.AsUInt16() >> 2).AsByte()) & Vector512.Create((byte)0x30);
+                Vector512<byte> high01 = QuantSimd.Combine((h.AsUInt16() << 4).AsByte(), (h.AsUInt16() << 2).AsByte()) & Vector512.Create((byte)0x30);
+                Vector512<byte> high23 = QuantSimd.Combine(h, (h.AsUInt16() >> 2).AsByte()) & Vector512.Create((byte)0x30);
                 Vector512<byte> q01 = (bits & m15) | high01;
                 Vector512<byte> q23 = ((bits.AsUInt16() >> 4).AsByte() & m15) | high23;
-                Vector512<short> s01 = Vector512.Create(Scales(sc[0], sc[1]), Scales(sc[2], sc[3]));
-                Vector512<short> s23 = Vector512.Create(Scales(sc[4], sc[5]), Scales(sc[6], sc[7]));
+                Vector512<short> s01 = QuantSimd.Combine(Scales(sc[0], sc[1]), Scales(sc[2], sc[3]));
+                Vector512<short> s23 = QuantSimd.Combine(Scales(sc[4], sc[5]), Scales(sc[6], sc[7]));
                 sumi += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(q01, Vector512.Load(y)), s01);
                 sumi += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(q23, Vector512.Load(y + 64)), s23);
             }
             Vector256<int> folded = sumi.GetLower() + sumi.GetUpper() - OffsetCorrection(w, x);
-            acc = Fma.MultiplyAdd(Vector256.Create(Fp16.ToFloat(*(ushort*)(w + 208)) * *(float*)x), Avx.ConvertToVector256Single(folded), acc);
+            acc = Fma.MultiplyAdd(Vector256.Create(f16[*(ushort*)(w + 208)] * *(float*)x), Avx.ConvertToVector256Single(folded), acc);
         }
         return QuantSimd.HorizontalSum(acc);
     }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using LlavaNative.Kernels.Tensors;
@@ -17,6 +18,7 @@ internal static unsafe class Q8_0Kernels
     {
         Type = TensorType.Q8_0, DotType = TensorType.Q8_0, Dequantize = &Dequantize,
         VecDot = QuantSimd.UseAvx512 ? &VecDotAvx512 : QuantSimd.UseAvx2 ? &VecDotAvx2 : &VecDotScalar,
+        MatMulTile = QuantSimd.UseAvx512 ? &LegacyTileKernels.TileQ8_0Avx512 : null, TileRows = 4, TileTokens = 4,
     };
 
     public static QuantKernels ScalarTable => new()
@@ -24,6 +26,7 @@ internal static unsafe class Q8_0Kernels
         Type = TensorType.Q8_0, DotType = TensorType.Q8_0, Dequantize = &Dequantize, VecDot = &VecDotScalar,
     };
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Dequantize(byte* src, float* dst, int n)
     {
         for (int b = 0; b < n / 32; b++, src += BlockBytes, dst += 32)
@@ -34,6 +37,7 @@ internal static unsafe class Q8_0Kernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotScalar(int n, byte* w, byte* x)
     {
         float sum = 0;
@@ -47,8 +51,10 @@ internal static unsafe class Q8_0Kernels
         return sum;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotAvx2(int n, byte* w, byte* x)
     {
+        float* f16 = Fp16.Table;
         int nb = n / 32;
         Vector256<float> acc0 = Vector256<float>.Zero, acc1 = Vector256<float>.Zero;
         int b = 0;
@@ -56,22 +62,24 @@ internal static unsafe class Q8_0Kernels
         {
             Vector256<int> p0 = QuantSimd.DotI8x4(Vector256.Load((sbyte*)(w + 2)), Vector256.Load((sbyte*)(x + 2)));
             Vector256<int> p1 = QuantSimd.DotI8x4(Vector256.Load((sbyte*)(w + BlockBytes + 2)), Vector256.Load((sbyte*)(x + BlockBytes + 2)));
-            float d0 = Fp16.ToFloat(*(ushort*)w) * Fp16.ToFloat(*(ushort*)x);
-            float d1 = Fp16.ToFloat(*(ushort*)(w + BlockBytes)) * Fp16.ToFloat(*(ushort*)(x + BlockBytes));
+            float d0 = f16[*(ushort*)w] * f16[*(ushort*)x];
+            float d1 = f16[*(ushort*)(w + BlockBytes)] * f16[*(ushort*)(x + BlockBytes)];
             acc0 = Fma.MultiplyAdd(Vector256.Create(d0), Avx.ConvertToVector256Single(p0), acc0);
             acc1 = Fma.MultiplyAdd(Vector256.Create(d1), Avx.ConvertToVector256Single(p1), acc1);
         }
         if (b < nb)
         {
             Vector256<int> p0 = QuantSimd.DotI8x4(Vector256.Load((sbyte*)(w + 2)), Vector256.Load((sbyte*)(x + 2)));
-            float d0 = Fp16.ToFloat(*(ushort*)w) * Fp16.ToFloat(*(ushort*)x);
+            float d0 = f16[*(ushort*)w] * f16[*(ushort*)x];
             acc0 = Fma.MultiplyAdd(Vector256.Create(d0), Avx.ConvertToVector256Single(p0), acc0);
         }
         return QuantSimd.HorizontalSum(acc0 + acc1);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotAvx512(int n, byte* w, byte* x)
     {
+        float* f16 = Fp16.Table;
         int nb = n / 32;
         Vector512<float> acc0 = Vector512<float>.Zero, acc1 = Vector512<float>.Zero;
         int b = 0;
@@ -81,10 +89,10 @@ internal static unsafe class Q8_0Kernels
                                                   QuantSimd.Load2x32((sbyte*)(x + 2), (sbyte*)(x + BlockBytes + 2)));
             Vector512<int> p1 = QuantSimd.DotI8x4(QuantSimd.Load2x32((sbyte*)(w + 2 * BlockBytes + 2), (sbyte*)(w + 3 * BlockBytes + 2)),
                                                   QuantSimd.Load2x32((sbyte*)(x + 2 * BlockBytes + 2), (sbyte*)(x + 3 * BlockBytes + 2)));
-            Vector512<float> d0 = QuantSimd.Splat2(Fp16.ToFloat(*(ushort*)w) * Fp16.ToFloat(*(ushort*)x),
-                                                   Fp16.ToFloat(*(ushort*)(w + BlockBytes)) * Fp16.ToFloat(*(ushort*)(x + BlockBytes)));
-            Vector512<float> d1 = QuantSimd.Splat2(Fp16.ToFloat(*(ushort*)(w + 2 * BlockBytes)) * Fp16.ToFloat(*(ushort*)(x + 2 * BlockBytes)),
-                                                   Fp16.ToFloat(*(ushort*)(w + 3 * BlockBytes)) * Fp16.ToFloat(*(ushort*)(x + 3 * BlockBytes)));
+            Vector512<float> d0 = QuantSimd.Splat2(f16[*(ushort*)w] * f16[*(ushort*)x],
+                                                   f16[*(ushort*)(w + BlockBytes)] * f16[*(ushort*)(x + BlockBytes)]);
+            Vector512<float> d1 = QuantSimd.Splat2(f16[*(ushort*)(w + 2 * BlockBytes)] * f16[*(ushort*)(x + 2 * BlockBytes)],
+                                                   f16[*(ushort*)(w + 3 * BlockBytes)] * f16[*(ushort*)(x + 3 * BlockBytes)]);
             acc0 = Avx512F.FusedMultiplyAdd(d0, Avx512F.ConvertToVector512Single(p0), acc0);
             acc1 = Avx512F.FusedMultiplyAdd(d1, Avx512F.ConvertToVector512Single(p1), acc1);
         }
@@ -92,7 +100,7 @@ internal static unsafe class Q8_0Kernels
         for (; b < nb; b++, w += BlockBytes, x += BlockBytes)
         {
             Vector256<int> p = QuantSimd.DotI8x4(Vector256.Load((sbyte*)(w + 2)), Vector256.Load((sbyte*)(x + 2)));
-            float d = Fp16.ToFloat(*(ushort*)w) * Fp16.ToFloat(*(ushort*)x);
+            float d = f16[*(ushort*)w] * f16[*(ushort*)x];
             acc = Fma.MultiplyAdd(Vector256.Create(d), Avx.ConvertToVector256Single(p), acc);
         }
         return QuantSimd.HorizontalSum(acc);

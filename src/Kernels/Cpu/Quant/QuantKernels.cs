@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using LlavaNative.Kernels.Tensors;
 
 namespace LlavaNative.Kernels.Cpu.Quant;
@@ -19,8 +20,32 @@ public readonly unsafe struct QuantKernels
     /// <summary>Expands <c>n</c> elements at <c>src</c> into floats at <c>dst</c>: (src, dst, n).</summary>
     public delegate*<byte*, float*, int, void> Dequantize { get; init; }
 
+    /// <summary>
+    /// When set, <see cref="VecDot"/> reads activation rows as F32 values that already carry the rounding of
+    /// <see cref="DotType"/> rather than the <see cref="DotType"/> bytes themselves. Used by the SIMD F16
+    /// kernels: ggml rounds activations to F16, and expanding them back once per row (instead of once per
+    /// dot product) halves the conversion work in decode. <see cref="QuantRegistry.ActivationQuantizerFor"/>
+    /// and <see cref="QuantRegistry.ActivationRowBytes"/> give the matching converter and row size.
+    /// </summary>
+    public bool ActivationsAsRoundedF32 { get; init; }
+
     /// <summary>Dot product of one weight row with one activation row in <see cref="DotType"/>: (n, weightRow, activationRow).</summary>
     public delegate*<int, byte*, byte*, float> VecDot { get; init; }
+
+    /// <summary>
+    /// Optional prefill kernel (null when absent): the dot products of up to <see cref="TileRows"/> consecutive
+    /// weight rows with up to <see cref="TileTokens"/> activation rows, each operand loaded once per tile.
+    /// (n, weights, weightRowBytes, activations, activationRowBytes, y, yTokenStride, rows, tokens):
+    /// y[t·yTokenStride + r] = VecDot(n, weights + r·weightRowBytes, activations + t·activationRowBytes), equal
+    /// to it up to float summation order.
+    /// </summary>
+    public delegate*<int, byte*, long, byte*, long, float*, long, int, int, void> MatMulTile { get; init; }
+
+    /// <summary>Rows per <see cref="MatMulTile"/> call (at most).</summary>
+    public int TileRows { get; init; }
+
+    /// <summary>Tokens per <see cref="MatMulTile"/> call (at most).</summary>
+    public int TileTokens { get; init; }
 }
 
 /// <summary>Activation-side conversion of a float row into a dot-product encoding.</summary>

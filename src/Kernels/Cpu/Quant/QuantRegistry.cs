@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using LlavaNative.Kernels.Tensors;
 
 namespace LlavaNative.Kernels.Cpu.Quant;
@@ -10,6 +11,10 @@ namespace LlavaNative.Kernels.Cpu.Quant;
 /// </summary>
 public static unsafe class QuantRegistry
 {
+    // Kernels are reached only through these tables. Initialising the half → float table first lets the
+    // JIT embed its address in the (AggressiveOptimization) kernels instead of calling a class-init helper.
+    static QuantRegistry() => _ = Fp16.Table;
+
     /// <summary>Kernels for <paramref name="type"/> using the best instruction set this CPU offers.</summary>
     public static QuantKernels Kernels(TensorType type) => type switch
     {
@@ -74,6 +79,19 @@ public static unsafe class QuantRegistry
         TensorType.Q8_K => ActivationQuantizers.ScalarQ8_K,
         _ => throw new NotSupportedException($"no activation quantizer for {TensorTypeInfo.Name(dotType)}"),
     };
+
+    /// <summary>The converter producing the activation rows <paramref name="kernels"/>' VecDot reads.</summary>
+    public static ActivationQuantizer ActivationQuantizerFor(in QuantKernels kernels) => kernels.ActivationsAsRoundedF32
+        ? kernels.DotType switch
+        {
+            TensorType.F16 => ActivationQuantizers.F16RoundedF32,
+            _ => throw new NotSupportedException($"no rounded-F32 activation converter for {TensorTypeInfo.Name(kernels.DotType)}"),
+        }
+        : Activation(kernels.DotType);
+
+    /// <summary>Bytes of one converted activation row of <paramref name="cols"/> values for <paramref name="kernels"/>.</summary>
+    public static long ActivationRowBytes(in QuantKernels kernels, int cols)
+        => kernels.ActivationsAsRoundedF32 || kernels.DotType == TensorType.F32 ? cols * 4L : TensorTypeInfo.RowBytes(kernels.DotType, cols);
 
     /// <summary>Weight types that have kernels, in ggml id order.</summary>
     public static IReadOnlyList<TensorType> WeightTypes { get; } =

@@ -45,15 +45,18 @@ internal static class QuantSimd
         return DotU8x4(ax, sy);
     }
 
+    /// <summary><paramref name="lo"/> in bits 0–255, <paramref name="hi"/> in 256–511 (one vinserti64x4).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<T> Combine<T>(Vector256<T> lo, Vector256<T> hi)
+        => Avx512F.InsertVector256(lo.AsByte().ToVector512Unsafe(), hi.AsByte(), 1).As<byte, T>();
+
     /// <summary>Two 32-byte pieces at <paramref name="a"/> and <paramref name="b"/> as one 512-bit vector.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static unsafe Vector512<sbyte> Load2x32(sbyte* a, sbyte* b)
-        => Vector512.Create(Vector256.Load(a), Vector256.Load(b));
+    public static unsafe Vector512<sbyte> Load2x32(sbyte* a, sbyte* b) => Combine(Vector256.Load(a), Vector256.Load(b));
 
     /// <summary>Lanes 0–7 = <paramref name="lo"/>, lanes 8–15 = <paramref name="hi"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Splat2(float lo, float hi)
-        => Vector512.Create(Vector256.Create(lo), Vector256.Create(hi));
+    public static Vector512<float> Splat2(float lo, float hi) => Combine(Vector256.Create(lo), Vector256.Create(hi));
 
     /// <summary>
     /// 32 4-bit values of a legacy block (16 bytes at <paramref name="qs"/>) as bytes in element order:
@@ -66,19 +69,19 @@ internal static class QuantSimd
         return Vector256.Create(t, (t.AsUInt16() >> 4).AsByte()) & Vector256.Create((byte)0x0F);
     }
 
-    /// <summary>Two legacy blocks' nibbles (16 bytes each) in element order, block a in lanes 0–31.</summary>
+    /// <summary>
+    /// Two legacy blocks' nibbles (16 bytes each) in element order, block a in bytes 0–31: [a lo | b lo]
+    /// and its 4-bit shift form [a lo, b lo, a hi, b hi] in 128-bit lanes; one qword permute restores
+    /// [a lo, a hi, b lo, b hi].
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static unsafe Vector512<byte> Nibbles2x32(byte* a, byte* b)
     {
-        Vector128<byte> ta = Vector128.Load(a), tb = Vector128.Load(b);
-        Vector512<byte> both = Vector512.Create(Vector256.Create(ta, ta), Vector256.Create(tb, tb));
-        // Shift the odd 128-bit lanes (the high nibbles) by 4: shift all, then pick per 64-bit lane.
-        Vector512<byte> shifted = (both.AsUInt16() >> 4).AsByte();
-        Vector512<byte> picked = Vector512.ConditionalSelect(HighLaneMask, shifted, both);
-        return picked & Vector512.Create((byte)0x0F);
+        Vector256<byte> t = Avx2.InsertVector128(Vector128.Load(a).ToVector256Unsafe(), Vector128.Load(b), 1);
+        Vector512<byte> both = Combine(t, (t.AsUInt16() >> 4).AsByte());
+        Vector512<ulong> ordered = Avx512F.PermuteVar8x64(both.AsUInt64(), Vector512.Create(0UL, 1UL, 4UL, 5UL, 2UL, 3UL, 6UL, 7UL));
+        return ordered.AsByte() & Vector512.Create((byte)0x0F);
     }
-
-    private static Vector512<byte> HighLaneMask => Vector512.Create(0UL, 0UL, ~0UL, ~0UL, 0UL, 0UL, ~0UL, ~0UL).AsByte();
 
     /// <summary>Bit i of <paramref name="bits"/> → byte i = 0xFF or 0x00 (ggml's <c>bytes_from_bits_32</c>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

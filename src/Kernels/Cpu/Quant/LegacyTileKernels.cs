@@ -1,0 +1,173 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace LlavaNative.Kernels.Cpu.Quant;
+
+/// <summary>
+/// Prefill micro-kernels for the 32-element block types with Q8_0 activations (Q4_0, Q5_0, Q8_0): a tile
+/// of up to 4 weight rows × 4 tokens. Each weight block is unpacked once and used for 4 tokens, each
+/// activation block loaded once and used for 4 rows — in <see cref="QuantKernels.VecDot"/> both are redone
+/// for every (row, token) pair. Per block the integer sums are exactly ggml's (Σ q_w·q_x), scaled by
+/// d_w·d_x in float; only the float summation order differs from <c>ggml_vec_dot_*</c>.
+/// Two blocks per 512-bit step; rows/tokens beyond the tile's count repeat the last one and are not stored.
+/// </summary>
+internal static unsafe class LegacyTileKernels
+{
+    /// <summary>Decodes two consecutive blocks of a weight row into 64 unsigned codes (block a in bytes 0–31).</summary>
+    internal interface IUnsignedBlocks
+    {
+        static abstract int BlockBytes { get; }
+        /// <summary>Value subtracted from every code (8 for Q4_0, 16 for Q5_0).</summary>
+        static abstract byte Offset { get; }
+        static abstract Vector512<byte> Decode2(byte* blockA, byte* blockB);
+    }
+
+    internal struct Q4_0Blocks : IUnsignedBlocks
+    {
+        public static int BlockBytes => 18;
+        public static byte Offset => 8;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<byte> Decode2(byte* a, byte* b) => QuantSimd.Nibbles2x32(a + 2, b + 2);
+    }
+
+    internal struct Q5_0Blocks : IUnsignedBlocks
+    {
+        public static int BlockBytes => 22;
+        public static byte Offset => 16;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<byte> Decode2(byte* a, byte* b)
+        {
+            Vector512<byte> high = QuantSimd.Combine(QuantSimd.BytesFromBits32(*(uint*)(a + 2)), QuantSimd.BytesFromBits32(*(uint*)(b + 2)));
+            return QuantSimd.Nibbles2x32(a + 6, b + 6) | (high & Vector512.Create((byte)16));
+        }
+    }
+
+    private const int XBytes = ActivationQuantizers.Q8_0BlockBytes;
+
+    /// <summary>y[t·yStride + r] = row r · token t for r &lt; rows ≤ 4, t &lt; tokens ≤ 4 (codes − offset, Q8_0 activations).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void TileUnsignedAvx512<TBlocks>(int n, byte* w, long wStride, byte* x, long xStride, float* y, long yStride, int rows, int tokens)
+        where TBlocks : struct, IUnsignedBlocks
+    {
+        float* f16 = Fp16.Table;
+        int bb = TBlocks.BlockBytes;
+        byte* w0 = w, w1 = w + Math.Min(1, rows - 1) * wStride, w2 = w + Math.Min(2, rows - 1) * wStride, w3 = w + Math.Min(3, rows - 1) * wStride;
+        byte* x0 = x, x1 = x + Math.Min(1, tokens - 1) * xStride, x2 = x + Math.Min(2, tokens - 1) * xStride, x3 = x + Math.Min(3, tokens - 1) * xStride;
+        Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
+        Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
+        Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
+        Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
+        Vector512<byte> offset = Vector512.Create(TBlocks.Offset);
+        int nb = n / 32;
+        for (int b = 0; b < nb; b += 2)
+        {
+            // An odd last block pairs with itself; its second copy gets scale 0.
+            int next = b + 1 < nb ? 1 : 0;
+            float keep = next;
+            long ow = (long)b * bb, owNext = ow + next * bb;
+            long ox = (long)b * XBytes, oxNext = ox + next * XBytes;
+
+            Vector512<byte> u0 = TBlocks.Decode2(w0 + ow, w0 + owNext), u1 = TBlocks.Decode2(w1 + ow, w1 + owNext);
+            Vector512<byte> u2 = TBlocks.Decode2(w2 + ow, w2 + owNext), u3 = TBlocks.Decode2(w3 + ow, w3 + owNext);
+            Vector512<float> d0 = QuantSimd.Splat2(f16[*(ushort*)(w0 + ow)], keep * f16[*(ushort*)(w0 + owNext)]);
+            Vector512<float> d1 = QuantSimd.Splat2(f16[*(ushort*)(w1 + ow)], keep * f16[*(ushort*)(w1 + owNext)]);
+            Vector512<float> d2 = QuantSimd.Splat2(f16[*(ushort*)(w2 + ow)], keep * f16[*(ushort*)(w2 + owNext)]);
+            Vector512<float> d3 = QuantSimd.Splat2(f16[*(ushort*)(w3 + ow)], keep * f16[*(ushort*)(w3 + owNext)]);
+
+            Token(x0 + ox, x0 + oxNext, f16, offset, u0, u1, u2, u3, d0, d1, d2, d3, ref a00, ref a10, ref a20, ref a30);
+            Token(x1 + ox, x1 + oxNext, f16, offset, u0, u1, u2, u3, d0, d1, d2, d3, ref a01, ref a11, ref a21, ref a31);
+            Token(x2 + ox, x2 + oxNext, f16, offset, u0, u1, u2, u3, d0, d1, d2, d3, ref a02, ref a12, ref a22, ref a32);
+            Token(x3 + ox, x3 + oxNext, f16, offset, u0, u1, u2, u3, d0, d1, d2, d3, ref a03, ref a13, ref a23, ref a33);
+        }
+        Store(y, yStride, rows, tokens, a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33);
+    }
+
+    /// <summary>One token against the 4 unpacked rows: Σ (u − offset)·x per 4-byte group, scaled, accumulated.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Token(byte* xa, byte* xb, float* f16, Vector512<byte> offset,
+        Vector512<byte> u0, Vector512<byte> u1, Vector512<byte> u2, Vector512<byte> u3,
+        Vector512<float> d0, Vector512<float> d1, Vector512<float> d2, Vector512<float> d3,
+        ref Vector512<float> a0, ref Vector512<float> a1, ref Vector512<float> a2, ref Vector512<float> a3)
+    {
+        Vector512<sbyte> yv = QuantSimd.Load2x32((sbyte*)(xa + 2), (sbyte*)(xb + 2));
+        Vector512<short> correction = Avx512BW.MultiplyAddAdjacent(offset, yv);
+        Vector512<float> dx = QuantSimd.Splat2(f16[*(ushort*)xa], f16[*(ushort*)xb]);
+        Vector512<short> ones = Vector512.Create((short)1);
+        a0 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(u0, yv) - correction, ones)), d0 * dx, a0);
+        a1 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(u1, yv) - correction, ones)), d1 * dx, a1);
+        a2 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(u2, yv) - correction, ones)), d2 * dx, a2);
+        a3 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(u3, yv) - correction, ones)), d3 * dx, a3);
+    }
+
+    /// <summary>Q8_0 weights: signed codes, so the products use |w| and x with w's sign (masked negate).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void TileQ8_0Avx512(int n, byte* w, long wStride, byte* x, long xStride, float* y, long yStride, int rows, int tokens)
+    {
+        float* f16 = Fp16.Table;
+        const int bb = Q8_0Kernels.BlockBytes;
+        byte* w0 = w, w1 = w + Math.Min(1, rows - 1) * wStride, w2 = w + Math.Min(2, rows - 1) * wStride, w3 = w + Math.Min(3, rows - 1) * wStride;
+        byte* x0 = x, x1 = x + Math.Min(1, tokens - 1) * xStride, x2 = x + Math.Min(2, tokens - 1) * xStride, x3 = x + Math.Min(3, tokens - 1) * xStride;
+        Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
+        Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
+        Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
+        Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
+        int nb = n / 32;
+        for (int b = 0; b < nb; b += 2)
+        {
+            int next = b + 1 < nb ? 1 : 0;
+            float keep = next;
+            long ow = (long)b * bb, owNext = ow + next * bb;
+            long ox = (long)b * XBytes, oxNext = ox + next * XBytes;
+
+            Vector512<sbyte> q0 = QuantSimd.Load2x32((sbyte*)(w0 + ow + 2), (sbyte*)(w0 + owNext + 2));
+            Vector512<sbyte> q1 = QuantSimd.Load2x32((sbyte*)(w1 + ow + 2), (sbyte*)(w1 + owNext + 2));
+            Vector512<sbyte> q2 = QuantSimd.Load2x32((sbyte*)(w2 + ow + 2), (sbyte*)(w2 + owNext + 2));
+            Vector512<sbyte> q3 = QuantSimd.Load2x32((sbyte*)(w3 + ow + 2), (sbyte*)(w3 + owNext + 2));
+            Vector512<float> d0 = QuantSimd.Splat2(f16[*(ushort*)(w0 + ow)], keep * f16[*(ushort*)(w0 + owNext)]);
+            Vector512<float> d1 = QuantSimd.Splat2(f16[*(ushort*)(w1 + ow)], keep * f16[*(ushort*)(w1 + owNext)]);
+            Vector512<float> d2 = QuantSimd.Splat2(f16[*(ushort*)(w2 + ow)], keep * f16[*(ushort*)(w2 + owNext)]);
+            Vector512<float> d3 = QuantSimd.Splat2(f16[*(ushort*)(w3 + ow)], keep * f16[*(ushort*)(w3 + owNext)]);
+
+            TokenSigned(x0 + ox, x0 + oxNext, f16, q0, q1, q2, q3, d0, d1, d2, d3, ref a00, ref a10, ref a20, ref a30);
+            TokenSigned(x1 + ox, x1 + oxNext, f16, q0, q1, q2, q3, d0, d1, d2, d3, ref a01, ref a11, ref a21, ref a31);
+            TokenSigned(x2 + ox, x2 + oxNext, f16, q0, q1, q2, q3, d0, d1, d2, d3, ref a02, ref a12, ref a22, ref a32);
+            TokenSigned(x3 + ox, x3 + oxNext, f16, q0, q1, q2, q3, d0, d1, d2, d3, ref a03, ref a13, ref a23, ref a33);
+        }
+        Store(y, yStride, rows, tokens, a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void TokenSigned(byte* xa, byte* xb, float* f16,
+        Vector512<sbyte> q0, Vector512<sbyte> q1, Vector512<sbyte> q2, Vector512<sbyte> q3,
+        Vector512<float> d0, Vector512<float> d1, Vector512<float> d2, Vector512<float> d3,
+        ref Vector512<float> a0, ref Vector512<float> a1, ref Vector512<float> a2, ref Vector512<float> a3)
+    {
+        Vector512<sbyte> yv = QuantSimd.Load2x32((sbyte*)(xa + 2), (sbyte*)(xb + 2));
+        Vector512<float> dx = QuantSimd.Splat2(f16[*(ushort*)xa], f16[*(ushort*)xb]);
+        a0 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(QuantSimd.DotI8x4(q0, yv)), d0 * dx, a0);
+        a1 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(QuantSimd.DotI8x4(q1, yv)), d1 * dx, a1);
+        a2 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(QuantSimd.DotI8x4(q2, yv)), d2 * dx, a2);
+        a3 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(QuantSimd.DotI8x4(q3, yv)), d3 * dx, a3);
+    }
+
+    /// <summary>Reduces the 16 accumulators (row r, token t) and stores the valid ones.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Store(float* y, long yStride, int rows, int tokens,
+        Vector512<float> a00, Vector512<float> a01, Vector512<float> a02, Vector512<float> a03,
+        Vector512<float> a10, Vector512<float> a11, Vector512<float> a12, Vector512<float> a13,
+        Vector512<float> a20, Vector512<float> a21, Vector512<float> a22, Vector512<float> a23,
+        Vector512<float> a30, Vector512<float> a31, Vector512<float> a32, Vector512<float> a33)
+    {
+        float* r = stackalloc float[16];
+        r[0] = QuantSimd.HorizontalSum(a00); r[1] = QuantSimd.HorizontalSum(a01); r[2] = QuantSimd.HorizontalSum(a02); r[3] = QuantSimd.HorizontalSum(a03);
+        r[4] = QuantSimd.HorizontalSum(a10); r[5] = QuantSimd.HorizontalSum(a11); r[6] = QuantSimd.HorizontalSum(a12); r[7] = QuantSimd.HorizontalSum(a13);
+        r[8] = QuantSimd.HorizontalSum(a20); r[9] = QuantSimd.HorizontalSum(a21); r[10] = QuantSimd.HorizontalSum(a22); r[11] = QuantSimd.HorizontalSum(a23);
+        r[12] = QuantSimd.HorizontalSum(a30); r[13] = QuantSimd.HorizontalSum(a31); r[14] = QuantSimd.HorizontalSum(a32); r[15] = QuantSimd.HorizontalSum(a33);
+        for (int row = 0; row < rows; row++)
+            for (int t = 0; t < tokens; t++)
+                y[t * yStride + row] = r[row * 4 + t];
+    }
+}
