@@ -384,4 +384,53 @@ public static class TokenizerJsonFixtures
     }
 
     private static List<(string, string)> MergesFromScores(GgufVocab v) => MergesFromScores(v.Tokens, v.Types, v.Scores!);
+
+    /// <summary>
+    /// A small byte-level BPE: the 256 byte characters and the tokens of GPT-2's first <paramref name="mergeCount"/>
+    /// merges (renumbered from 0), with those merges, for tokenizer.json files that test pipeline parts quickly.
+    /// </summary>
+    public static (List<(string Token, int Id)> Vocab, List<(string Left, string Right)> Merges) SmallByteLevel(int mergeCount = 3000)
+    {
+        var v = ReadGguf("gpt-2");
+        var vocab = new List<(string, int)>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        void Add(string token)
+        {
+            if (seen.Add(token))
+                vocab.Add((token, vocab.Count));
+        }
+        foreach (char c in ByteAlphabet())
+            Add(c.ToString());
+        var merges = new List<(string, string)>();
+        foreach (string merge in v.Merges!.Take(mergeCount))
+        {
+            int space = merge.IndexOf(' ', 1);
+            string left = merge[..space], right = merge[(space + 1)..];
+            if (!seen.Contains(left) || !seen.Contains(right))
+                continue;
+            merges.Add((left, right));
+            Add(left + right);
+        }
+        return (vocab, merges);
+    }
+
+    /// <summary>GPT-2's 256 byte characters in byte order.</summary>
+    public static IEnumerable<char> ByteAlphabet()
+    {
+        int next = 256;
+        for (int b = 0; b < 256; b++)
+        {
+            bool self = b is (>= 0x21 and <= 0x7E) or (>= 0xA1 and <= 0xAC) or (>= 0xAE and <= 0xFF);
+            yield return self ? (char)b : (char)next++;
+        }
+    }
+
+    /// <summary>Writes <paramref name="tokenizer"/> (and a tokenizer_config.json when given) into <paramref name="folder"/>.</summary>
+    public static void WriteFolder(string folder, TokenizerJson tokenizer, System.Text.Json.Nodes.JsonObject? config = null)
+    {
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(Path.Combine(folder, "tokenizer.json"), tokenizer.ToJson());
+        if (config is not null)
+            File.WriteAllText(Path.Combine(folder, "tokenizer_config.json"), config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
 }

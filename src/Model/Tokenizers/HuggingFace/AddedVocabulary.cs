@@ -22,6 +22,7 @@ internal sealed class AddedVocabulary
     private readonly Dictionary<int, AddedToken> _byId = new();
     private readonly Dictionary<string, int> _idByContent = new(StringComparer.Ordinal);
     private readonly Dictionary<int, string> _normalizedContent = new();
+    private readonly HashSet<string> _specialContents = new(StringComparer.Ordinal);
     private Matcher _raw = Matcher.Empty;
     private Matcher _normalized = Matcher.Empty;
 
@@ -30,6 +31,13 @@ internal sealed class AddedVocabulary
     public bool TryGetId(string content, out int id) => _idByContent.TryGetValue(content, out id);
 
     public bool IsSpecial(int id) => _byId.TryGetValue(id, out var token) && token.Special;
+
+    /// <summary>
+    /// Whether decode with skip_special_tokens drops a token of this text: tokenizers compares the decoding text with
+    /// the special tokens' contents, so a special token whose normalized form differs is kept, and any token spelled
+    /// like a special token is dropped.
+    /// </summary>
+    public bool IsSpecialContent(string text) => _specialContents.Contains(text);
 
     /// <summary>The text an added token decodes as: its normalized content when normalization changed it.</summary>
     public string? DecodingText(int id) =>
@@ -66,6 +74,8 @@ internal sealed class AddedVocabulary
             }
             _idByContent[token.Content] = id;
             _byId[id] = token;
+            if (token.Special)
+                _specialContents.Add(token.Content);
         }
         var raw = new List<(string, int)>();
         var normalizedPatterns = new List<(string, int)>();

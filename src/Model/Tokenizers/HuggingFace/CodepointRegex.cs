@@ -184,14 +184,12 @@ internal sealed class CodepointRegex
                             name = pattern[(i + 3)..close];
                             i = close + 1;
                         }
-                        else if (i + 2 < pattern.Length)
-                        {
-                            name = pattern[i + 2].ToString();
-                            i += 3;
-                        }
                         else
                         {
-                            throw Unsupported("a bare \\p");
+                            // Oniguruma only knows \p{…}: a bare \p is the letter itself
+                            sb.Append(e);
+                            i += 2;
+                            continue;
                         }
                         if (name.StartsWith('^'))
                         {

@@ -105,7 +105,7 @@ internal sealed class HuggingFaceTokenizer
         {
             if (IdToToken(id) is not { } token)
                 continue;
-            if (skipSpecialTokens && _added.IsSpecial(id))
+            if (skipSpecialTokens && _added.IsSpecialContent(token))
                 continue;
             tokens.Add(token);
         }

@@ -200,10 +200,12 @@ internal static class TextSplitting
         };
     }
 
-    /// <summary>Unicode combining marks (Mn, Mc, Me): what StripAccents removes.</summary>
+    /// <summary>
+    /// Unicode combining marks (Mn, Mc, Me): what StripAccents removes. tokenizers' table predates Unicode 16, so
+    /// marks new in 16.0 (U+0897, …) are kept, as there.
+    /// </summary>
     public static bool IsCombiningMark(int cp) =>
-        cp >= 0x300 && CharUnicodeInfo.GetUnicodeCategory(cp) is UnicodeCategory.NonSpacingMark
-            or UnicodeCategory.SpacingCombiningMark or UnicodeCategory.EnclosingMark;
+        cp >= 0x300 && (UnicodeProperties.Of(cp) & CodepointFlags.CategoryMask) == CodepointFlags.Mark;
 
     /// <summary>Replaces unpaired surrogates with U+FFFD, as the UTF-8 conversion in front of tokenizers does.</summary>
     public static string ReplaceLoneSurrogates(string text)
