@@ -50,7 +50,7 @@ internal sealed class BpeModel
 
         // a later merge of the same pair replaces an earlier one, as collecting into tokenizers' hash map does
         int prefixLength = continuingSubwordPrefix?.Length ?? 0;
-        _merges = new Dictionary<long, long>(merges.Count);
+        _merges = new Dictionary<long, long>(merges.Count, PairComparer.Instance);
         for (int rank = 0; rank < merges.Count; rank++)
         {
             var (left, right) = merges[rank];
@@ -66,6 +66,14 @@ internal sealed class BpeModel
         _byteTokens = new int[256];
         for (int b = 0; b < 256; b++)
             _byteTokens[b] = vocab.TryGetValue($"<0x{b:X2}>", out int id) ? id : -1;
+    }
+
+    /// <summary>long's own hash XORs the halves, so most (left, right) id pairs would collide; this mixes them.</summary>
+    private sealed class PairComparer : IEqualityComparer<long>
+    {
+        public static readonly PairComparer Instance = new();
+        public bool Equals(long x, long y) => x == y;
+        public int GetHashCode(long key) => (int)(((ulong)key * 0x9E3779B97F4A7C15UL) >> 32);
     }
 
     /// <summary>id → token text; null where the vocabulary has no token with that id.</summary>

@@ -155,40 +155,51 @@ internal sealed class HuggingFaceTokenizer
         if (type != "BPE")
             throw new NotSupportedException($"{model.File}: model type '{type}' is not supported; supported: BPE");
 
+        // vocab and merges hold ~150k entries each: read the elements directly, naming a path only for an error
+        var vocabJson = model["vocab"];
+        if (vocabJson.Element.ValueKind != JsonValueKind.Object)
+            throw vocabJson.Error($"is {TokenizerJsonReader.Describe(vocabJson.Element)}, expected an object");
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var (token, id) in model["vocab"].Members())
+        foreach (var entry in vocabJson.Element.EnumerateObject())
         {
-            int value = id.Int();
-            if (value < 0)
-                throw id.Error("is negative");
-            vocab[token] = value;
+            if (entry.Value.ValueKind != JsonValueKind.Number || !entry.Value.TryGetInt32(out int value) || value < 0)
+                throw vocabJson[entry.Name].Error($"is {TokenizerJsonReader.Describe(entry.Value)}, expected a token id");
+            vocab[entry.Name] = value;
         }
 
         var merges = new List<(string, string)>();
-        if (!model["merges"].IsNull)
+        var mergesJson = model["merges"];
+        if (!mergesJson.IsNull)
         {
-            int rank = 0;
-            foreach (var merge in model["merges"].Items())
+            if (mergesJson.Element.ValueKind != JsonValueKind.Array)
+                throw mergesJson.Error($"is {TokenizerJsonReader.Describe(mergesJson.Element)}, expected an array");
+            int index = 0;
+            foreach (var merge in mergesJson.Element.EnumerateArray())
             {
-                if (merge.Element.ValueKind == JsonValueKind.String)
+                HuggingFaceTokenizerException Bad(string problem) =>
+                    new TokenizerJsonReader(merge, model.File, $"{mergesJson.Path}[{index}]").Error(problem);
+                if (merge.ValueKind == JsonValueKind.String)
                 {
                     // the legacy "left right" form: exactly one space; "#version" lines are comments
-                    string line = merge.String();
-                    if (line.StartsWith("#version", StringComparison.Ordinal))
-                        continue;
-                    string[] parts = line.Split(' ');
-                    if (parts.Length != 2)
-                        throw merge.Error($"is \"{line}\", expected two tokens separated by one space (merge {rank + 1})");
-                    merges.Add((parts[0], parts[1]));
+                    string line = merge.GetString()!;
+                    if (!line.StartsWith("#version", StringComparison.Ordinal))
+                    {
+                        int space = line.IndexOf(' ');
+                        if (space < 0 || line.IndexOf(' ', space + 1) >= 0)
+                            throw Bad($"is \"{line}\", expected two tokens separated by one space");
+                        merges.Add((line[..space], line[(space + 1)..]));
+                    }
+                }
+                else if (merge.ValueKind == JsonValueKind.Array && merge.GetArrayLength() == 2
+                         && merge[0].ValueKind == JsonValueKind.String && merge[1].ValueKind == JsonValueKind.String)
+                {
+                    merges.Add((merge[0].GetString()!, merge[1].GetString()!));
                 }
                 else
                 {
-                    var pair = merge.Items().ToArray();
-                    if (pair.Length != 2)
-                        throw merge.Error("is not a [left, right] pair");
-                    merges.Add((pair[0].String(), pair[1].String()));
+                    throw Bad($"is {TokenizerJsonReader.Describe(merge)}, expected \"left right\" or [left, right]");
                 }
-                rank++;
+                index++;
             }
         }
 
