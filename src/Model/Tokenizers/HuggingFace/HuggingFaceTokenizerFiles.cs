@@ -60,8 +60,10 @@ public static class HuggingFaceTokenizerFiles
             addEos = configReader["add_eos_token"].BoolOrNull();
             tokenizerClass = configReader["tokenizer_class"].StringOrNull();
 
+            // transformers' SPECIAL_TOKENS_ATTRIBUTES order
             var named = new List<string>();
-            foreach (string? text in new[] { bosText, eosText, unkText, padText })
+            foreach (string? text in new[] { bosText, eosText, unkText, SpecialTokenText(configReader["sep_token"]), padText,
+                         SpecialTokenText(configReader["cls_token"]), SpecialTokenText(configReader["mask_token"]) })
                 if (text is not null) named.Add(text);
             if (!configReader["additional_special_tokens"].IsNull)
                 foreach (var item in configReader["additional_special_tokens"].Items())
