@@ -75,3 +75,39 @@ public unsafe class MatMulTests
         }
     }
 }
+
+/// <summary>Decode allocates nothing: a mat-vec (and a small prefill) through every kernel table leaves the GC heap untouched.</summary>
+public unsafe class MatMulAllocationTests
+{
+    [Fact]
+    public void MatMulAllocatesNothingAfterWarmUp()
+    {
+        using var pool = new ComputeThreadPool(2);
+        var rng = new Random(5);
+        foreach (var type in QuantRegistry.WeightTypes)
+        {
+            int cols = TensorTypeInfo.BlockElements(type) == 256 ? 512 : 256;
+            const int rows = 64, tokens = 5;
+            long rowBytes = TensorTypeInfo.RowBytes(type, cols);
+            var weights = new byte[rowBytes * rows];
+            for (int r = 0; r < rows; r++) QuantTestData.RandomRow(type, cols, rng).CopyTo(weights, r * rowBytes);
+            float[] x = QuantTestData.RandomActivations(cols * tokens, rng);
+            var y = new float[rows * tokens];
+            var scratch = new byte[Math.Max(64, MatMul.ScratchBytes(type, cols, tokens))];
+            fixed (byte* pw = weights, ps = scratch)
+            fixed (float* px = x, py = y)
+            {
+                var w = new WeightMatrix(pw, type, rows, cols);
+                MatMul.Compute(pool, w, px, 1, py, ps);      // warm-up: JIT, static tables
+                MatMul.Compute(pool, w, px, tokens, py, ps);
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                for (int i = 0; i < 3; i++)
+                {
+                    MatMul.Compute(pool, w, px, 1, py, ps);
+                    MatMul.Compute(pool, w, px, tokens, py, ps);
+                }
+                Assert.True(GC.GetAllocatedBytesForCurrentThread() == before, $"{type}: MatMul allocated {GC.GetAllocatedBytesForCurrentThread() - before} bytes");
+            }
+        }
+    }
+}
