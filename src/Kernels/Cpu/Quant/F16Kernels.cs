@@ -17,7 +17,8 @@ internal static unsafe class F16Kernels
         Type = TensorType.F16, DotType = TensorType.F16, Dequantize = &Dequantize,
         ActivationsAsRoundedF32 = QuantSimd.UseAvx2,
         VecDot = QuantSimd.UseAvx512 ? &VecDotAvx512 : QuantSimd.UseAvx2 ? &VecDotAvx2 : &VecDotScalar,
-        MatMulTile = QuantSimd.UseAvx512 ? &TileAvx512 : null, TileRows = 4, TileTokens = int.MaxValue,
+        MatMulTile = QuantSimd.UseAvx512 ? &TileAvx512 : QuantSimd.UseAvx2 ? &TileAvx2 : null,
+        TileRows = QuantSimd.UseAvx512 ? 4 : 2, TileTokens = int.MaxValue,
     };
 
     public static QuantKernels ScalarTable => new()
@@ -117,6 +118,55 @@ internal static unsafe class F16Kernels
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Widen8(ushort* p) => Fp16.ToFloat8Lanes(Avx2.ConvertToVector256Int32(Vector128.Load(p)).AsUInt32());
+
+    /// <summary>AVX2 form of <see cref="TileAvx512"/>: 2 rows (16 vector registers), 8 floats per FMA.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void TileAvx2(int n, byte* w, long wStride, byte* x, long xStride, float* y, long yStride, int rows, int tokens)
+    {
+        const int PanelColumns = 1024;
+        float* panel = stackalloc float[2 * PanelColumns];
+        float* p0 = panel, p1 = panel + PanelColumns;
+        float* sums = stackalloc float[8];
+        for (int k0 = 0; k0 < n; k0 += PanelColumns)
+        {
+            int kc = Math.Min(PanelColumns, n - k0);
+            for (int r = 0; r < 2; r++)
+                Fp16.ToFloatRow((ushort*)(w + Math.Min(r, rows - 1) * wStride) + k0, panel + r * PanelColumns, kc);
+            for (int t = 0; t < tokens; t += 4)
+            {
+                int count = Math.Min(4, tokens - t);
+                float* x0 = (float*)(x + t * xStride) + k0;
+                float* x1 = (float*)(x + (t + Math.Min(1, count - 1)) * xStride) + k0;
+                float* x2 = (float*)(x + (t + Math.Min(2, count - 1)) * xStride) + k0;
+                float* x3 = (float*)(x + (t + Math.Min(3, count - 1)) * xStride) + k0;
+                Vector256<float> a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default;
+                int i = 0;
+                for (; i + 8 <= kc; i += 8)
+                {
+                    Vector256<float> f0 = Vector256.Load(p0 + i), f1 = Vector256.Load(p1 + i);
+                    Vector256<float> v = Vector256.Load(x0 + i);
+                    a00 = Fma.MultiplyAdd(f0, v, a00); a10 = Fma.MultiplyAdd(f1, v, a10);
+                    v = Vector256.Load(x1 + i);
+                    a01 = Fma.MultiplyAdd(f0, v, a01); a11 = Fma.MultiplyAdd(f1, v, a11);
+                    v = Vector256.Load(x2 + i);
+                    a02 = Fma.MultiplyAdd(f0, v, a02); a12 = Fma.MultiplyAdd(f1, v, a12);
+                    v = Vector256.Load(x3 + i);
+                    a03 = Fma.MultiplyAdd(f0, v, a03); a13 = Fma.MultiplyAdd(f1, v, a13);
+                }
+                sums[0] = QuantSimd.HorizontalSum(a00); sums[1] = QuantSimd.HorizontalSum(a01); sums[2] = QuantSimd.HorizontalSum(a02); sums[3] = QuantSimd.HorizontalSum(a03);
+                sums[4] = QuantSimd.HorizontalSum(a10); sums[5] = QuantSimd.HorizontalSum(a11); sums[6] = QuantSimd.HorizontalSum(a12); sums[7] = QuantSimd.HorizontalSum(a13);
+                for (int r = 0; r < rows; r++)
+                    for (int c = 0; c < count; c++)
+                    {
+                        float* xt = (float*)(x + (t + c) * xStride) + k0;
+                        double sum = sums[r * 4 + c];
+                        for (int k = i; k < kc; k++) sum += panel[r * PanelColumns + k] * xt[k];
+                        float* target = y + (t + c) * yStride + r;
+                        *target = k0 == 0 ? (float)sum : *target + (float)sum;
+                    }
+            }
+        }
+    }
 
     /// <summary>
     /// Prefill tile: 4 weight rows × every token. The rows are expanded to F32 once per 1024-column panel

@@ -10,7 +10,8 @@ namespace LlavaNative.Kernels.Cpu.Quant;
 /// activation block loaded once and used for 4 rows — in <see cref="QuantKernels.VecDot"/> both are redone
 /// for every (row, token) pair. Per block the integer sums are exactly ggml's (Σ q_w·q_x), scaled by
 /// d_w·d_x in float; only the float summation order differs from <c>ggml_vec_dot_*</c>.
-/// Two blocks per 512-bit step; rows/tokens beyond the tile's count repeat the last one and are not stored.
+/// AVX-512: two blocks per 512-bit step, 4 rows × 4 tokens; AVX2 (16 registers): one block per step, 2 rows × 4
+/// tokens. Rows/tokens beyond the tile's count repeat the last one and are not stored.
 /// </summary>
 internal static unsafe class LegacyTileKernels
 {
@@ -21,6 +22,8 @@ internal static unsafe class LegacyTileKernels
         /// <summary>Value subtracted from every code (8 for Q4_0, 16 for Q5_0).</summary>
         static abstract byte Offset { get; }
         static abstract Vector512<byte> Decode2(byte* blockA, byte* blockB);
+        /// <summary>One block's 32 unsigned codes in element order (AVX2).</summary>
+        static abstract Vector256<byte> Decode1(byte* block);
     }
 
     internal struct Q4_0Blocks : IUnsignedBlocks
@@ -30,6 +33,9 @@ internal static unsafe class LegacyTileKernels
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<byte> Decode2(byte* a, byte* b) => QuantSimd.Nibbles2x32(a + 2, b + 2);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> Decode1(byte* a) => QuantSimd.Nibbles32(a + 2);
     }
 
     internal struct Q5_0Blocks : IUnsignedBlocks
@@ -43,6 +49,10 @@ internal static unsafe class LegacyTileKernels
             Vector512<byte> high = QuantSimd.Combine(QuantSimd.BytesFromBits32(*(uint*)(a + 2)), QuantSimd.BytesFromBits32(*(uint*)(b + 2)));
             return QuantSimd.Nibbles2x32(a + 6, b + 6) | (high & Vector512.Create((byte)16));
         }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> Decode1(byte* a)
+            => QuantSimd.Nibbles32(a + 6) | (QuantSimd.BytesFromBits32(*(uint*)(a + 2)) & Vector256.Create((byte)16));
     }
 
     private const int XBytes = ActivationQuantizers.Q8_0BlockBytes;
@@ -151,6 +161,91 @@ internal static unsafe class LegacyTileKernels
         a1 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(QuantSimd.DotI8x4(q1, yv)), d1 * dx, a1);
         a2 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(QuantSimd.DotI8x4(q2, yv)), d2 * dx, a2);
         a3 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(QuantSimd.DotI8x4(q3, yv)), d3 * dx, a3);
+    }
+
+    // ------------------------------------------------------------------ AVX2 (16 vector registers: 2 rows × 4 tokens)
+
+    /// <summary>AVX2 form of <see cref="TileUnsignedAvx512{TBlocks}"/>: one block per step, rows ≤ 2, tokens ≤ 4.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void TileUnsignedAvx2<TBlocks>(int n, byte* w, long wStride, byte* x, long xStride, float* y, long yStride, int rows, int tokens)
+        where TBlocks : struct, IUnsignedBlocks
+    {
+        float* f16 = Fp16.Table;
+        int bb = TBlocks.BlockBytes;
+        byte* w0 = w, w1 = w + Math.Min(1, rows - 1) * wStride;
+        byte* x0 = x, x1 = x + Math.Min(1, tokens - 1) * xStride, x2 = x + Math.Min(2, tokens - 1) * xStride, x3 = x + Math.Min(3, tokens - 1) * xStride;
+        Vector256<float> a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default;
+        Vector256<byte> offset = Vector256.Create(TBlocks.Offset);
+        for (int b = 0; b < n / 32; b++)
+        {
+            long ow = (long)b * bb, ox = (long)b * XBytes;
+            Vector256<byte> u0 = TBlocks.Decode1(w0 + ow), u1 = TBlocks.Decode1(w1 + ow);
+            float d0 = f16[*(ushort*)(w0 + ow)], d1 = f16[*(ushort*)(w1 + ow)];
+            TokenAvx2(x0 + ox, f16, offset, u0, u1, d0, d1, ref a00, ref a10);
+            TokenAvx2(x1 + ox, f16, offset, u0, u1, d0, d1, ref a01, ref a11);
+            TokenAvx2(x2 + ox, f16, offset, u0, u1, d0, d1, ref a02, ref a12);
+            TokenAvx2(x3 + ox, f16, offset, u0, u1, d0, d1, ref a03, ref a13);
+        }
+        StoreAvx2(y, yStride, rows, tokens, a00, a01, a02, a03, a10, a11, a12, a13);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void TokenAvx2(byte* xb, float* f16, Vector256<byte> offset, Vector256<byte> u0, Vector256<byte> u1, float d0, float d1,
+        ref Vector256<float> a0, ref Vector256<float> a1)
+    {
+        Vector256<sbyte> yv = Vector256.Load((sbyte*)(xb + 2));
+        Vector256<short> correction = Avx2.MultiplyAddAdjacent(offset, yv);
+        float dx = f16[*(ushort*)xb];
+        Vector256<short> ones = Vector256.Create((short)1);
+        a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u0, yv) - correction, ones)), Vector256.Create(d0 * dx), a0);
+        a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u1, yv) - correction, ones)), Vector256.Create(d1 * dx), a1);
+    }
+
+    /// <summary>AVX2 form of <see cref="TileQ8_0Avx512"/> (vpsignb is available here): rows ≤ 2, tokens ≤ 4.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void TileQ8_0Avx2(int n, byte* w, long wStride, byte* x, long xStride, float* y, long yStride, int rows, int tokens)
+    {
+        float* f16 = Fp16.Table;
+        const int bb = Q8_0Kernels.BlockBytes;
+        byte* w0 = w, w1 = w + Math.Min(1, rows - 1) * wStride;
+        byte* x0 = x, x1 = x + Math.Min(1, tokens - 1) * xStride, x2 = x + Math.Min(2, tokens - 1) * xStride, x3 = x + Math.Min(3, tokens - 1) * xStride;
+        Vector256<float> a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default;
+        for (int b = 0; b < n / 32; b++)
+        {
+            long ow = (long)b * bb, ox = (long)b * XBytes;
+            Vector256<sbyte> q0 = Vector256.Load((sbyte*)(w0 + ow + 2)), q1 = Vector256.Load((sbyte*)(w1 + ow + 2));
+            Vector256<byte> abs0 = Avx2.Sign(q0, q0).AsByte(), abs1 = Avx2.Sign(q1, q1).AsByte();
+            float d0 = f16[*(ushort*)(w0 + ow)], d1 = f16[*(ushort*)(w1 + ow)];
+            TokenSignedAvx2(x0 + ox, f16, q0, q1, abs0, abs1, d0, d1, ref a00, ref a10);
+            TokenSignedAvx2(x1 + ox, f16, q0, q1, abs0, abs1, d0, d1, ref a01, ref a11);
+            TokenSignedAvx2(x2 + ox, f16, q0, q1, abs0, abs1, d0, d1, ref a02, ref a12);
+            TokenSignedAvx2(x3 + ox, f16, q0, q1, abs0, abs1, d0, d1, ref a03, ref a13);
+        }
+        StoreAvx2(y, yStride, rows, tokens, a00, a01, a02, a03, a10, a11, a12, a13);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void TokenSignedAvx2(byte* xb, float* f16, Vector256<sbyte> q0, Vector256<sbyte> q1, Vector256<byte> abs0, Vector256<byte> abs1,
+        float d0, float d1, ref Vector256<float> a0, ref Vector256<float> a1)
+    {
+        Vector256<sbyte> yv = Vector256.Load((sbyte*)(xb + 2));
+        float dx = f16[*(ushort*)xb];
+        Vector256<short> ones = Vector256.Create((short)1);
+        a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(abs0, Avx2.Sign(yv, q0)), ones)), Vector256.Create(d0 * dx), a0);
+        a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(abs1, Avx2.Sign(yv, q1)), ones)), Vector256.Create(d1 * dx), a1);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void StoreAvx2(float* y, long yStride, int rows, int tokens,
+        Vector256<float> a00, Vector256<float> a01, Vector256<float> a02, Vector256<float> a03,
+        Vector256<float> a10, Vector256<float> a11, Vector256<float> a12, Vector256<float> a13)
+    {
+        float* r = stackalloc float[8];
+        r[0] = QuantSimd.HorizontalSum(a00); r[1] = QuantSimd.HorizontalSum(a01); r[2] = QuantSimd.HorizontalSum(a02); r[3] = QuantSimd.HorizontalSum(a03);
+        r[4] = QuantSimd.HorizontalSum(a10); r[5] = QuantSimd.HorizontalSum(a11); r[6] = QuantSimd.HorizontalSum(a12); r[7] = QuantSimd.HorizontalSum(a13);
+        for (int row = 0; row < rows; row++)
+            for (int t = 0; t < tokens; t++)
+                y[t * yStride + row] = r[row * 4 + t];
     }
 
     /// <summary>Reduces the 16 accumulators (row r, token t) and stores the valid ones.</summary>
