@@ -5,7 +5,7 @@ using System.Runtime.Intrinsics.X86;
 namespace LlavaNative.Kernels.Cpu.Quant;
 
 /// <summary>
-/// Prefill micro-kernels for Q4_K and Q6_K (AVX-512): 2 weight rows × 4 tokens per call. The sub-block
+/// Prefill micro-kernels for Q4_K, Q5_K and Q6_K (AVX-512): 2 weight rows × 4 tokens per call. The sub-block
 /// scales are applied in the integer domain (<c>vpmaddwd</c> with the scale), so each (row, token) pair keeps
 /// one exact int32 sum per super-block — ggml's integer — converted and scaled by d·d_x once per 256 elements.
 /// Two rows rather than four: every row needs its unpacked codes and scale vectors in registers.
@@ -15,12 +15,30 @@ internal static unsafe class KQuantTileKernels
 {
     private const int XBytes = ActivationQuantizers.Q8_KBlockBytes;
 
+    /// <summary>Whether the 4-bit codes carry Q5_K's fifth bit (qh) — a compile-time switch via the type argument.</summary>
+    internal interface IFifthBit { static abstract bool Present { get; } }
+
+    internal struct Q4K : IFifthBit { public static bool Present => false; }
+
+    internal struct Q5K : IFifthBit { public static bool Present => true; }
+
     /// <summary>Q4_K: y[t·yStride + r] for r &lt; rows ≤ 2, t &lt; tokens ≤ 4.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void TileQ4_KAvx512(int n, byte* w, long wStride, byte* x, long xStride, float* y, long yStride, int rows, int tokens)
+        => TileQ45KAvx512<Q4K>(n, w, wStride, x, xStride, y, yStride, rows, tokens);
+
+    /// <summary>Q5_K: as Q4_K with the fifth bit of each code from qh (bit 2c for low nibbles of chunk c, 2c+1 for high).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void TileQ5_KAvx512(int n, byte* w, long wStride, byte* x, long xStride, float* y, long yStride, int rows, int tokens)
+        => TileQ45KAvx512<Q5K>(n, w, wStride, x, xStride, y, yStride, rows, tokens);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // not inlined (it stackallocs): optimise it directly
+    private static void TileQ45KAvx512<TBits>(int n, byte* w, long wStride, byte* x, long xStride, float* y, long yStride, int rows, int tokens)
+        where TBits : struct, IFifthBit
     {
         float* f16 = Fp16.Table;
-        const int bb = Q4_KKernels.BlockBytes;
+        int bb = TBits.Present ? Q5_KKernels.BlockBytes : Q4_KKernels.BlockBytes;
+        int qsOffset = TBits.Present ? 48 : 16;
         byte* w0 = w, w1 = w + Math.Min(1, rows - 1) * wStride;
         byte* x0 = x, x1 = x + Math.Min(1, tokens - 1) * xStride, x2 = x + Math.Min(2, tokens - 1) * xStride, x3 = x + Math.Min(3, tokens - 1) * xStride;
         Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default;
@@ -37,9 +55,14 @@ internal static unsafe class KQuantTileKernels
             for (int half = 0; half < 2; half++)
             {
                 int s = 4 * half;
-                Vector512<byte> bits0 = Vector512.Load(r0 + 16 + 64 * half), bits1 = Vector512.Load(r1 + 16 + 64 * half);
+                Vector512<byte> bits0 = Vector512.Load(r0 + qsOffset + 64 * half), bits1 = Vector512.Load(r1 + qsOffset + 64 * half);
                 Vector512<byte> lo0 = bits0 & m4, hi0 = (bits0.AsUInt16() >> 4).AsByte() & m4;
                 Vector512<byte> lo1 = bits1 & m4, hi1 = (bits1.AsUInt16() >> 4).AsByte() & m4;
+                if (TBits.Present)
+                {
+                    lo0 |= FifthBits(r0 + 16, 4 * half, 4 * half + 2); hi0 |= FifthBits(r0 + 16, 4 * half + 1, 4 * half + 3);
+                    lo1 |= FifthBits(r1 + 16, 4 * half, 4 * half + 2); hi1 |= FifthBits(r1 + 16, 4 * half + 1, 4 * half + 3);
+                }
                 Vector512<short> sl0 = ScalePair(sc0, s, s + 2), sh0 = ScalePair(sc0, s + 1, s + 3);
                 Vector512<short> sl1 = ScalePair(sc1, s, s + 2), sh1 = ScalePair(sc1, s + 1, s + 3);
                 int oy = 4 + 128 * half;
@@ -70,6 +93,15 @@ internal static unsafe class KQuantTileKernels
             mins[7] += dx3 * m1 * Q4_KKernels.MinCorrection(mn1, bs3);
         }
         Store(y, yStride, rows, tokens, a00, a01, a02, a03, a10, a11, a12, a13, mins);
+    }
+
+    /// <summary>Bit <paramref name="b1"/> of qh[l] for bytes 0–31 and bit <paramref name="b2"/> for bytes 32–63, moved to 0x10.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<byte> FifthBits(byte* qh, int b1, int b2)
+    {
+        Vector256<ushort> h = Vector256.Load((ushort*)qh);
+        Vector512<byte> bits = QuantSimd.Combine((h >> b1).AsByte(), (h >> b2).AsByte()) & Vector512.Create((byte)1);
+        return (bits.AsUInt16() << 4).AsByte();
     }
 
     /// <summary>int16 scale k1 in bits 0–255, k2 in 256–511 (the two sub-blocks one 512-bit code vector spans).</summary>

@@ -19,6 +19,7 @@ internal static unsafe class Q5_KKernels
     {
         Type = TensorType.Q5_K, DotType = TensorType.Q8_K, Dequantize = &Dequantize,
         VecDot = QuantSimd.UseAvx2 ? &VecDotAvx2 : &VecDotScalar,
+        MatMulTile = QuantSimd.UseAvx512 ? &KQuantTileKernels.TileQ5_KAvx512 : null, TileRows = 2, TileTokens = 4,
     };
 
     public static QuantKernels ScalarTable => new()
