@@ -212,13 +212,15 @@ internal static unsafe class KQuantTileKernels
         Vector512<float> a00, Vector512<float> a01, Vector512<float> a02, Vector512<float> a03,
         Vector512<float> a10, Vector512<float> a11, Vector512<float> a12, Vector512<float> a13, float* mins)
     {
-        float* r = stackalloc float[8];
-        r[0] = QuantSimd.HorizontalSum(a00) - mins[0]; r[1] = QuantSimd.HorizontalSum(a01) - mins[1];
-        r[2] = QuantSimd.HorizontalSum(a02) - mins[2]; r[3] = QuantSimd.HorizontalSum(a03) - mins[3];
-        r[4] = QuantSimd.HorizontalSum(a10) - mins[4]; r[5] = QuantSimd.HorizontalSum(a11) - mins[5];
-        r[6] = QuantSimd.HorizontalSum(a12) - mins[6]; r[7] = QuantSimd.HorizontalSum(a13) - mins[7];
-        for (int row = 0; row < rows; row++)
-            for (int t = 0; t < tokens; t++)
-                y[t * yStride + row] = r[row * 4 + t];
+        Put(y, yStride, rows, tokens, 0, 0, a00, mins[0]); Put(y, yStride, rows, tokens, 0, 1, a01, mins[1]);
+        Put(y, yStride, rows, tokens, 0, 2, a02, mins[2]); Put(y, yStride, rows, tokens, 0, 3, a03, mins[3]);
+        Put(y, yStride, rows, tokens, 1, 0, a10, mins[4]); Put(y, yStride, rows, tokens, 1, 1, a11, mins[5]);
+        Put(y, yStride, rows, tokens, 1, 2, a12, mins[6]); Put(y, yStride, rows, tokens, 1, 3, a13, mins[7]);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Put(float* y, long yStride, int rows, int tokens, int r, int t, Vector512<float> acc, float min)
+    {
+        if (r < rows && t < tokens) y[t * yStride + r] = QuantSimd.HorizontalSum(acc) - min;
     }
 }

@@ -240,12 +240,8 @@ internal static unsafe class LegacyTileKernels
         Vector256<float> a00, Vector256<float> a01, Vector256<float> a02, Vector256<float> a03,
         Vector256<float> a10, Vector256<float> a11, Vector256<float> a12, Vector256<float> a13)
     {
-        float* r = stackalloc float[8];
-        r[0] = QuantSimd.HorizontalSum(a00); r[1] = QuantSimd.HorizontalSum(a01); r[2] = QuantSimd.HorizontalSum(a02); r[3] = QuantSimd.HorizontalSum(a03);
-        r[4] = QuantSimd.HorizontalSum(a10); r[5] = QuantSimd.HorizontalSum(a11); r[6] = QuantSimd.HorizontalSum(a12); r[7] = QuantSimd.HorizontalSum(a13);
-        for (int row = 0; row < rows; row++)
-            for (int t = 0; t < tokens; t++)
-                y[t * yStride + row] = r[row * 4 + t];
+        Put(y, yStride, rows, tokens, 0, 0, a00); Put(y, yStride, rows, tokens, 0, 1, a01); Put(y, yStride, rows, tokens, 0, 2, a02); Put(y, yStride, rows, tokens, 0, 3, a03);
+        Put(y, yStride, rows, tokens, 1, 0, a10); Put(y, yStride, rows, tokens, 1, 1, a11); Put(y, yStride, rows, tokens, 1, 2, a12); Put(y, yStride, rows, tokens, 1, 3, a13);
     }
 
     /// <summary>Reduces the 16 accumulators (row r, token t) and stores the valid ones.</summary>
@@ -256,13 +252,22 @@ internal static unsafe class LegacyTileKernels
         Vector512<float> a20, Vector512<float> a21, Vector512<float> a22, Vector512<float> a23,
         Vector512<float> a30, Vector512<float> a31, Vector512<float> a32, Vector512<float> a33)
     {
-        float* r = stackalloc float[16];
-        r[0] = QuantSimd.HorizontalSum(a00); r[1] = QuantSimd.HorizontalSum(a01); r[2] = QuantSimd.HorizontalSum(a02); r[3] = QuantSimd.HorizontalSum(a03);
-        r[4] = QuantSimd.HorizontalSum(a10); r[5] = QuantSimd.HorizontalSum(a11); r[6] = QuantSimd.HorizontalSum(a12); r[7] = QuantSimd.HorizontalSum(a13);
-        r[8] = QuantSimd.HorizontalSum(a20); r[9] = QuantSimd.HorizontalSum(a21); r[10] = QuantSimd.HorizontalSum(a22); r[11] = QuantSimd.HorizontalSum(a23);
-        r[12] = QuantSimd.HorizontalSum(a30); r[13] = QuantSimd.HorizontalSum(a31); r[14] = QuantSimd.HorizontalSum(a32); r[15] = QuantSimd.HorizontalSum(a33);
-        for (int row = 0; row < rows; row++)
-            for (int t = 0; t < tokens; t++)
-                y[t * yStride + row] = r[row * 4 + t];
+        Put(y, yStride, rows, tokens, 0, 0, a00); Put(y, yStride, rows, tokens, 0, 1, a01); Put(y, yStride, rows, tokens, 0, 2, a02); Put(y, yStride, rows, tokens, 0, 3, a03);
+        Put(y, yStride, rows, tokens, 1, 0, a10); Put(y, yStride, rows, tokens, 1, 1, a11); Put(y, yStride, rows, tokens, 1, 2, a12); Put(y, yStride, rows, tokens, 1, 3, a13);
+        Put(y, yStride, rows, tokens, 2, 0, a20); Put(y, yStride, rows, tokens, 2, 1, a21); Put(y, yStride, rows, tokens, 2, 2, a22); Put(y, yStride, rows, tokens, 2, 3, a23);
+        Put(y, yStride, rows, tokens, 3, 0, a30); Put(y, yStride, rows, tokens, 3, 1, a31); Put(y, yStride, rows, tokens, 3, 2, a32); Put(y, yStride, rows, tokens, 3, 3, a33);
+    }
+
+    /// <summary>y[t·yStride + r] = the lanes' sum, when (r, t) is inside the tile.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Put(float* y, long yStride, int rows, int tokens, int r, int t, Vector512<float> acc)
+    {
+        if (r < rows && t < tokens) y[t * yStride + r] = QuantSimd.HorizontalSum(acc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Put(float* y, long yStride, int rows, int tokens, int r, int t, Vector256<float> acc)
+    {
+        if (r < rows && t < tokens) y[t * yStride + r] = QuantSimd.HorizontalSum(acc);
     }
 }
