@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using LlavaNative.Kernels.Tensors;
 using LlavaNative.Model.Formats.Gguf;
+using LlavaNative.TestSupport.LlamaCpp;
 
 namespace LlavaNative.TestSupport;
 
@@ -18,6 +19,7 @@ public static class RandomModels
 {
     private static readonly ConcurrentDictionary<RandomModelSpec, Lazy<string>> Cache = new();
     private static readonly ConcurrentDictionary<string, Lazy<KeyValuePair<string, GgufValue>[]>> RealVocabularies = new();
+    private static readonly ConcurrentDictionary<(RandomModelSpec, LlamaFtype), Lazy<string>> QuantizedCache = new();
     private static readonly Lazy<string> CacheDirectory = new(CreateCacheDirectory);
 
     /// <summary>Tiny llama (dim 64, 2 layers, 4/2 heads, ffn 160) with the real LLaMA SentencePiece vocabulary.</summary>
@@ -37,6 +39,23 @@ public static class RandomModels
         {
             string path = Path.Combine(CacheDirectory.Value, FileNameFor(s));
             Write(s, path);
+            return path;
+        })).Value;
+    }
+
+    /// <summary>
+    /// Path of the model for <paramref name="spec"/> quantized by llama.cpp's llama_model_quantize to
+    /// <paramref name="ftype"/> (its usual per-tensor type mix), built once per test run like <see cref="GetPath"/>.
+    /// </summary>
+    public static string GetQuantizedPath(RandomModelSpec spec, LlamaFtype ftype)
+    {
+        string source = GetPath(spec);
+        return QuantizedCache.GetOrAdd((spec, ftype), key => new Lazy<string>(() =>
+        {
+            string path = Path.ChangeExtension(source, $".{key.Item2}.gguf");
+            string partial = path + ".partial";
+            LlamaCppModel.Quantize(source, partial, key.Item2);
+            File.Move(partial, path, overwrite: true);
             return path;
         })).Value;
     }

@@ -40,7 +40,7 @@ internal sealed class BytePairEncoder
             return id;
         }
 
-        _merges = new Dictionary<long, long>(merges.Length);
+        _merges = new Dictionary<long, long>(merges.Length, PairKeyComparer.Instance);
         for (int rank = 0; rank < merges.Length; rank++)
         {
             string merge = merges[rank];
@@ -66,6 +66,14 @@ internal sealed class BytePairEncoder
 
     private static long PairKey(int left, int right) => ((long)left << 32) | (uint)right;
 
+    /// <summary>long's own hash XORs the halves, so (a, b) and (b, a) — and many more pairs — collide.</summary>
+    private sealed class PairKeyComparer : IEqualityComparer<long>
+    {
+        public static readonly PairKeyComparer Instance = new();
+        public bool Equals(long x, long y) => x == y;
+        public int GetHashCode(long key) => (int)(((ulong)key * 0x9E3779B97F4A7C15UL) >> 32);
+    }
+
     internal struct Symbol
     {
         public int Piece;   // -1: a byte whose character is neither a token nor part of any merge
@@ -78,7 +86,7 @@ internal sealed class BytePairEncoder
     public sealed class Scratch
     {
         internal Symbol[] Symbols = new Symbol[64];
-        internal readonly PriorityQueue<(int Left, int Right, int LeftPiece, int RightPiece, int Merged), long> Queue = new();
+        internal readonly BigramQueue Queue = new();
     }
 
     /// <summary>
@@ -106,15 +114,15 @@ internal sealed class BytePairEncoder
         for (int i = 1; i < word.Length; i++)
             TryQueue(symbols, queue, i - 1, i);
 
-        while (queue.TryDequeue(out var pair, out _))
+        while (queue.TryPop(out Bigram pair))
         {
             ref Symbol left = ref symbols[pair.Left];
             ref Symbol right = ref symbols[pair.Right];
             // stale: one side already merged elsewhere (a symbol's piece changes whenever it grows)
-            if (!left.Alive || !right.Alive || left.Piece != pair.LeftPiece || right.Piece != pair.RightPiece)
+            if (!left.Alive || !right.Alive || left.Piece != pair.A || right.Piece != pair.B)
                 continue;
 
-            left.Piece = pair.Merged;
+            left.Piece = pair.C;
             left.Next = right.Next;
             right.Alive = false;
             if (right.Next >= 0)
@@ -146,7 +154,7 @@ internal sealed class BytePairEncoder
         }
     }
 
-    private void TryQueue(Span<Symbol> symbols, PriorityQueue<(int, int, int, int, int), long> queue, int left, int right)
+    private void TryQueue(Span<Symbol> symbols, BigramQueue queue, int left, int right)
     {
         int leftPiece = symbols[left].Piece, rightPiece = symbols[right].Piece;
         if (leftPiece < 0 || rightPiece < 0)
@@ -155,6 +163,6 @@ internal sealed class BytePairEncoder
             return;
         int rank = (int)(rankAndMerged >> 32);
         // lowest rank first, then leftmost
-        queue.Enqueue((left, right, leftPiece, rightPiece, (int)rankAndMerged), ((long)rank << 32) | (uint)left);
+        queue.Push(new Bigram { Key = ((long)rank << 32) | (uint)left, Left = left, Right = right, A = leftPiece, B = rightPiece, C = (int)rankAndMerged });
     }
 }

@@ -39,24 +39,22 @@ internal sealed class SentencePieceEncoder
         public int Next;
     }
 
-    private sealed class BigramOrder : IComparer<(float Score, int Left)>
+    /// <summary>
+    /// Queue order: highest score first, then leftmost. The score's bits are mapped to an int that orders as the
+    /// floats do (−0 counted as +0, as float comparison does), negated so the smallest key is the best pair.
+    /// </summary>
+    private static long BigramKey(float score, int left)
     {
-        public static readonly BigramOrder Instance = new();
-
-        // highest score first, then leftmost
-        public int Compare((float Score, int Left) a, (float Score, int Left) b)
-        {
-            if (a.Score > b.Score) return -1;
-            if (a.Score < b.Score) return 1;
-            return a.Left.CompareTo(b.Left);
-        }
+        int bits = score == 0 ? 0 : BitConverter.SingleToInt32Bits(score);
+        int ordered = bits >= 0 ? bits : bits ^ int.MaxValue;
+        return ((long)~ordered << 32) | (uint)left;
     }
 
     /// <summary>Reusable per-thread working memory.</summary>
     public sealed class Scratch
     {
         internal Symbol[] Symbols = new Symbol[64];
-        internal readonly PriorityQueue<(int Left, int Right, int Size), (float Score, int Left)> Queue = new(BigramOrder.Instance);
+        internal readonly BigramQueue Queue = new();
     }
 
     /// <summary>Appends the tokens of <paramref name="text"/>, whose spaces are already escaped to U+2581.</summary>
@@ -83,12 +81,12 @@ internal sealed class SentencePieceEncoder
         for (int i = 1; i < count; i++)
             TryQueue(text, symbols, queue, i - 1, i);
 
-        while (queue.TryDequeue(out var bigram, out _))
+        while (queue.TryPop(out Bigram bigram))
         {
             ref Symbol left = ref symbols[bigram.Left];
             ref Symbol right = ref symbols[bigram.Right];
             // stale: a side was merged away or grew since the pair was queued
-            if (left.Length == 0 || right.Length == 0 || left.Length + right.Length != bigram.Size)
+            if (left.Length == 0 || right.Length == 0 || left.Length + right.Length != bigram.A)
                 continue;
 
             left.Length += right.Length;
@@ -139,13 +137,13 @@ internal sealed class SentencePieceEncoder
         }
     }
 
-    private void TryQueue(ReadOnlySpan<char> text, Span<Symbol> symbols, PriorityQueue<(int, int, int), (float, int)> queue, int left, int right)
+    private void TryQueue(ReadOnlySpan<char> text, Span<Symbol> symbols, BigramQueue queue, int left, int right)
     {
         if (left == -1 || right == -1)
             return;
         int size = symbols[left].Length + symbols[right].Length;
         if (!_tokens.TryGetId(text.Slice(symbols[left].Start, size), out int id))
             return;
-        queue.Enqueue((left, right, size), (_scores[id], left));
+        queue.Push(new Bigram { Key = BigramKey(_scores[id], left), Left = left, Right = right, A = size });
     }
 }

@@ -259,6 +259,13 @@ public sealed class GgufWriterRoundTripTests : IDisposable
         File.WriteAllBytes(path, ms.ToArray());
         var e = Assert.Throws<InvalidOperationException>(() => GgmlGgufReader.Open(path));
         Assert.Contains("key 'n' has invalid GGUF type 9", e.Message);
+
+        // The engine's reader (written separately, from the same spec) gets the structure back.
+        using var ours = GgufFile.Open(path);
+        var items = (GgufArray[])((GgufArray)ours.GetValue("n").Value).Items;
+        Assert.Equal(new[] { 1, -2 }, (int[])items[0].Items);
+        Assert.Equal(new[] { "xy" }, (string[])items[1].Items);
+        Assert.Equal(new byte[] { 7 }, (byte[])((GgufArray[])items[2].Items)[0].Items);
     }
 
     [Fact]

@@ -9,6 +9,13 @@ namespace LlavaNative.Reference.Tests.LlamaCpp;
 public class LlamaCppTokenizerBindingTests
 {
     [Fact]
+    public void Initialisation_LoadsACpuBackendVariantFromTheReferenceFolder()
+    {
+        string backend = LlamaCppModel.CpuBackend;
+        Assert.StartsWith(Path.Combine(ReferencePaths.LibraryDirectory, "libggml-cpu-"), backend);
+    }
+
+    [Fact]
     public void SpmVocabulary_TokenizesHelloWorld_AndPiecesRoundTrip()
     {
         using LlamaCppModel vocab = LlamaCppModel.LoadVocabOnly(ReferencePaths.Vocabulary("llama-spm"));

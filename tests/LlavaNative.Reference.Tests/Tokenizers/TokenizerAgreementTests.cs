@@ -143,6 +143,39 @@ public class TokenizerAgreementTests
         AssertNoFailures(vocabulary, failures, texts.Length * 2);
     }
 
+    /// <summary>
+    /// Streaming llama.cpp's own ids through <see cref="TextDecoder"/> one token at a time prints the same text as
+    /// decoding all of llama.cpp's pieces at once, although characters are split across tokens.
+    /// </summary>
+    [Theory]
+    [InlineData("qwen2")]
+    [InlineData("llama-bpe")]
+    [InlineData("llama-spm")]
+    [InlineData("gpt-2")]
+    public void TextDecoder_StreamingLlamaCppIds_PrintsWhatTheirPiecesSay(string vocabulary)
+    {
+        var v = ReferenceVocabulary.Get(vocabulary);
+        var decoder = new TextDecoder(v.Ours);
+        var failures = new List<string>();
+        int split = 0;
+        foreach (string text in TokenizerCorpus.Tricky.Concat(TokenizerCorpus.Random(seed: 7, count: 100)))
+        {
+            int[] ids = v.LlamaCpp.Tokenize(text, addSpecial: true, parseSpecial: true);
+            string expected = Encoding.UTF8.GetString(ids.SelectMany(id => v.LlamaCpp.TokenPiece(id, special: true)).ToArray());
+            var streamed = new StringBuilder();
+            foreach (int id in ids)
+            {
+                streamed.Append(decoder.Append(id));
+                split += decoder.PendingByteCount > 0 ? 1 : 0;
+            }
+            streamed.Append(decoder.Flush());
+            if (streamed.ToString() != expected)
+                failures.Add($"{Show(text)}: streamed {Show(streamed.ToString())}, llama.cpp pieces {Show(expected)}");
+        }
+        AssertNoFailures(vocabulary, failures, TokenizerCorpus.Tricky.Length + 100);
+        Assert.True(split > 0, "no character was split across tokens; the corpus does not exercise streaming");
+    }
+
     [Theory]
     [InlineData("qwen2")]
     [InlineData("llama-bpe")]

@@ -52,8 +52,9 @@ public sealed record GreedyResult(int[] Tokens, float[] Margins, float[][] Logit
 
 /// <summary>
 /// A model loaded by the reference llama.cpp, set up for numerical comparisons: 1 thread, F32 KV cache,
-/// flash attention off, logits for every position, the whole input in one batch. Instances are thread-safe
-/// (calls are serialised per instance); different instances run in parallel.
+/// flash attention off, logits for every position, the whole input in one batch (so keep inputs short with a
+/// large vocabulary: the logits buffer is n_tokens × vocab floats). Instances are thread-safe (calls are
+/// serialised per instance); different instances run in parallel.
 /// </summary>
 public sealed unsafe class LlamaCppModel : IDisposable
 {
@@ -98,13 +99,30 @@ public sealed unsafe class LlamaCppModel : IDisposable
     public LlamaFtype FileType => (LlamaFtype)LlamaNative.llama_model_ftype(Handle);
     public ulong ParameterCount => LlamaNative.llama_model_n_params(Handle);
 
+    /// <summary>Path of the CPU backend variant ggml loaded (e.g. …/libggml-cpu-zen4.so); initialises llama.cpp.</summary>
+    public static string CpuBackend
+    {
+        get
+        {
+            LlamaNative.EnsureInitialized();
+            return LlamaNative.LoadedCpuBackend ?? "(not reported)";
+        }
+    }
+
     /// <summary>Loads a full model (weights included).</summary>
-    public static LlamaCppModel Load(string path) => LoadCore(path, vocabOnly: false);
+    /// <param name="repackWeights">
+    /// llama.cpp's own default is true (use_extra_bufts): on x86 it repacks e.g. Q4_0/IQ4_NL/Q4_K weights into
+    /// interleaved layouts with separate GEMM/GEMV kernels. Off by default here so the reference is ggml's
+    /// plain type-traits path (activations quantized to vec_dot_type per row, then vec_dot), which is the
+    /// algorithm the engine mirrors; for Q4_0 both agree to ~1e-5, for Q4_K the repacked kernels differ by
+    /// ~0.1 in the logits.
+    /// </param>
+    public static LlamaCppModel Load(string path, bool repackWeights = false) => LoadCore(path, vocabOnly: false, repackWeights);
 
     /// <summary>Loads only the tokenizer of a GGUF (e.g. llama.cpp's models/ggml-vocab-*.gguf).</summary>
-    public static LlamaCppModel LoadVocabOnly(string path) => LoadCore(path, vocabOnly: true);
+    public static LlamaCppModel LoadVocabOnly(string path) => LoadCore(path, vocabOnly: true, repackWeights: false);
 
-    private static LlamaCppModel LoadCore(string path, bool vocabOnly)
+    private static LlamaCppModel LoadCore(string path, bool vocabOnly, bool repackWeights)
     {
         if (!File.Exists(path))
             throw new FileNotFoundException($"model file {path} does not exist", path);
@@ -112,6 +130,7 @@ public sealed unsafe class LlamaCppModel : IDisposable
         LlamaModelParams p = LlamaNative.llama_model_default_params();
         p.VocabOnly = vocabOnly ? (byte)1 : (byte)0;
         p.NGpuLayers = 0;
+        p.UseExtraBufts = repackWeights ? (byte)1 : (byte)0;
         byte[] name = LlamaNative.Utf8Z(path);
         nint model;
         fixed (byte* n = name)

@@ -233,6 +233,9 @@ internal static unsafe class LlamaNative
     // Levels: 1 debug, 2 info, 3 warn, 4 error, 5 continuation of the previous message.
     private static int _lastLevel;
 
+    /// <summary>The libggml-cpu-*.so ggml chose (from its "loaded CPU backend from …" log line), once initialised.</summary>
+    public static string? LoadedCpuBackend { get; private set; }
+
     [UnmanagedCallersOnly]
     private static void OnLog(int level, byte* text, void* userData)
     {
@@ -241,6 +244,10 @@ internal static unsafe class LlamaNative
             Console.Error.Write(s);
         if (level != 5)
             _lastLevel = level;
+        const string loaded = "loaded CPU backend from ";
+        int at = s.IndexOf(loaded, StringComparison.Ordinal);
+        if (at >= 0)
+            LoadedCpuBackend = s[(at + loaded.Length)..].Trim();
         if (_lastLevel < 3)
             return;
         lock (RecentMessages)

@@ -1,0 +1,110 @@
+using System.Diagnostics;
+using System.Text.Json;
+using LlavaNative.Model.Formats.Npy;
+using LlavaNative.TestSupport;
+using LlavaNative.TestSupport.LlamaCpp;
+using Xunit;
+
+namespace LlavaNative.Reference.Tests.Cli;
+
+/// <summary>The `llava` verbs whose output automated checks rely on, run as a child process and compared with llama.cpp.</summary>
+public sealed class CliContractTests
+{
+    internal static (int Exit, string Out, string Err) RunCli(params string[] args)
+    {
+        string dll = Path.Combine(AppContext.BaseDirectory, "llava.dll");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(dll);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(120_000)) { p.Kill(true); throw new TimeoutException($"llava {string.Join(' ', args)} did not finish"); }
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    [Fact]
+    public void EvalWritesEveryPositionsLogitsLikeLlamaCpp()
+    {
+        string model = RandomModels.TinyLlama;
+        int[] tokens = [1, 450, 4996, 17354, 1701, 29916];
+        string npy = Path.Combine(Path.GetTempPath(), $"llava-eval-{Environment.ProcessId}.npy");
+        var (exit, _, err) = RunCli("eval", "-m", model, "--tokens", string.Join(",", tokens), "--logits-out", npy, "-t", "2");
+        Assert.True(exit == 0, err);
+        var (data, shape) = NpyFile.ReadFloat32(npy);
+        File.Delete(npy);
+        using var reference = LlamaCppModel.Load(model);
+        Assert.Equal([tokens.Length, reference.VocabSize], shape);
+        var expected = reference.EvalLogits(tokens);
+        double maxAbs = 0;
+        for (int t = 0; t < tokens.Length; t++)
+            for (int v = 0; v < reference.VocabSize; v++)
+                maxAbs = Math.Max(maxAbs, Math.Abs(data[t * reference.VocabSize + v] - expected[t][v]));
+        Assert.True(maxAbs <= 1e-4, $"max abs {maxAbs:E3}");
+    }
+
+    [Theory]
+    [InlineData("Hello world, this is   a test.\n")]
+    [InlineData("<|im_start|>user\nhi<|im_end|>")]
+    public void TokenizeMatchesLlamaCpp(string text)
+    {
+        string model = RandomModels.TinyQwen2;
+        var (exit, stdout, err) = RunCli("tokenize", "-m", model, "--text", text);
+        Assert.True(exit == 0, err);
+        using var reference = LlamaCppModel.LoadVocabOnly(model);
+        Assert.Equal(string.Join(",", reference.Tokenize(text, addSpecial: true, parseSpecial: true)), stdout.Trim());
+
+        (exit, stdout, err) = RunCli("tokenize", "-m", model, "--text", text, "--json");
+        Assert.True(exit == 0, err);
+        Assert.Equal(JsonValueKind.Array, JsonDocument.Parse(stdout).RootElement.ValueKind);
+    }
+
+    [Fact]
+    public void RunStreamsGreedyTextLikeLlamaCppsGreedyTokens()
+    {
+        string model = RandomModels.TinyLlama;
+        const string prompt = "The quick brown fox";
+        var (exit, stdout, err) = RunCli("run", "-m", model, "-p", prompt, "-n", "12", "--temp", "0", "-t", "2");
+        Assert.True(exit == 0, err);
+        using var reference = LlamaCppModel.Load(model);
+        int[] promptIds = reference.Tokenize(prompt, addSpecial: true, parseSpecial: true);
+        var greedy = reference.GreedyContinuation(promptIds, 12);
+        // Compare only up to the first near-tie: beyond it either continuation is legitimate.
+        int n = 0;
+        while (n < greedy.Tokens.Length && greedy.Margins[n] > 1e-3 && !IsEog(reference, greedy.Tokens[n])) n++;
+        var expected = greedy.Tokens.Take(n).SelectMany(t => reference.TokenPiece(t, special: true)).ToArray();
+        string expectedText = System.Text.Encoding.UTF8.GetString(expected);
+        Assert.StartsWith(expectedText.TrimEnd('\uFFFD'), stdout);
+    }
+
+    private static bool IsEog(LlamaCppModel m, int token) => token == m.EosId;
+
+    [Fact]
+    public void BenchJsonReportsBothSpeeds()
+    {
+        var (exit, stdout, err) = RunCli("bench", "-m", RandomModels.TinyLlama, "-p", "16", "-n", "4", "--reps", "1", "-t", "2", "--json");
+        Assert.True(exit == 0, err);
+        var json = JsonDocument.Parse(stdout).RootElement;
+        Assert.True(json.GetProperty("pp_tok_s").GetDouble() > 0);
+        Assert.True(json.GetProperty("tg_tok_s").GetDouble() > 0);
+    }
+
+    [Fact]
+    public void InfoAndBadInputExitCodes()
+    {
+        var (exit, stdout, _) = RunCli("info", "-m", RandomModels.TinyLlama);
+        Assert.Equal(0, exit);
+        Assert.Contains("blk.0.attn_q.weight", stdout);
+        Assert.Contains("llama.embedding_length", stdout);
+
+        string missing = Path.Combine(Path.GetTempPath(), "does-not-exist.gguf");
+        (exit, _, string err) = RunCli("info", "-m", missing);
+        Assert.Equal(1, exit);
+        Assert.Contains("does-not-exist.gguf", err);
+        Assert.DoesNotContain("   at ", err); // no stack trace
+
+        (exit, _, err) = RunCli("run", "--bogus");
+        Assert.Equal(2, exit);
+        Assert.Contains("--bogus", err);
+    }
+}
