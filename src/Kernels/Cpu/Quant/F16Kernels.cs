@@ -8,7 +8,9 @@ namespace LlavaNative.Kernels.Cpu.Quant;
 /// <summary>
 /// F16 weights · F16 activations (ggml rounds activations to F16 for F16 weights: <c>ggml_vec_dot_f16</c>).
 /// Both sides are expanded exactly to float and multiplied-added in float; ggml sums its vector lanes
-/// into a double at the end, the scalar reference here sums products in double.
+/// into a double at the end, the scalar reference here sums products in double. The SIMD kernels take the
+/// F16-rounded activations already expanded to F32 (<see cref="QuantKernels.ActivationsAsRoundedF32"/>):
+/// the same values, converted once per row instead of once per dot product.
 /// </summary>
 internal static unsafe class F16Kernels
 {
