@@ -5,7 +5,7 @@ using System.Runtime.Intrinsics.X86;
 namespace LlavaNative.Kernels.Cpu.Quant;
 
 /// <summary>
-/// Prefill micro-kernels for the 32-element block types with Q8_0 activations (Q4_0, Q5_0, Q8_0): a tile
+/// Prefill micro-kernels for the 32-element block types with Q8_0 activations (Q4_0, Q5_0, Q8_0, IQ4_NL): a tile
 /// of up to 4 weight rows × 4 tokens. Each weight block is unpacked once and used for 4 tokens, each
 /// activation block loaded once and used for 4 rows — in <see cref="QuantKernels.VecDot"/> both are redone
 /// for every (row, token) pair. Per block the integer sums are exactly ggml's (Σ q_w·q_x), scaled by
@@ -53,6 +53,45 @@ internal static unsafe class LegacyTileKernels
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<byte> Decode1(byte* a)
             => QuantSimd.Nibbles32(a + 6) | (QuantSimd.BytesFromBits32(*(uint*)(a + 2)) & Vector256.Create((byte)16));
+    }
+
+    /// <summary>Decodes weight blocks into signed codes (Q8_0: the bytes; IQ4_NL: table values).</summary>
+    internal interface ISignedBlocks
+    {
+        static abstract int BlockBytes { get; }
+        static abstract Vector512<sbyte> Decode2(byte* blockA, byte* blockB);
+        static abstract Vector256<sbyte> Decode1(byte* block);
+    }
+
+    internal struct Q8_0Blocks : ISignedBlocks
+    {
+        public static int BlockBytes => Q8_0Kernels.BlockBytes;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<sbyte> Decode2(byte* a, byte* b) => QuantSimd.Load2x32((sbyte*)(a + 2), (sbyte*)(b + 2));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<sbyte> Decode1(byte* a) => Vector256.Load((sbyte*)(a + 2));
+    }
+
+    internal struct IQ4_NLBlocks : ISignedBlocks
+    {
+        public static int BlockBytes => IQ4_NLKernels.BlockBytes;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<sbyte> Decode2(byte* a, byte* b)
+        {
+            Vector128<sbyte> table = Vector128.Create(IQ4_NLKernels.Values);
+            Vector256<sbyte> half = Vector256.Create(table, table);
+            return Avx512BW.Shuffle(Vector512.Create(half, half), QuantSimd.Nibbles2x32(a + 2, b + 2).AsSByte());
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<sbyte> Decode1(byte* a)
+        {
+            Vector128<sbyte> table = Vector128.Create(IQ4_NLKernels.Values);
+            return Avx2.Shuffle(Vector256.Create(table, table), QuantSimd.Nibbles32(a + 2).AsSByte());
+        }
     }
 
     private const int XBytes = ActivationQuantizers.Q8_0BlockBytes;
@@ -112,12 +151,13 @@ internal static unsafe class LegacyTileKernels
         a3 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(u3, yv) - correction, ones)), d3 * dx, a3);
     }
 
-    /// <summary>Q8_0 weights: signed codes, so the products use |w| and x with w's sign (masked negate).</summary>
+    /// <summary>Signed codes (Q8_0, IQ4_NL): the products use |w| and x with w's sign (masked negate).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void TileQ8_0Avx512(int n, byte* w, long wStride, byte* x, long xStride, float* y, long yStride, int rows, int tokens)
+    public static void TileSignedAvx512<TBlocks>(int n, byte* w, long wStride, byte* x, long xStride, float* y, long yStride, int rows, int tokens)
+        where TBlocks : struct, ISignedBlocks
     {
         float* f16 = Fp16.Table;
-        const int bb = Q8_0Kernels.BlockBytes;
+        int bb = TBlocks.BlockBytes;
         byte* w0 = w, w1 = w + Math.Min(1, rows - 1) * wStride, w2 = w + Math.Min(2, rows - 1) * wStride, w3 = w + Math.Min(3, rows - 1) * wStride;
         byte* x0 = x, x1 = x + Math.Min(1, tokens - 1) * xStride, x2 = x + Math.Min(2, tokens - 1) * xStride, x3 = x + Math.Min(3, tokens - 1) * xStride;
         Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
@@ -132,10 +172,8 @@ internal static unsafe class LegacyTileKernels
             long ow = (long)b * bb, owNext = ow + next * bb;
             long ox = (long)b * XBytes, oxNext = ox + next * XBytes;
 
-            Vector512<sbyte> q0 = QuantSimd.Load2x32((sbyte*)(w0 + ow + 2), (sbyte*)(w0 + owNext + 2));
-            Vector512<sbyte> q1 = QuantSimd.Load2x32((sbyte*)(w1 + ow + 2), (sbyte*)(w1 + owNext + 2));
-            Vector512<sbyte> q2 = QuantSimd.Load2x32((sbyte*)(w2 + ow + 2), (sbyte*)(w2 + owNext + 2));
-            Vector512<sbyte> q3 = QuantSimd.Load2x32((sbyte*)(w3 + ow + 2), (sbyte*)(w3 + owNext + 2));
+            Vector512<sbyte> q0 = TBlocks.Decode2(w0 + ow, w0 + owNext), q1 = TBlocks.Decode2(w1 + ow, w1 + owNext);
+            Vector512<sbyte> q2 = TBlocks.Decode2(w2 + ow, w2 + owNext), q3 = TBlocks.Decode2(w3 + ow, w3 + owNext);
             Vector512<float> d0 = QuantSimd.Splat2(f16[*(ushort*)(w0 + ow)], keep * f16[*(ushort*)(w0 + owNext)]);
             Vector512<float> d1 = QuantSimd.Splat2(f16[*(ushort*)(w1 + ow)], keep * f16[*(ushort*)(w1 + owNext)]);
             Vector512<float> d2 = QuantSimd.Splat2(f16[*(ushort*)(w2 + ow)], keep * f16[*(ushort*)(w2 + owNext)]);
@@ -201,19 +239,20 @@ internal static unsafe class LegacyTileKernels
         a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u1, yv) - correction, ones)), Vector256.Create(d1 * dx), a1);
     }
 
-    /// <summary>AVX2 form of <see cref="TileQ8_0Avx512"/> (vpsignb is available here): rows ≤ 2, tokens ≤ 4.</summary>
+    /// <summary>AVX2 form of <see cref="TileSignedAvx512{TBlocks}"/> (vpsignb is available here): rows ≤ 2, tokens ≤ 4.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void TileQ8_0Avx2(int n, byte* w, long wStride, byte* x, long xStride, float* y, long yStride, int rows, int tokens)
+    public static void TileSignedAvx2<TBlocks>(int n, byte* w, long wStride, byte* x, long xStride, float* y, long yStride, int rows, int tokens)
+        where TBlocks : struct, ISignedBlocks
     {
         float* f16 = Fp16.Table;
-        const int bb = Q8_0Kernels.BlockBytes;
+        int bb = TBlocks.BlockBytes;
         byte* w0 = w, w1 = w + Math.Min(1, rows - 1) * wStride;
         byte* x0 = x, x1 = x + Math.Min(1, tokens - 1) * xStride, x2 = x + Math.Min(2, tokens - 1) * xStride, x3 = x + Math.Min(3, tokens - 1) * xStride;
         Vector256<float> a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default;
         for (int b = 0; b < n / 32; b++)
         {
             long ow = (long)b * bb, ox = (long)b * XBytes;
-            Vector256<sbyte> q0 = Vector256.Load((sbyte*)(w0 + ow + 2)), q1 = Vector256.Load((sbyte*)(w1 + ow + 2));
+            Vector256<sbyte> q0 = TBlocks.Decode1(w0 + ow), q1 = TBlocks.Decode1(w1 + ow);
             Vector256<byte> abs0 = Avx2.Sign(q0, q0).AsByte(), abs1 = Avx2.Sign(q1, q1).AsByte();
             float d0 = f16[*(ushort*)(w0 + ow)], d1 = f16[*(ushort*)(w1 + ow)];
             TokenSignedAvx2(x0 + ox, f16, q0, q1, abs0, abs1, d0, d1, ref a00, ref a10);

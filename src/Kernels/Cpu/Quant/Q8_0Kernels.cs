@@ -18,7 +18,7 @@ internal static unsafe class Q8_0Kernels
     {
         Type = TensorType.Q8_0, DotType = TensorType.Q8_0, Dequantize = &Dequantize,
         VecDot = QuantSimd.UseAvx512 ? &VecDotAvx512 : QuantSimd.UseAvx2 ? &VecDotAvx2 : &VecDotScalar,
-        MatMulTile = QuantSimd.UseAvx512 ? &LegacyTileKernels.TileQ8_0Avx512 : QuantSimd.UseAvx2 ? &LegacyTileKernels.TileQ8_0Avx2 : null,
+        MatMulTile = QuantSimd.UseAvx512 ? &LegacyTileKernels.TileSignedAvx512<LegacyTileKernels.Q8_0Blocks> : QuantSimd.UseAvx2 ? &LegacyTileKernels.TileSignedAvx2<LegacyTileKernels.Q8_0Blocks> : null,
         TileRows = QuantSimd.UseAvx512 ? 4 : 2, TileTokens = 4,
     };
 
