@@ -97,7 +97,7 @@ internal static unsafe class KQuantTileKernels
 
     /// <summary>Bit <paramref name="b1"/> of qh[l] for bytes 0–31 and bit <paramref name="b2"/> for bytes 32–63, moved to 0x10.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<byte> FifthBits(byte* qh, int b1, int b2)
+    internal static Vector512<byte> FifthBits(byte* qh, int b1, int b2)
     {
         Vector256<ushort> h = Vector256.Load((ushort*)qh);
         Vector512<byte> bits = QuantSimd.Combine((h >> b1).AsByte(), (h >> b2).AsByte()) & Vector512.Create((byte)1);
