@@ -1,0 +1,349 @@
+#!/usr/bin/python3
+"""Writes the PNG/GIF/BMP/PNM test corpus and its reference pixels.
+
+Usage: /usr/bin/python3 make_corpus.py OUTDIR
+
+Images come from Pillow, from ImageMagick (/usr/bin/convert) for variants Pillow cannot write (interlaced and
+16-bit PNG, 2-bit gray, BMP bitfields), and from the small writers below for what neither tool does on request
+(every PNG filter on every row, split IDAT, colour keys, GIF disposal/transparency combinations, top-down and
+OS/2 BMPs, ASCII PNM). The writers only produce files; the expected pixels come from Pillow decoding them
+(np.asarray(Image.open(f).convert(mode))), or, for the behaviours where LlavaNative deliberately differs from
+Pillow (16-bit samples, PNG colour keys Pillow never matches, PGM with maxval > 255), from the exact sample
+arrays the files were made from. Wherever both exist the script checks they agree, so a slip in a writer
+fails here rather than in the C# test.
+
+OUTDIR/manifest.json lists every file: {"file", "format", "reference": "pillow"|"exact", "why",
+"frames", "width", "height", "channels", "pixels"}; "pixels" is a raw uint8 file holding all frames,
+[frames, height, width, channels].
+"""
+import io
+import json
+import os
+import struct
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+from PIL import Image, ImageSequence
+
+OUT = sys.argv[1]
+CONVERT = "/usr/bin/convert"
+rng = np.random.default_rng(20240611)
+entries = []
+MODE_OF = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+
+def path(name):
+    p = os.path.join(OUT, name)
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    return p
+
+
+def pillow_pixels(file, channels):
+    with Image.open(file) as im:
+        a = np.asarray(im.convert(MODE_OF[channels]))
+    return a if a.ndim == 3 else a[:, :, None]
+
+
+def add(name, fmt, frames, reference, why=""):
+    """Records one corpus file; frames: list of uint8 arrays [h, w, c] (c may be absent for gray)."""
+    frames = [f if f.ndim == 3 else f[:, :, None] for f in frames]
+    h, w, c = frames[0].shape
+    assert all(f.shape == (h, w, c) and f.dtype == np.uint8 for f in frames), name
+    pix = name + ".expected.bin"
+    with open(path(pix), "wb") as f:
+        for fr in frames:
+            f.write(np.ascontiguousarray(fr).tobytes())
+    entries.append({"file": name, "format": fmt, "reference": reference, "why": why, "frames": len(frames),
+                    "width": w, "height": h, "channels": c, "pixels": pix})
+
+
+def magick(args):
+    subprocess.run([CONVERT, *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# PNG
+# ---------------------------------------------------------------------------------------------------------------
+
+SPP = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+LEGAL = [(0, 1), (0, 2), (0, 4), (0, 8), (0, 16), (2, 8), (2, 16), (3, 1), (3, 2), (3, 4), (3, 8),
+         (4, 8), (4, 16), (6, 8), (6, 16)]
+ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+
+
+def png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def pack_samples(rows, depth):
+    """rows: [h, n] samples -> [h, rowbytes] bytes, big-endian, MSB-first bit packing."""
+    h, n = rows.shape
+    if depth == 8:
+        return rows.astype(np.uint8)
+    if depth == 16:
+        return rows.astype(">u2").view(np.uint8).reshape(h, 2 * n)
+    per = 8 // depth
+    padded = np.zeros((h, -(-n // per) * per), np.uint16)
+    padded[:, :n] = rows
+    groups = padded.reshape(h, -1, per)
+    out = np.zeros(groups.shape[:2], np.uint16)
+    for k in range(per):
+        out |= groups[:, :, k] << (8 - depth * (k + 1))
+    return out.astype(np.uint8)
+
+
+def filter_row(kind, row, prior, bpp):
+    r = row.astype(np.int32)
+    up = prior.astype(np.int32)
+    left = np.concatenate([np.zeros(bpp, np.int32), r])[: len(r)]
+    upleft = np.concatenate([np.zeros(bpp, np.int32), up])[: len(r)]
+    if kind == 0:
+        pred = np.zeros_like(r)
+    elif kind == 1:
+        pred = left
+    elif kind == 2:
+        pred = up
+    elif kind == 3:
+        pred = (left + up) // 2
+    else:
+        p = left + up - upleft
+        pa, pb, pc = abs(p - left), abs(p - up), abs(p - upleft)
+        pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, upleft))
+    return ((r - pred) & 0xFF).astype(np.uint8)
+
+
+def write_png(name, samples, ct, depth, palette=None, trns=None, interlace=False, filters="cycle",
+              idat_pieces=1, extra_chunks=False, seed=0):
+    """samples: [h, w, spp] raw sample values. Writes every row with filter (row + seed) % 5 ("cycle")."""
+    h, w, spp = samples.shape
+    bpp = max(1, spp * depth // 8)
+    raw = bytearray()
+    passes = ADAM7 if interlace else [(0, 0, 1, 1)]
+    row_index = seed
+    for x0, y0, dx, dy in passes:
+        sub = samples[y0::dy, x0::dx]
+        if sub.shape[0] == 0 or sub.shape[1] == 0:
+            continue
+        packed = pack_samples(sub.reshape(sub.shape[0], -1), depth)
+        prior = np.zeros(packed.shape[1], np.uint8)
+        for row in packed:
+            kind = row_index % 5 if filters == "cycle" else filters
+            row_index += 1
+            raw.append(kind)
+            raw += filter_row(kind, row, prior, bpp).tobytes()
+            prior = row
+    comp = zlib.compress(bytes(raw), 9)
+    out = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, ct, 0, 0, int(interlace)))
+    if extra_chunks:
+        out += png_chunk(b"gAMA", struct.pack(">I", 45455)) + png_chunk(b"tEXt", b"Comment\0made by make_corpus.py")
+        out += png_chunk(b"prVt", b"private ancillary chunk: safe to skip")
+    if palette is not None:
+        out += png_chunk(b"PLTE", bytes(palette))
+    if trns is not None:
+        out += png_chunk(b"tRNS", bytes(trns))
+    if idat_pieces == 1:
+        out += png_chunk(b"IDAT", comp)
+    else:
+        cuts = sorted(rng.choice(np.arange(1, max(2, len(comp))), size=min(idat_pieces - 1, max(1, len(comp) - 1)), replace=False))
+        bounds = [0, *cuts, len(comp)]
+        for a, b in zip(bounds, bounds[1:]):
+            out += png_chunk(b"IDAT", comp[a:b])
+        out += png_chunk(b"IDAT", b"")  # an empty IDAT is legal
+    if extra_chunks:
+        out += png_chunk(b"tEXt", b"Author\0after the image data")
+    out += png_chunk(b"IEND", b"")
+    with open(path(name), "wb") as f:
+        f.write(out)
+
+
+def assert_ihdr(name, depth, ct, interlaced):
+    """ImageMagick falls back silently when it cannot honour an option: check it wrote what the case is for."""
+    with open(path(name), "rb") as f:
+        header = f.read(29)
+    got = struct.unpack(">BBBBB", header[24:29])
+    assert (got[0], got[1], got[4]) == (depth, ct, int(interlaced)), f"{name}: IHDR {got}, wanted {depth=} {ct=} {interlaced=}"
+
+
+def exact_png(samples, ct, depth, palette=None, trns=None):
+    """The pixels LlavaNative promises for raw samples [h, w, spp] (see PngDecoder's documentation)."""
+    s = samples.astype(np.int64)
+    if ct == 3:
+        lut = np.zeros((256, 4), np.uint8)
+        lut[:, :3] = np.arange(256)[:, None]  # indices past the palette read as gray, as in Pillow
+        lut[:, 3] = 255
+        n = len(palette) // 3
+        lut[:n, :3] = np.array(palette, np.uint8).reshape(n, 3)
+        if trns is not None:
+            lut[: len(trns), 3] = list(trns)
+        out = lut[s[..., 0]]
+        return out if trns is not None else out[..., :3]
+    if depth == 16:
+        v = s >> 8
+    else:
+        v = s * (255 // ((1 << depth) - 1))
+    v = v.astype(np.uint8)
+    if trns is not None and ct in (0, 2):
+        key = np.array(struct.unpack(">%dH" % (len(trns) // 2), bytes(trns)))
+        alpha = np.where((s == key).all(axis=-1), 0, 255).astype(np.uint8)
+        v = np.concatenate([v, alpha[..., None]], axis=-1)
+    return v
+
+
+def random_samples(h, w, ct, depth, palette_entries=None):
+    top = (palette_entries if ct == 3 and palette_entries else 1 << depth) - 1
+    s = rng.integers(0, top + 1, size=(h, w, SPP[ct]), dtype=np.int64)
+    # Smooth regions too, so Sub/Up/Average/Paeth see small differences as well as noise.
+    ramp = (np.add.outer(np.arange(h), np.arange(w)) * max(1, top // max(1, h + w))) % (top + 1)
+    s[: h // 2] = ramp[: h // 2, :, None] if h > 1 else s[: h // 2]
+    return s.astype(np.uint16)
+
+
+def png_case(name, samples, ct, depth, palette=None, trns=None, **kw):
+    write_png(name, samples, ct, depth, palette, trns, **kw)
+    exact = exact_png(samples, ct, depth, palette, trns)
+    channels = exact.shape[2]
+    pillow = pillow_pixels(path(name), channels)
+    gray_key_differs = trns is not None and ((ct == 0 and depth != 8) or (ct == 2 and depth == 16))
+    if depth == 16 or gray_key_differs:
+        # Deliberate differences (PngDecoder docs): 16-bit -> high byte; colour keys compared on the file's samples.
+        pillow_agrees = np.array_equal(pillow, exact)
+        expected_disagreement = (ct == 0 and depth == 16) or gray_key_differs
+        if not expected_disagreement:
+            assert pillow_agrees, f"{name}: Pillow keeps the high byte here; the writer or exact_png is wrong"
+        why = "16-bit: high byte of the exact samples" if depth == 16 else ""
+        if gray_key_differs:
+            why = (why + "; " if why else "") + "tRNS colour key compared on the file's samples (Pillow never matches it)"
+        add(name, "PNG", [exact], "exact", why)
+    else:
+        assert np.array_equal(pillow, exact), f"{name}: Pillow and the exact samples disagree; the writer is wrong"
+        add(name, "PNG", [pillow], "pillow")
+
+
+def make_png():
+    sizes = [(1, 1), (7, 3), (13, 257)]
+    seed = 0
+    for ct, depth in LEGAL:
+        for interlace in (False, True):
+            for h, w in sizes:
+                seed += 1
+                palette = None
+                entries_ = None
+                if ct == 3:
+                    entries_ = min(1 << depth, 256)
+                    palette = rng.integers(0, 256, size=3 * entries_).tolist()
+                s = random_samples(h, w, ct, depth, entries_)
+                png_case(f"png/ct{ct}_d{depth}_{'adam7' if interlace else 'flat'}_{w}x{h}.png", s, ct, depth, palette,
+                         interlace=interlace, seed=seed, idat_pieces=1 + seed % 4, extra_chunks=seed % 3 == 0)
+    # Colour keys (tRNS) on gray and RGB at every depth, with the key present in the image.
+    for ct, depth in [(0, 1), (0, 2), (0, 4), (0, 8), (0, 16), (2, 8), (2, 16)]:
+        for interlace in (False, True):
+            s = random_samples(13, 29, ct, depth)
+            key = s[5, 7].tolist()
+            trns = struct.pack(">%dH" % len(key), *key)
+            png_case(f"png/trns_ct{ct}_d{depth}_{'adam7' if interlace else 'flat'}.png", s, ct, depth, trns=trns,
+                     interlace=interlace, seed=depth)
+    # Palette alpha: a full table, a short table (later entries opaque), a single transparent entry.
+    for depth in (1, 2, 4, 8):
+        n = 1 << depth
+        palette = rng.integers(0, 256, size=3 * n).tolist()
+        s = random_samples(11, 37, 3, depth, n)
+        png_case(f"png/plte_trns_full_d{depth}.png", s, 3, depth, palette, rng.integers(0, 256, size=n).tolist())
+        png_case(f"png/plte_trns_short_d{depth}.png", s, 3, depth, palette, [0, 128][: max(1, n // 2)],
+                 interlace=True)
+        single = [255] * n
+        single[n - 1] = 0
+        png_case(f"png/plte_trns_single_d{depth}.png", s, 3, depth, palette, single)
+    # A palette shorter than the indices in the image: indices past it read as gray (i, i, i).
+    s = rng.integers(0, 256, size=(9, 31, 1)).astype(np.uint16)
+    png_case("png/plte_short_indices_past_end.png", s, 3, 8, rng.integers(0, 256, size=3 * 20).tolist())
+    png_case("png/plte_short_indices_past_end_trns.png", s, 3, 8, rng.integers(0, 256, size=3 * 20).tolist(),
+             [7, 0, 200])
+    # Each filter alone on a photo-like image (all rows the same filter).
+    photo = random_samples(40, 61, 6, 8)
+    for f in range(5):
+        png_case(f"png/filter{f}_rgba8.png", photo, 6, 8, filters=f)
+        png_case(f"png/filter{f}_rgb16.png", random_samples(17, 23, 2, 16), 2, 16, filters=f)
+        png_case(f"png/filter{f}_gray2.png", random_samples(17, 23, 0, 2), 0, 2, filters=f, interlace=True)
+
+    # Files written by Pillow itself (its own adaptive filtering and zlib settings).
+    src = rng.integers(0, 256, size=(13, 257, 4), dtype=np.uint8)
+    src[:6] = (np.add.outer(np.arange(6), np.arange(257))[:, :, None] * [1, 2, 3, 4]).astype(np.uint8)
+    for mode in ("1", "L", "LA", "RGB", "RGBA", "P"):
+        for h, w in [(1, 1), (7, 3), (13, 257)]:
+            im = Image.fromarray(src[:h, :w]).convert(mode if mode != "P" else "RGB")
+            if mode == "P":
+                im = im.quantize(colors=(2, 5, 13, 200)[w % 4])
+            name = f"png/pillow_{mode}_{w}x{h}.png"
+            kw = {"transparency": 1} if mode == "P" and w > 1 else {}
+            im.save(path(name), **kw)
+            channels = {"1": 1, "L": 1, "LA": 2, "RGB": 3, "RGBA": 4, "P": 4 if kw else 3}[mode]
+            add(name, "PNG", [pillow_pixels(path(name), channels)], "pillow")
+    g16 = (rng.integers(0, 65536, size=(13, 257), dtype=np.uint16))
+    Image.fromarray(g16, "I;16").save(path("png/pillow_I16_257x13.png"))
+    add("png/pillow_I16_257x13.png", "PNG", [(g16 >> 8).astype(np.uint8)], "exact",
+        "16-bit gray: high byte (Pillow clips the 16-bit value to 255)")
+    big = Image.fromarray((np.add.outer(np.arange(480), np.arange(640))[:, :, None] * [1, 3, 7] // 4 % 256
+                           + rng.integers(0, 8, size=(480, 640, 3))).astype(np.uint8))
+    big.save(path("png/pillow_photo_640x480.png"), optimize=True)
+    add("png/pillow_photo_640x480.png", "PNG", [pillow_pixels(path("png/pillow_photo_640x480.png"), 3)], "pillow")
+
+    # Files written by ImageMagick from exact sources: interlaced, 16-bit, 2-bit gray, palette with alpha.
+    rgba16 = rng.integers(0, 65536, size=(13, 29, 4), dtype=np.uint16)
+    rgba16[:5] = (np.add.outer(np.arange(5), np.arange(29)) * 2000)[:, :, None].astype(np.uint16)
+    with open(path("src/rgba16.pam"), "wb") as f:
+        f.write(b"P7\nWIDTH 29\nHEIGHT 13\nDEPTH 4\nMAXVAL 65535\nTUPLTYPE RGB_ALPHA\nENDHDR\n")
+        f.write(rgba16.astype(">u2").tobytes())
+    with open(path("src/rgb16.ppm"), "wb") as f:
+        f.write(b"P6\n29 13\n65535\n" + rgba16[:, :, :3].astype(">u2").tobytes())
+    with open(path("src/gray16.pgm"), "wb") as f:
+        f.write(b"P5\n29 13\n65535\n" + rgba16[:, :, 0].astype(">u2").tobytes())
+    for interlace in ("None", "PNG"):
+        tag = "adam7" if interlace == "PNG" else "flat"
+        for src_name, ctype, channels in [("rgba16.pam", 6, 4), ("rgb16.ppm", 2, 3), ("gray16.pgm", 0, 1)]:
+            name = f"png/magick_{ctype}_d16_{tag}.png"
+            magick([path("src/" + src_name), "-interlace", interlace, "-define", "png:bit-depth=16",
+                    "-define", f"png:color-type={ctype}", path(name)])
+            assert_ihdr(name, 16, ctype, interlace == "PNG")
+            data = rgba16[:, :, :channels] if channels != 1 else rgba16[:, :, :1]
+            add(name, "PNG", [(data >> 8).astype(np.uint8)], "exact", "16-bit: high byte of the exact samples")
+            if channels != 1:
+                assert np.array_equal(pillow_pixels(path(name), channels), (data >> 8).astype(np.uint8)), name
+        gray8 = Image.fromarray((rgba16[:, :, 1] >> 8).astype(np.uint8))
+        gray8.save(path("src/gray8.png"))
+        for depth in (2, 4):
+            # Gray levels on the 2/4-bit grid: ImageMagick keeps them exact when reducing the depth.
+            step = 255 // ((1 << depth) - 1)
+            levels = (np.asarray(gray8).astype(int) // step * step).astype(np.uint8)
+            Image.fromarray(levels).save(path(f"src/levels{depth}.png"))
+            name = f"png/magick_gray_d{depth}_{tag}.png"
+            magick([path(f"src/levels{depth}.png"), "-interlace", interlace, "-depth", str(depth), path(name)])
+            assert_ihdr(name, depth, 0, interlace == "PNG")
+            with Image.open(path(name)) as im:
+                assert im.mode == "L" and np.array_equal(np.asarray(im), levels), name
+            add(name, "PNG", [pillow_pixels(path(name), 1)], "pillow")
+        name = f"png/magick_rgba8_{tag}.png"
+        magick([path("src/rgba16.pam"), "-depth", "8", "-interlace", interlace, "-define", "png:color-type=6", path(name)])
+        assert_ihdr(name, 8, 6, interlace == "PNG")
+        add(name, "PNG", [pillow_pixels(path(name), 4)], "pillow")
+        name = f"png/magick_palette_alpha_{tag}.png"
+        Image.fromarray((rgba16 >> 14 << 6).astype(np.uint8), "RGBA").save(path("src/few_colors.png"))
+        magick([path("src/few_colors.png"), "-interlace", interlace, "PNG8:" + path(name)])
+        assert_ihdr(name, 8, 3, interlace == "PNG")
+        with Image.open(path(name)) as im:
+            assert "transparency" in im.info, (name, im.info)
+        add(name, "PNG", [pillow_pixels(path(name), 4)], "pillow")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    make_png()
+    with open(os.path.join(OUT, "manifest.json"), "w") as f:
+        json.dump({"entries": entries}, f, indent=1)
+    print(f"{len(entries)} corpus files in {OUT}")
+
+
+main()
