@@ -27,7 +27,7 @@ import zlib
 import numpy as np
 from PIL import Image, ImageSequence
 
-OUT = sys.argv[1]
+OUT = sys.argv[1] if len(sys.argv) > 1 else "."
 CONVERT = "/usr/bin/convert"
 rng = np.random.default_rng(20240611)
 entries = []
@@ -337,13 +337,225 @@ def make_png():
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# GIF
+# ---------------------------------------------------------------------------------------------------------------
+
+def lzw_encode(indices, min_size, clear_when_full=True):
+    """GIF LZW: variable-width codes packed LSB first. With clear_when_full=False the table stays full at 4096
+    entries and coding goes on with 12-bit codes (the "deferred clear" some encoders use)."""
+    clear, end = 1 << min_size, (1 << min_size) + 1
+    out = bytearray()
+    acc = nbits = 0
+
+    def emit(code, width):
+        nonlocal acc, nbits
+        acc |= code << nbits
+        nbits += width
+        while nbits >= 8:
+            out.append(acc & 0xFF)
+            acc >>= 8
+            nbits -= 8
+
+    # The decoder adds its table entry one code later than the encoder, so a code is written with the width the
+    # decoder will have: enough bits for (encoder's next free code - 1).
+    def width(next_code):
+        return min(12, max(min_size + 1, (next_code - 1).bit_length()))
+
+    table, next_code = {}, end + 1
+    emit(clear, min_size + 1)
+    prefix = None
+    for k in map(int, indices):
+        if prefix is None:
+            prefix = k
+            continue
+        if (prefix, k) in table:
+            prefix = table[(prefix, k)]
+            continue
+        emit(prefix, width(next_code))
+        if next_code < 4096:
+            table[(prefix, k)] = next_code
+            next_code += 1
+        elif clear_when_full:
+            emit(clear, 12)
+            table, next_code = {}, end + 1
+        prefix = k
+    if prefix is not None:
+        emit(prefix, width(next_code))
+        next_code = min(next_code + 1, 4096)
+    emit(end, width(next_code))
+    if nbits:
+        out.append(acc & 0xFF)
+    return bytes(out)
+
+
+def gif_palette_bytes(palette):
+    """palette: list of (r, g, b); padded with black to a power of two (at least 2) -> (size bits - 1, bytes)."""
+    n = max(2, len(palette))
+    bits = max(1, (n - 1).bit_length())
+    flat = [c for rgb in palette for c in rgb] + [0] * (3 * ((1 << bits) - len(palette)))
+    return bits - 1, bytes(flat)
+
+
+def write_gif(name, width, height, frames, global_palette=None, background=0, version=b"GIF89a", trailer=True):
+    """frames: dicts with indices [h, w], x, y and optional palette (local), interlace, transparency, disposal,
+    gce (write a graphic control extension; default when transparency or disposal is given), min_code,
+    clear_when_full, coded_pixels (LZW-code only the first n pixels), cut_lzw (keep only n bytes of LZW data)."""
+    out = bytearray(version + struct.pack("<HH", width, height))
+    if global_palette is not None:
+        size, table = gif_palette_bytes(global_palette)
+        out += bytes([0x80 | (7 << 4) | size, background, 0]) + table
+    else:
+        out += bytes([0, background, 0])
+    out += b"!\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"
+    for f in frames:
+        idx = np.asarray(f["indices"])
+        h, w = idx.shape
+        transparency, disposal = f.get("transparency"), f.get("disposal", 0)
+        if f.get("gce", transparency is not None or disposal):
+            flags = (disposal << 2) | (1 if transparency is not None else 0)
+            out += b"!\xf9\x04" + bytes([flags]) + struct.pack("<H", 5) + bytes([transparency or 0, 0])
+        if f.get("comment"):
+            out += b"!\xfe" + bytes([len(f["comment"])]) + f["comment"] + b"\0"
+        flags = 0x40 if f.get("interlace") else 0
+        table = b""
+        if f.get("palette") is not None:
+            size, table = gif_palette_bytes(f["palette"])
+            flags |= 0x80 | size
+        out += b"," + struct.pack("<HHHH", f.get("x", 0), f.get("y", 0), w, h) + bytes([flags]) + table
+        rows = idx
+        if f.get("interlace"):
+            order = [*range(0, h, 8), *range(4, h, 8), *range(2, h, 4), *range(1, h, 2)]
+            rows = idx[order]
+        min_code = f.get("min_code", max(2, int(idx.max()).bit_length()))
+        coded = rows.reshape(-1)[: f.get("coded_pixels", h * w)]  # fewer pixels than the frame: an early end code
+        data = lzw_encode(coded, min_code, f.get("clear_when_full", True))
+        data = data[: f.get("cut_lzw", len(data))]  # data cut short, no end code
+        out.append(min_code)
+        for i in range(0, len(data), 255):
+            piece = data[i:i + 255]
+            out += bytes([len(piece)]) + piece
+        out.append(0)
+    if trailer:
+        out += b";"
+    with open(path(name), "wb") as f:
+        f.write(out)
+
+
+def pillow_gif_frames(file):
+    with Image.open(file) as im:
+        return [np.asarray(frame.convert("RGBA")) for frame in ImageSequence.Iterator(im)]
+
+
+def gif_case(name, *args, **kw):
+    write_gif(name, *args, **kw)
+    add(name, "GIF", pillow_gif_frames(path(name)), "pillow")
+
+
+def random_palette(n):
+    return [tuple(int(v) for v in c) for c in rng.integers(0, 256, size=(n, 3))]
+
+
+def random_animation(name, frames_count, first_transparent, gray=False, width=16, height=12):
+    """Random sub-rectangle frames over every disposal method (0-7), transparency on and off, local and global
+    colour tables, interlaced and not: the combinations Pillow's compositing rules distinguish."""
+    palette = [(i, i, i) for i in range(16)] if gray else random_palette(16)
+    frames = []
+    for k in range(frames_count):
+        if k == 0:
+            x, y, w, h = 0, 0, width, height
+            if rng.random() < 0.5:  # a first frame smaller than the screen, at an offset
+                x, y = int(rng.integers(0, 4)), int(rng.integers(0, 4))
+                w, h = width - x - int(rng.integers(0, 3)), height - y - int(rng.integers(0, 3))
+        else:
+            w, h = int(rng.integers(1, width + 1)), int(rng.integers(1, height + 1))
+            x, y = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
+        f = {"indices": rng.integers(0, 16, size=(h, w)), "x": x, "y": y, "interlace": bool(rng.random() < 0.3)}
+        transparent = first_transparent if k == 0 else rng.random() < 0.6
+        if transparent:
+            f["transparency"] = int(rng.integers(0, 16))
+        if rng.random() < 0.8:
+            f["disposal"] = int(rng.choice([0, 1, 2, 3, 2, 3, 4, 7]))
+            f["gce"] = True
+        if not gray and rng.random() < 0.3:
+            f["palette"] = random_palette(16)
+        frames.append(f)
+    gif_case(name, width, height, frames, palette, background=int(rng.integers(0, 16)))
+
+
+def make_gif():
+    # Still images: every LZW code size, odd sizes, interlaced heights that leave some passes empty.
+    for bits in range(1, 9):
+        palette = random_palette(1 << bits)
+        for h, w in [(1, 1), (7, 3), (13, 257)]:
+            idx = rng.integers(0, 1 << bits, size=(h, w))
+            gif_case(f"gif/still_{bits}bit_{w}x{h}.gif", w, h, [{"indices": idx}], palette,
+                     version=b"GIF87a" if bits % 2 else b"GIF89a")
+    for h in (1, 2, 3, 4, 5, 8, 9, 13, 37):
+        gif_case(f"gif/interlaced_h{h}.gif", 11, h, [{"indices": rng.integers(0, 4, size=(h, 11)), "interlace": True}],
+                 random_palette(4))
+    # LZW tables that fill up: a clear code at 4096 entries, or coding on with the full table ("deferred clear").
+    noise = rng.integers(0, 256, size=(100, 200))
+    palette = random_palette(256)
+    gif_case("gif/lzw_clear_when_full.gif", 200, 100, [{"indices": noise}], palette)
+    gif_case("gif/lzw_deferred_clear.gif", 200, 100, [{"indices": noise, "clear_when_full": False}], palette)
+    gif_case("gif/lzw_min_code_8_small_palette.gif", 9, 5, [{"indices": rng.integers(0, 256, size=(5, 9)), "min_code": 8}],
+             random_palette(4))  # indices past the colour table read as gray
+    # Tables: local only, none at all (grayscale), identity gray ramp (grayscale), local overriding global.
+    gif_case("gif/local_palettes_only.gif", 10, 6,
+             [{"indices": rng.integers(0, 8, size=(6, 10)), "palette": random_palette(8)},
+              {"indices": rng.integers(0, 8, size=(3, 4)), "x": 2, "y": 1, "palette": random_palette(8), "transparency": 1}])
+    gif_case("gif/no_palette_gray.gif", 10, 6,
+             [{"indices": rng.integers(0, 8, size=(6, 10)), "transparency": 3},
+              {"indices": rng.integers(0, 8, size=(3, 4)), "x": 2, "y": 1, "transparency": 5, "disposal": 2},
+              {"indices": rng.integers(0, 8, size=(2, 2)), "x": 7, "y": 3}])
+    gif_case("gif/comment_and_no_trailer.gif", 5, 4,
+             [{"indices": rng.integers(0, 4, size=(4, 5)), "comment": b"a comment block"},
+              {"indices": rng.integers(0, 4, size=(2, 2)), "x": 1, "y": 1, "comment": b"another"}],
+             random_palette(4), trailer=False)
+    gif_case("gif/frame0_larger_than_screen.gif", 6, 4,
+             [{"indices": rng.integers(0, 4, size=(6, 9))},
+              {"indices": rng.integers(0, 4, size=(5, 5)), "x": 6, "y": 3}],  # the second frame is clipped
+             random_palette(4))
+    # Random animations over every compositing rule, colour and grayscale, opaque and transparent first frames.
+    for i in range(24):
+        random_animation(f"gif/anim_{i:02d}.gif", int(rng.integers(2, 7)), first_transparent=i % 2 == 1,
+                         gray=i % 6 == 5)
+
+    # Written by Pillow: RGBA frames (transparency, disposal 2) and grayscale frames.
+    base = np.zeros((24, 32, 4), np.uint8)
+    frames_rgba = []
+    for k in range(5):
+        a = base.copy()
+        a[4 + k: 14 + k, 3 * k: 3 * k + 12] = [40 * k, 255 - 40 * k, 128, 255]
+        a[18:, :] = [255, 255, 255, 255 * (k % 2)]
+        frames_rgba.append(Image.fromarray(a, "RGBA"))
+    frames_rgba[0].save(path("gif/pillow_rgba_anim.gif"), save_all=True, append_images=frames_rgba[1:], disposal=2,
+                        duration=40, loop=0)
+    add("gif/pillow_rgba_anim.gif", "GIF", pillow_gif_frames(path("gif/pillow_rgba_anim.gif")), "pillow")
+    frames_l = [Image.fromarray((np.add.outer(np.arange(20), np.arange(30)) * (k + 1) % 256).astype(np.uint8), "L")
+                for k in range(4)]
+    frames_l[0].save(path("gif/pillow_gray_anim.gif"), save_all=True, append_images=frames_l[1:], duration=40)
+    add("gif/pillow_gray_anim.gif", "GIF", pillow_gif_frames(path("gif/pillow_gray_anim.gif")), "pillow")
+    # Written by ImageMagick: optimized layers (sub-rectangles, transparency) and background disposal.
+    for k, f in enumerate(frames_rgba):
+        f.save(path(f"src/frame{k}.png"))
+    sources = [path(f"src/frame{k}.png") for k in range(5)]
+    magick(["-delay", "5", "-dispose", "Background", *sources, path("gif/magick_dispose_background.gif")])
+    add("gif/magick_dispose_background.gif", "GIF", pillow_gif_frames(path("gif/magick_dispose_background.gif")), "pillow")
+    magick(["-delay", "5", "-dispose", "None", *sources, "-layers", "Optimize", path("gif/magick_optimized.gif")])
+    add("gif/magick_optimized.gif", "GIF", pillow_gif_frames(path("gif/magick_optimized.gif")), "pillow")
+
+
+# ---------------------------------------------------------------------------------------------------------------
 
 def main():
     os.makedirs(OUT, exist_ok=True)
     make_png()
+    make_gif()
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump({"entries": entries}, f, indent=1)
     print(f"{len(entries)} corpus files in {OUT}")
 
 
-main()
+if __name__ == "__main__":
+    main()
