@@ -547,11 +547,166 @@ def make_gif():
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# BMP
+# ---------------------------------------------------------------------------------------------------------------
+
+def bmp_rows(values, bits):
+    """values: [h, w] indices or pixel words, or [h, w, 3] bytes for 24-bit -> [h, unpadded row bytes]."""
+    h = values.shape[0]
+    if bits <= 8:
+        return pack_samples(values.astype(np.uint16), bits)
+    if bits == 16:
+        return values.astype("<u2").view(np.uint8).reshape(h, -1)
+    if bits == 24:
+        return values.astype(np.uint8).reshape(h, -1)
+    return values.astype("<u4").view(np.uint8).reshape(h, -1)
+
+
+def write_bmp(name, values, bits, header=40, compression=0, masks=None, palette=None, top_down=False,
+              colors_used=0, offset_at_palette=False, gap=0):
+    """masks go inside V2+ headers (52 and up) or after a 40-byte one; palette: list of (r, g, b)."""
+    rows = bmp_rows(values, bits)
+    h, w = values.shape[:2]
+    stride = -(-rows.shape[1] // 4) * 4
+    pixel_data = b"".join(r.tobytes().ljust(stride, b"\0") for r in (rows if top_down else rows[::-1]))
+    if header == 12:
+        dib = struct.pack("<IHHHH", 12, w, h, 1, bits)
+    else:
+        dib = struct.pack("<IiiHHIIiiII", header, w, -h if top_down else h, 1, bits, compression, len(pixel_data),
+                          2835, 2835, colors_used, 0)
+        if header >= 52:
+            m = list(masks or [0, 0, 0, 0]) + [0]
+            dib += struct.pack("<III", *m[:3]) + (struct.pack("<I", m[3]) if header >= 56 else b"")
+        if header >= 108:
+            dib += b"BGRs" + b"\0" * 48  # colour space type and its unused endpoints/gamma
+        dib = dib.ljust(header, b"\0")
+    after = b""
+    if header == 40 and compression in (3, 6):
+        after = b"".join(struct.pack("<I", m) for m in masks[: 4 if compression == 6 else 3])
+    table = b""
+    if palette is not None:
+        entry = 3 if header == 12 else 4
+        table = b"".join(bytes([b, g, r, 0][:entry]) for r, g, b in palette)
+    offset = 14 + len(dib) + len(after) + (0 if offset_at_palette else len(table) + gap)
+    body = dib + after + table + b"\0" * gap + pixel_data
+    with open(path(name), "wb") as f:
+        f.write(b"BM" + struct.pack("<IHHI", 14 + len(body), 0, 0, offset) + body)
+
+
+def bmp_case(name, channels, *args, **kw):
+    write_bmp(name, *args, **kw)
+    add(name, "BMP", [pillow_pixels(path(name), channels)], "pillow")
+
+
+def magick_rgba(file, w, h):
+    raw = subprocess.run([CONVERT, file, "-depth", "8", "rgba:-"], check=True, capture_output=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(h, w, 4)
+
+
+def make_bmp():
+    sizes = [(1, 1), (7, 3), (13, 257), (5, 2), (3, 5)]  # widths 1, 2, 3, 5 and 257 exercise every row padding
+    # Written by Pillow: 1-bit, 8-bit gray and palette, 24-bit, and RGBA as 32-bit BI_RGB (alpha dropped on reading).
+    src = rng.integers(0, 256, size=(13, 257, 4), dtype=np.uint8)
+    for mode in ("1", "L", "P", "RGB", "RGBA"):
+        for h, w in sizes[:3]:
+            im = Image.fromarray(src[:h, :w], "RGBA").convert(mode if mode != "P" else "RGB")
+            if mode == "P":
+                im = im.quantize(colors=37)
+            name = f"bmp/pillow_{mode}_{w}x{h}.bmp"
+            im.save(path(name))
+            add(name, "BMP", [pillow_pixels(path(name), 3)], "pillow", "32-bit BI_RGB: the fourth byte is dropped" if mode == "RGBA" else "")
+    for h, w in sizes:
+        for top_down in (False, True):
+            tag = f"{w}x{h}_{'topdown' if top_down else 'bottomup'}"
+            bmp_case(f"bmp/rgb24_{tag}.bmp", 3, rng.integers(0, 256, size=(h, w, 3)), 24, top_down=top_down)
+            words = rng.integers(0, 2**32, size=(h, w), dtype=np.uint64)
+            bmp_case(f"bmp/bgrx32_{tag}.bmp", 3, words, 32, top_down=top_down)
+            pal = random_palette(256)
+            bmp_case(f"bmp/pal8_{tag}.bmp", 3, rng.integers(0, 256, size=(h, w)), 8, palette=pal, top_down=top_down)
+            for bits in (1, 4):
+                bmp_case(f"bmp/pal{bits}_{tag}.bmp", 3, rng.integers(0, 1 << bits, size=(h, w)), bits,
+                         palette=random_palette(1 << bits), top_down=top_down)
+            bmp_case(f"bmp/rgb555_{tag}.bmp", 3, rng.integers(0, 2**16, size=(h, w)), 16, top_down=top_down)
+    words = rng.integers(0, 2**32, size=(9, 13), dtype=np.uint64)
+    # 32-bit BI_RGB in V4/V5 headers: masks there do not apply, the fourth byte is still dropped.
+    for header in (108, 124):
+        bmp_case(f"bmp/bgrx32_v{header}.bmp", 3, words, 32, header=header, masks=[0xFF0000, 0xFF00, 0xFF, 0xFF000000])
+    # Bitfields Pillow knows: without alpha in a 40-byte header, with alpha in V4/V5.
+    for label, masks in [("bgrx", [0xFF0000, 0xFF00, 0xFF]), ("xbgr", [0xFF000000, 0xFF0000, 0xFF00])]:
+        bmp_case(f"bmp/bitfields32_{label}_v40.bmp", 3, words, 32, compression=3, masks=masks)
+    for label, masks in [("bgra", [0xFF0000, 0xFF00, 0xFF, 0xFF000000]), ("rgba", [0xFF, 0xFF00, 0xFF0000, 0xFF000000]),
+                         ("abgr", [0xFF000000, 0xFF0000, 0xFF00, 0xFF]), ("zero_masks", [0, 0, 0, 0])]:
+        for header in (108, 124):
+            bmp_case(f"bmp/bitfields32_{label}_v{header}.bmp", 4, words, 32, header=header, compression=3, masks=masks,
+                     top_down=header == 124)
+    bmp_case("bmp/bitfields32_bgrx_v124.bmp", 3, words, 32, header=124, compression=3, masks=[0xFF0000, 0xFF00, 0xFF, 0])
+    half = rng.integers(0, 2**16, size=(9, 13))
+    bmp_case("bmp/bitfields16_565_v40.bmp", 3, half, 16, compression=3, masks=[0xF800, 0x7E0, 0x1F])
+    bmp_case("bmp/bitfields16_555_v40.bmp", 3, half & 0x7FFF, 16, compression=3, masks=[0x7C00, 0x3E0, 0x1F])
+    bmp_case("bmp/bitfields16_565_v124.bmp", 3, half, 16, header=124, compression=3, masks=[0xF800, 0x7E0, 0x1F, 0])
+    bmp_case("bmp/bitfields24_v40.bmp", 3, rng.integers(0, 256, size=(9, 13, 3)), 24, compression=3,
+             masks=[0xFF0000, 0xFF00, 0xFF])
+    # Colour tables: short (indices past it read as gray), gray ramp (Pillow's "L" path), 2-entry, pixel offset
+    # pointing at the table, a gap before the pixels, OS/2 1.x core header with 3-byte entries.
+    idx = rng.integers(0, 256, size=(9, 13))
+    bmp_case("bmp/pal8_short_table.bmp", 3, idx, 8, palette=random_palette(20), colors_used=20)
+    bmp_case("bmp/pal8_gray_ramp.bmp", 3, idx, 8, palette=[(i, i, i) for i in range(256)])
+    bmp_case("bmp/pal4_short_table_topdown.bmp", 3, rng.integers(0, 16, size=(9, 13)), 4, palette=random_palette(5),
+             colors_used=5, top_down=True)
+    bmp_case("bmp/pal1_black_white.bmp", 3, rng.integers(0, 2, size=(9, 13)), 1, palette=[(0, 0, 0), (255, 255, 255)])
+    bmp_case("bmp/pal8_offset_at_table.bmp", 3, idx, 8, palette=random_palette(256), offset_at_palette=True)
+    bmp_case("bmp/pal8_gap_before_pixels.bmp", 3, idx, 8, palette=random_palette(256), gap=10)
+    bmp_case("bmp/rgb24_gap_before_pixels.bmp", 3, rng.integers(0, 256, size=(9, 13, 3)), 24, gap=6)
+    for bits in (1, 8):
+        bmp_case(f"bmp/os2_pal{bits}.bmp", 3, rng.integers(0, 1 << bits, size=(9, 13)), bits, header=12,
+                 palette=random_palette(1 << bits))
+    bmp_case("bmp/os2_rgb24.bmp", 3, rng.integers(0, 256, size=(9, 13, 3)), 24, header=12)
+
+    # Layouts Pillow rejects or reads without their alpha: the reference is the documented rule applied to the
+    # values written (v * 255 // max per channel). ImageMagick reads the same files as a check on the layout; it
+    # scales differently (4-bit: v * 16), so it must agree on each field's value, not on the 8-bit result.
+    def exact_case(name, value_bits, masks, header, compression=3):
+        h, w = 7, 11
+        channels = 4 if len(masks) == 4 and masks[3] else 3
+        widths = [bin(m).count("1") for m in masks[:channels]]
+        fields = [rng.integers(0, 1 << n, size=(h, w)) for n in widths]
+        words = np.zeros((h, w), np.uint64)
+        for m, f in zip(masks, fields):
+            words |= f.astype(np.uint64) << ((m & -m).bit_length() - 1)
+        write_bmp(name, words, value_bits, header=header, compression=compression, masks=masks)
+        exact = np.stack([f * 255 // ((1 << n) - 1) for n, f in zip(widths, fields)], -1).astype(np.uint8)
+        im = magick_rgba(path(name), w, h)[:, :, :channels].astype(int)
+        for c, (n, f) in enumerate(zip(widths, fields)):
+            if n <= 8:
+                assert np.array_equal(im[:, :, c] >> (8 - n), f), f"{name}: ImageMagick reads channel {c} differently"
+            else:
+                assert np.abs(im[:, :, c] - exact[:, :, c]).max() <= 1, f"{name}: ImageMagick reads channel {c} differently"
+        add(name, "BMP", [exact], "exact", "bitfields Pillow rejects or reads without alpha: v*255//max of the written values")
+
+    exact_case("bmp/bitfields16_argb4444_v124.bmp", 16, [0xF00, 0xF0, 0xF, 0xF000], 124)
+    exact_case("bmp/bitfields16_argb1555_v124.bmp", 16, [0x7C00, 0x3E0, 0x1F, 0x8000], 124)
+    exact_case("bmp/bitfields32_rgb101010_v124.bmp", 32, [0x3FF00000, 0xFFC00, 0x3FF, 0], 124)
+    exact_case("bmp/bitfields16_rgb444_v40.bmp", 16, [0xF00, 0xF0, 0xF], 40)
+
+    # Written by ImageMagick: BMP3 24-bit, V5 32-bit with alpha bitfields, 16-bit 565.
+    rgba = Image.fromarray(src[:13, :29], "RGBA")
+    rgba.save(path("src/bmp_rgba.png"))
+    rgba.convert("RGB").save(path("src/bmp_rgb.png"))
+    for name, args, channels in [("bmp/magick_bmp3_rgb24.bmp", [path("src/bmp_rgb.png"), "BMP3:"], 3),
+                                 ("bmp/magick_v5_rgba32.bmp", [path("src/bmp_rgba.png"), ""], 4),
+                                 ("bmp/magick_rgb565.bmp", [path("src/bmp_rgb.png"), "-define", "bmp:subtype=RGB565", ""], 3)]:
+        *inputs, prefix = args
+        magick([*inputs, prefix + path(name)])
+        add(name, "BMP", [pillow_pixels(path(name), channels)], "pillow")
+
+
+# ---------------------------------------------------------------------------------------------------------------
 
 def main():
     os.makedirs(OUT, exist_ok=True)
     make_png()
     make_gif()
+    make_bmp()
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump({"entries": entries}, f, indent=1)
     print(f"{len(entries)} corpus files in {OUT}")
