@@ -701,12 +701,69 @@ def make_bmp():
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# PNM
+# ---------------------------------------------------------------------------------------------------------------
+
+def write_pnm(name, samples, maxval, plain=False, comments=False):
+    """samples: [h, w] (gray) or [h, w, 3] (RGB) integers <= maxval."""
+    h, w = samples.shape[:2]
+    color = samples.ndim == 3
+    magic = {(False, True): b"P2", (True, True): b"P3", (False, False): b"P5", (True, False): b"P6"}[(color, plain)]
+    c = b"# a comment\n" if comments else b""
+    head = magic + b"\n" + c + b"%d %d\n" % (w, h) + c + b"%d\n" % maxval
+    if comments:
+        head = magic + b" # comment right after the magic\n%d\t%d # size\n# whole-line comment\r\n%d\n" % (w, h, maxval)
+    if plain:
+        flat = samples.reshape(h, -1)
+        body = b"".join(b" ".join(b"%d" % v for v in row) + (b" # row comment\n" if comments else b"\n") for row in flat)
+    else:
+        body = samples.astype(">u2" if maxval > 255 else np.uint8).tobytes()
+    with open(path(name), "wb") as f:
+        f.write(head + body)
+
+
+def make_pnm():
+    for h, w in [(1, 1), (7, 3), (13, 257)]:
+        for maxval in (1, 7, 15, 100, 255, 256, 1000, 4095, 65535):
+            for color in (False, True):
+                for plain in (False, True):
+                    if plain and w == 257 and maxval not in (255, 1000):
+                        continue  # plain text is slow to write and read; the small sizes cover it
+                    shape = (h, w, 3) if color else (h, w)
+                    s = rng.integers(0, maxval + 1, size=shape)
+                    s.reshape(-1)[-1] = maxval  # the extremes: a sample at maxval
+                    ext = "ppm" if color else "pgm"
+                    name = f"pnm/{'plain' if plain else 'raw'}_max{maxval}_{w}x{h}.{ext}"
+                    write_pnm(name, s, maxval, plain, comments=(h + maxval) % 2 == 0)
+                    # Both references: round(v / maxval * 255), ties to even, in float64 (what Pillow computes).
+                    exact = np.round(s.astype(np.float64) / maxval * 255).astype(np.uint8)
+                    channels = 3 if color else 1
+                    if not color and maxval > 255:
+                        add(name, "PNM", [exact], "exact", "graymap with maxval > 255: scaled (Pillow clips to 255)")
+                    else:
+                        pillow = pillow_pixels(path(name), channels)
+                        assert np.array_equal(pillow, exact.reshape(pillow.shape)), name
+                        add(name, "PNM", [pillow], "pillow")
+    # Written by Pillow: 8-bit P5/P6 and 16-bit P5.
+    src = rng.integers(0, 256, size=(13, 29, 3), dtype=np.uint8)
+    for mode, ext in (("L", "pgm"), ("RGB", "ppm")):
+        Image.fromarray(src).convert(mode).save(path(f"pnm/pillow_{mode}.{ext}"))
+        add(f"pnm/pillow_{mode}.{ext}", "PNM", [pillow_pixels(path(f"pnm/pillow_{mode}.{ext}"), 3 if mode == "RGB" else 1)],
+            "pillow")
+    g16 = rng.integers(0, 65536, size=(13, 29), dtype=np.uint16)
+    Image.fromarray(g16.astype(np.int32), "I").save(path("pnm/pillow_I16.pgm"))  # written as P5, maxval 65535
+    add("pnm/pillow_I16.pgm", "PNM", [np.round(g16 / 65535 * 255).astype(np.uint8)], "exact",
+        "graymap with maxval > 255: scaled (Pillow clips to 255)")
+
+
+# ---------------------------------------------------------------------------------------------------------------
 
 def main():
     os.makedirs(OUT, exist_ok=True)
     make_png()
     make_gif()
     make_bmp()
+    make_pnm()
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump({"entries": entries}, f, indent=1)
     print(f"{len(entries)} corpus files in {OUT}")
