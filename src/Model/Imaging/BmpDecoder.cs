@@ -18,7 +18,8 @@ namespace LlavaNative.Model.Imaging;
 /// Bitfield channels are scaled to 8 bits as Pillow scales 5- and 6-bit ones, <c>v · 255 / max</c> rounded down
 /// (ImageMagick replicates bits instead, which differs by one for some values); the same rule covers any
 /// contiguous mask, including layouts Pillow rejects. Palette indices past the colour table read as gray
-/// (i, i, i), as in Pillow. RLE8/RLE4 and embedded JPEG/PNG are not supported (a clear error).
+/// (i, i, i), as in Pillow. RLE8 and RLE4 are read as the format specifies (Pillow reads an RLE4 literal run of
+/// odd length one pixel short); embedded JPEG/PNG is not supported (a clear error).
 /// </para>
 /// </summary>
 internal static class BmpDecoder
@@ -73,20 +74,23 @@ internal static class BmpDecoder
             throw Error(source, $"bit depth {bits} is not supported (1, 4, 8, 16, 24, 32)");
         switch (compression)
         {
-            case BiRle8 or BiRle4:
-                throw Error(source, $"{(compression == BiRle8 ? "RLE8" : "RLE4")} compression is not supported (only uncompressed and bitfields)");
+            case BiRle8 when bits != 8:
+            case BiRle4 when bits != 4:
+                throw Error(source, $"{(compression == BiRle8 ? "RLE8" : "RLE4")} compression with {bits}-bit pixels is not a valid combination");
+            case BiRle8 or BiRle4 when topDown:
+                throw Error(source, "run-length compressed bitmaps cannot be top-down (negative height)");
             case BiJpeg or BiPng:
                 throw Error(source, $"embedded {(compression == BiJpeg ? "JPEG" : "PNG")} data (compression {compression}) is not supported");
             case BiBitfields or BiAlphaBitfields when bits is not (16 or 24 or 32) || headerSize == 64:
                 throw Error(source, $"bitfields compression with {bits}-bit pixels{(headerSize == 64 ? " in an OS/2 2.x header" : "")} is not a valid combination");
-            case not (BiRgb or BiBitfields or BiAlphaBitfields):
+            case not (BiRgb or BiBitfields or BiAlphaBitfields or BiRle8 or BiRle4):
                 throw Error(source, $"compression type {compression} is unknown");
         }
 
         // Direct-colour channels: BI_RGB defaults (16-bit 5-5-5, 24/32-bit 8-8-8, fourth byte ignored) or masks.
         long afterHeader = 14 + headerSize;
         Channel red, green, blue, alpha = new(0);
-        if (compression == BiRgb)
+        if (compression is not (BiBitfields or BiAlphaBitfields))
         {
             (red, green, blue) = bits == 16
                 ? (new Channel(0x7C00), new Channel(0x03E0), new Channel(0x001F))
@@ -147,6 +151,14 @@ internal static class BmpDecoder
             if (dataOffset == 14 + headerSize) dataOffset += paletteEntrySize * colors;
         }
 
+        if (compression is BiRle8 or BiRle4)
+        {
+            if (dataOffset >= data.Length) throw Error(source, $"pixel data offset {dataOffset} is past the end of the file (truncated)");
+            var rgb = new byte[width * height * 3];
+            DecodeRunLength(data.AsSpan((int)dataOffset), (int)width, (int)height, compression == BiRle4, lookup!, rgb, source);
+            return new DecodedImage { Format = "BMP", Frames = [new Image((int)width, (int)height, 3, rgb)] };
+        }
+
         long stride = (width * bits + 31) / 32 * 4;
         long lastRowBytes = (width * bits + 7) / 8;
         long needed = dataOffset + stride * (height - 1) + lastRowBytes;
@@ -167,6 +179,65 @@ internal static class BmpDecoder
     }
 
     private static ImageFormatException Error(string source, string problem) => new(source, "BMP " + problem);
+
+    /// <summary>
+    /// RLE8/RLE4: (count, index) runs, and escapes 0,0 end of line, 0,1 end of bitmap, 0,2,dx,dy move, 0,n
+    /// n literal indices padded to a 16-bit boundary. Rows run bottom-up. Pixels the data never sets are index 0:
+    /// skipped by a move or an early end of line (as in Pillow) or after an early end of bitmap (the format's way to
+    /// end an image; Pillow calls it truncated). Runs past the row end are cut there. Data that stops before the
+    /// image is complete without an end-of-bitmap marker is an error, as in Pillow.
+    /// </summary>
+    private static void DecodeRunLength(ReadOnlySpan<byte> src, int width, int height, bool rle4, byte[] lookup, byte[] rgb, string source)
+    {
+        var indices = new byte[(long)width * height]; // [height, width] in file order (bottom row first), index 0 default
+        int x = 0, y = 0, pos = 0;
+        void Put(int index)
+        {
+            if (x >= width) return; // runs past the row end are cut (x stays at width)
+            indices[(long)y * width + x] = (byte)index;
+            x++;
+        }
+        while (y < height)
+        {
+            if (pos + 2 > src.Length)
+            {
+                if (y == height - 1 && x == width) break; // last row complete, end markers missing: fine, as in Pillow
+                throw Error(source, $"RLE data ends at row {y} of {height} without an end-of-bitmap marker (truncated)");
+            }
+            int count = src[pos], value = src[pos + 1];
+            pos += 2;
+            if (count > 0)
+            {
+                for (int i = 0; i < count && x < width; i++) Put(rle4 ? (i % 2 == 0 ? value >> 4 : value & 15) : value);
+                continue;
+            }
+            if (value == 0) { x = 0; y++; continue; }       // end of line
+            if (value == 1) break;                          // end of bitmap
+            if (value == 2)                                 // move right dx, up dy
+            {
+                if (pos + 2 > src.Length) throw Error(source, "RLE move escape is cut off (truncated)");
+                x = Math.Min(width, x + src[pos]);
+                y += src[pos + 1];
+                pos += 2;
+                continue;
+            }
+            int bytes = rle4 ? (value + 1) / 2 : value;     // literal run of `value` indices
+            if (pos + bytes > src.Length) throw Error(source, $"RLE literal run of {value} pixels is cut off (truncated)");
+            for (int i = 0; i < value; i++) Put(rle4 ? (i % 2 == 0 ? src[pos + i / 2] >> 4 : src[pos + i / 2] & 15) : src[pos + i]);
+            pos += bytes + (bytes & 1);
+        }
+        for (int r = 0; r < height; r++)
+        {
+            var row = indices.AsSpan(r * width, width);
+            var dst = rgb.AsSpan((height - 1 - r) * width * 3, width * 3);
+            for (int i = 0; i < width; i++)
+            {
+                dst[3 * i] = lookup[3 * row[i]];
+                dst[3 * i + 1] = lookup[3 * row[i] + 1];
+                dst[3 * i + 2] = lookup[3 * row[i] + 2];
+            }
+        }
+    }
 
     private static void PaletteRow(ReadOnlySpan<byte> src, Span<byte> dst, int width, int bits, byte[] lookup)
     {

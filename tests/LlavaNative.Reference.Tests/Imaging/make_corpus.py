@@ -5,18 +5,19 @@ Usage: /usr/bin/python3 make_corpus.py OUTDIR
 
 Images come from Pillow, from ImageMagick (/usr/bin/convert) for variants Pillow cannot write (interlaced and
 16-bit PNG, 2-bit gray, BMP bitfields), and from the small writers below for what neither tool does on request
-(every PNG filter on every row, split IDAT, colour keys, GIF disposal/transparency combinations, top-down and
-OS/2 BMPs, ASCII PNM). The writers only produce files; the expected pixels come from Pillow decoding them
+(every PNG filter on every row, split IDAT, colour keys, GIF disposal/transparency combinations, top-down, OS/2
+and run-length BMPs, ASCII PNM). The writers only produce files; the expected pixels come from Pillow decoding them
 (np.asarray(Image.open(f).convert(mode))), or, for the behaviours where LlavaNative deliberately differs from
-Pillow (16-bit samples, PNG colour keys Pillow never matches, PGM with maxval > 255), from the exact sample
-arrays the files were made from. Wherever both exist the script checks they agree, so a slip in a writer
+Pillow (16-bit samples, PNG colour keys Pillow never matches, PGM with maxval > 255, BMP bitfields Pillow
+rejects or reads without alpha), from the exact sample
+arrays the files were made from; for the few files Pillow misreads (RLE BMP move escapes and odd RLE4 literal
+runs) from ImageMagick. Wherever two references exist the script checks they agree, so a slip in a writer
 fails here rather than in the C# test.
 
-OUTDIR/manifest.json lists every file: {"file", "format", "reference": "pillow"|"exact", "why",
+OUTDIR/manifest.json lists every file: {"file", "format", "reference": "pillow"|"exact"|"imagemagick", "why",
 "frames", "width", "height", "channels", "pixels"}; "pixels" is a raw uint8 file holding all frames,
 [frames, height, width, channels].
 """
-import io
 import json
 import os
 import struct
@@ -593,6 +594,71 @@ def write_bmp(name, values, bits, header=40, compression=0, masks=None, palette=
         f.write(b"BM" + struct.pack("<IHHI", 14 + len(body), 0, 0, offset) + body)
 
 
+def rle_row(row, rle4, odd_literals=False):
+    """One row of indices as RLE8/RLE4 commands: runs of 3+ equal pixels as (count, index), the rest as literal runs
+    (at least 3 pixels, an even count for RLE4, padded to 16 bits) or as runs of 1-2."""
+    out = bytearray()
+    i, n = 0, len(row)
+    while i < n:
+        j = i
+        while j < n and row[j] == row[i] and j - i < 255:
+            j += 1
+        if j - i >= 3 or n - i < 3:
+            count = max(1, min(j - i, 255))
+            out += bytes([count, row[i] * 17 if rle4 else row[i]])
+            i += count
+            continue
+        k = i  # literal: up to the next run of 3 equal pixels
+        while k < n and k - i < 254 and not (k + 2 < n and row[k] == row[k + 1] == row[k + 2]):
+            k += 1
+        length = k - i
+        if rle4 and length % 2 and not odd_literals:
+            length -= 1
+        if length < 3:
+            out += bytes([1, row[i] * 17 if rle4 else row[i]])
+            i += 1
+            continue
+        lit = row[i:i + length]
+        if rle4:
+            padded = [*map(int, lit), 0][: len(lit) + len(lit) % 2]  # an odd run ends in half a byte
+            data = bytes(a << 4 | b for a, b in zip(padded[0::2], padded[1::2]))
+        else:
+            data = bytes(int(v) for v in lit)
+        out += bytes([0, length]) + data + (b"\0" if len(data) % 2 else b"")
+        i += length
+    return bytes(out)
+
+
+def write_rle_bmp(name, indices, rle4, palette, variant=""):
+    """indices [h, w] top row first. variant: "" (every row, EOL each, EOB), "short_rows" (some rows stop early
+    with EOL), "move" (a 0,2,dx,dy escape), "no_end" (no EOL after the last row, no EOB), "odd_literals" (RLE4
+    literal runs of odd length)."""
+    h, w = indices.shape
+    rows = indices[::-1]  # bottom-up
+    body = bytearray()
+    r = 0
+    while r < h:
+        row = rows[r]
+        if variant == "short_rows" and r % 3 == 1:
+            body += rle_row(row[: w // 2], rle4) + b"\0\0"
+        elif variant == "move" and r == 2 and h > 4:
+            k = w // 3
+            body += rle_row(row[:k], rle4) + bytes([0, 2, 2, 1])  # right 2, up 1: continue in row r + 1 at k + 2
+            body += rle_row(rows[r + 1][k + 2:], rle4) + b"\0\0"
+            r += 1
+        else:
+            body += rle_row(row, rle4, variant == "odd_literals") + (b"" if variant == "no_end" and r == h - 1 else b"\0\0")
+        r += 1
+    if variant != "no_end":
+        body += b"\0\1"
+    bits = 4 if rle4 else 8
+    table = b"".join(bytes([b, g, r_, 0]) for r_, g, b in palette)
+    dib = struct.pack("<IiiHHIIiiII", 40, w, h, 1, bits, 2 if rle4 else 1, len(body), 2835, 2835, len(palette), 0)
+    offset = 14 + 40 + len(table)
+    with open(path(name), "wb") as f:
+        f.write(b"BM" + struct.pack("<IHHI", offset + len(body), 0, 0, offset) + dib + table + body)
+
+
 def bmp_case(name, channels, *args, **kw):
     write_bmp(name, *args, **kw)
     add(name, "BMP", [pillow_pixels(path(name), channels)], "pillow")
@@ -688,6 +754,26 @@ def make_bmp():
     exact_case("bmp/bitfields32_rgb101010_v124.bmp", 32, [0x3FF00000, 0xFFC00, 0x3FF, 0], 124)
     exact_case("bmp/bitfields16_rgb444_v40.bmp", 16, [0xF00, 0xF0, 0xF], 40)
 
+    # Run-length encoded: runs, literal runs (odd lengths for RLE8), early ends of line, a move escape, no end markers.
+    for rle4 in (False, True):
+        colors = 16 if rle4 else 256
+        for h, w in [(1, 1), (7, 3), (13, 257), (9, 40)]:
+            runs = np.repeat(rng.integers(0, colors, size=(h, w)), rng.integers(1, 9, size=w), axis=1)[:, :w]
+            noise = rng.integers(0, colors, size=(h, w))
+            idx = np.where(rng.random((h, w)) < 0.3, noise, runs)
+            for variant in ("", "short_rows", "move", "no_end", "odd_literals"):
+                if (variant and w < 9) or (variant == "odd_literals" and not rle4):
+                    continue
+                name = f"bmp/rle{4 if rle4 else 8}_{w}x{h}{'_' + variant if variant else ''}.bmp"
+                write_rle_bmp(name, idx, rle4, random_palette(colors), variant)
+                if variant in ("move", "odd_literals"):
+                    # Pillow 9.4 takes the two bytes after a move's dx, dy as the move, and reads an odd RLE4 literal
+                    # run one pixel short: ImageMagick is the reference for these files.
+                    add(name, "BMP", [magick_rgba(path(name), w, h)[:, :, :3].copy()], "imagemagick",
+                        "RLE escapes Pillow 9.4 misreads (move; odd RLE4 literal runs)")
+                else:
+                    add(name, "BMP", [pillow_pixels(path(name), 3)], "pillow")
+
     # Written by ImageMagick: BMP3 24-bit, V5 32-bit with alpha bitfields, 16-bit 565.
     rgba = Image.fromarray(src[:13, :29], "RGBA")
     rgba.save(path("src/bmp_rgba.png"))
@@ -698,6 +784,10 @@ def make_bmp():
         *inputs, prefix = args
         magick([*inputs, prefix + path(name)])
         add(name, "BMP", [pillow_pixels(path(name), channels)], "pillow")
+    magick([path("src/bmp_rgb.png"), "-colors", "200", "-compress", "RLE", "BMP3:" + path("bmp/magick_rle8.bmp")])
+    with open(path("bmp/magick_rle8.bmp"), "rb") as f:
+        assert struct.unpack("<I", f.read(34)[30:34])[0] == 1, "ImageMagick did not write RLE8"
+    add("bmp/magick_rle8.bmp", "BMP", [pillow_pixels(path("bmp/magick_rle8.bmp"), 3)], "pillow")
 
 
 # ---------------------------------------------------------------------------------------------------------------

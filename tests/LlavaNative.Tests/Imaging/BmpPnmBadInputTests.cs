@@ -88,7 +88,9 @@ public sealed class BmpPnmBadInputTests
         Assert.Contains("empty or negative", Fails(Bmp(3, 0, 24, new byte[24])).Message);
         Assert.Contains("MaxPixels", Fails(Bmp(1, int.MinValue, 24, [])).Message);
         Assert.Contains("bit depth 2", Fails(Bmp(3, 2, 2, new byte[8])).Message);
-        Assert.Contains("RLE8 compression is not supported", Fails(Bmp(3, 2, 8, new byte[8], compression: 1)).Message);
+        Assert.Contains("RLE8 compression with 24-bit pixels", Fails(Bmp(3, 2, 24, new byte[8], compression: 1)).Message);
+        Assert.Contains("RLE4 compression with 8-bit pixels", Fails(Bmp(3, 2, 8, new byte[8], compression: 2)).Message);
+        Assert.Contains("cannot be top-down", Fails(Bmp(3, -2, 8, new byte[8], compression: 1, extra: new byte[1024])).Message);
         Assert.Contains("embedded JPEG", Fails(Bmp(3, 2, 24, new byte[8], compression: 4)).Message);
         Assert.Contains("compression type 9", Fails(Bmp(3, 2, 24, new byte[8], compression: 9)).Message);
         Assert.Contains("bitfields compression with 8-bit", Fails(Bmp(3, 2, 8, new byte[8], compression: 3)).Message);
@@ -104,6 +106,50 @@ public sealed class BmpPnmBadInputTests
         BinaryPrimitives.WriteInt32LittleEndian(palette.AsSpan(46), 0);
         Assert.Contains("colour table (256 entries) is cut off", Fails(palette).Message);
         Assert.Contains("too short", Fails("BM\0\0"u8.ToArray()).Message);
+    }
+
+    // 4×3 RLE8 with a 4-entry table (index i = gray 60·i + 10): bottom row a run of four 1s; middle row a literal
+    // run 2, 3, 0 (padded to 16 bits) then end of line; then end of bitmap before the top row.
+    private static readonly byte[] RleTable = [10, 10, 10, 0, 70, 70, 70, 0, 130, 130, 130, 0, 190, 190, 190, 0];
+    private static readonly byte[] Rle8Data = [4, 1, 0, 0, 0, 3, 2, 3, 0, 0, 0, 0, 0, 1];
+
+    private static byte[] Rle8(byte[] data)
+    {
+        var b = Bmp(4, 3, 8, data, compression: 1, extra: RleTable);
+        BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(46), 4); // colours used
+        return b;
+    }
+
+    [Fact]
+    public void RunLengthEscapesAndAnEarlyEndOfBitmap()
+    {
+        // Pixels the data never sets (the rest of the middle row, the whole top row) are index 0.
+        var image = ImageDecoder.Decode(Rle8(Rle8Data), Source).First;
+        byte[] expectedGray = [10, 10, 10, 10, /* middle */ 130, 190, 10, 10, /* bottom */ 70, 70, 70, 70];
+        Assert.Equal(expectedGray.SelectMany(g => new[] { g, g, g }).ToArray(), image.Pixels);
+    }
+
+    [Fact]
+    public void RunLengthTruncationAndFlipsFailCleanly()
+    {
+        var bytes = Rle8(Rle8Data);
+        // Every cut is an error: the end-of-bitmap marker may be missing only once every row is complete, and here
+        // the marker itself stands for the top row.
+        for (int cut = 0; cut < bytes.Length; cut++)
+            Assert.StartsWith(Source + ": ", Assert.Throws<ImageFormatException>(() => ImageDecoder.Decode(bytes[..cut], Source)).Message);
+        foreach (byte mask in new byte[] { 0x01, 0x02, 0x80, 0xFF })
+            for (int i = 0; i < bytes.Length; i++)
+            {
+                var copy = (byte[])bytes.Clone();
+                copy[i] ^= mask;
+                try { ImageDecoder.Decode(copy, Source); }
+                catch (ImageFormatException e) { Assert.StartsWith(Source + ": ", e.Message); }
+            }
+        // Runs far past the row end are cut there and a move far past the image ends it: nothing is written out of
+        // bounds. Bottom row: a run of 255 ones, then a literal run of 200 (both cut to 4 pixels); then a move away.
+        byte[] wild = [255, 1, 0, 200, .. Enumerable.Repeat((byte)3, 200), 0, 0, 0, 2, 255, 255];
+        var image = ImageDecoder.Decode(Rle8(wild), Source).First;
+        Assert.Equal(Enumerable.Repeat((byte)10, 24).Concat(Enumerable.Repeat((byte)70, 12)), image.Pixels);
     }
 
     [Fact]
