@@ -72,6 +72,12 @@ public sealed record ImageDecodeOptions
     public long MaxPixels { get; init; } = 100_000_000;
     /// <summary>Largest accepted frame count for animations (default 1000).</summary>
     public int MaxFrames { get; init; } = 1000;
+    /// <summary>
+    /// Largest accepted sum of width × height over all decoded frames of an animation (default 400 megapixels,
+    /// 1.6 GB as RGBA): every GIF frame is a full-canvas image, so a few kilobytes of tiny frames on a large canvas
+    /// would otherwise expand to <see cref="MaxFrames"/> × <see cref="MaxPixels"/> pixels.
+    /// </summary>
+    public long MaxTotalPixels { get; init; } = 400_000_000;
     public static ImageDecodeOptions Default { get; } = new();
 }
 
