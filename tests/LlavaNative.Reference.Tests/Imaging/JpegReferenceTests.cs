@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using LlavaNative.Model.Imaging;
 using LlavaNative.Model.Imaging.Jpeg;
 using Xunit;
@@ -111,12 +112,12 @@ public sealed class JpegReferenceTests(JpegCorpus corpus, ITestOutputHelper outp
         var c = corpus.Cases.Single(c => c.Name == name);
         byte[] data = File.ReadAllBytes(c.JpegPath);
         int decoded = 0, rejected = 0;
-        for (int cut = 0; cut < data.Length; cut += Math.Max(1, data.Length / 400))
+        for (int cut = 0; cut < data.Length; cut += Math.Max(1, data.Length / 250))
         {
             if (TryDecode(data[..cut])) decoded++; else rejected++;
         }
         var random = new Random(1234);
-        for (int i = 0; i < 400; i++)
+        for (int i = 0; i < 250; i++)
         {
             byte[] damaged = (byte[])data.Clone();
             for (int flips = random.Next(1, 4); flips > 0; flips--) damaged[random.Next(damaged.Length)] ^= (byte)random.Next(1, 256);
@@ -142,7 +143,8 @@ public sealed class JpegReferenceTests(JpegCorpus corpus, ITestOutputHelper outp
 
     /// <summary>
     /// A 4000×3000 4:2:0 baseline photo-sized JPEG decodes in well under a second on one core and agrees with djpeg.
-    /// Best of three runs, after one warm-up, so a busy machine does not fail the bound by chance.
+    /// The bound is on the decoding thread's CPU time (best of three after a warm-up), which other processes on a
+    /// shared machine do not inflate the way they inflate wall time; both are printed.
     /// </summary>
     [Fact]
     public void LargeBaselineDecodesQuicklyAndCorrectly()
@@ -150,18 +152,34 @@ public sealed class JpegReferenceTests(JpegCorpus corpus, ITestOutputHelper outp
         var c = corpus.Large;
         byte[] data = File.ReadAllBytes(c.JpegPath);
         var image = JpegDecoder.Decode(data, c.Name).First; // warm-up (JIT)
-        double best = double.MaxValue;
+        double bestCpu = double.MaxValue, bestWall = double.MaxValue;
         for (int i = 0; i < 3; i++)
         {
-            var sw = Stopwatch.StartNew();
+            var wall = Stopwatch.StartNew();
+            double cpu = ThreadCpuSeconds();
             image = JpegDecoder.Decode(data, c.Name).First;
-            best = Math.Min(best, sw.Elapsed.TotalSeconds);
+            bestCpu = Math.Min(bestCpu, ThreadCpuSeconds() - cpu);
+            bestWall = Math.Min(bestWall, wall.Elapsed.TotalSeconds);
         }
         var reference = PnmImage.Read(c.ReferencePath!);
         (int max, double mean) = Compare(image.Pixels, reference.Pixels);
-        output.WriteLine($"{c.Name}: {data.Length / 1e6:F1} MB, best of 3: {best * 1000:F0} ms; vs djpeg max {max} mean {mean:F4}");
+        output.WriteLine($"{c.Name}: {data.Length / 1e6:F1} MB, best of 3: {bestCpu * 1000:F0} ms CPU ({bestWall * 1000:F0} ms wall); vs djpeg max {max} mean {mean:F4}");
         Assert.Equal((4000, 3000), (image.Width, image.Height));
         Assert.True(max <= MaxAbsTolerance && mean < MeanAbsTolerance, $"max {max} mean {mean}");
-        Assert.True(best < 1.0, $"decoding took {best:F2} s");
+        Assert.True(bestCpu < 1.0, $"decoding took {bestCpu:F2} s of CPU time");
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct TimeSpec { public long Seconds; public long Nanoseconds; }
+
+    [DllImport("libc", EntryPoint = "clock_gettime")]
+    private static extern int ClockGetTime(int clock, out TimeSpec time);
+
+    /// <summary>CPU time of the calling thread (Linux CLOCK_THREAD_CPUTIME_ID); wall time elsewhere.</summary>
+    private static double ThreadCpuSeconds()
+    {
+        const int ClockThreadCpuTime = 3;
+        if (OperatingSystem.IsLinux() && ClockGetTime(ClockThreadCpuTime, out var t) == 0) return t.Seconds + t.Nanoseconds * 1e-9;
+        return Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency;
     }
 }

@@ -31,22 +31,25 @@ except ImportError as e:
 
 def synthetic(width, height, seed):
     """RGB test picture: smooth gradients (chroma upsampling), sharp edges and fine stripes (high frequencies),
-    saturated patches (clamping in colour conversion) and a little noise, deterministic for a seed."""
+    saturated patches (clamping in colour conversion) and a little noise, deterministic for a seed.
+    Computed with broadcasting in float32 so the 4000x3000 speed case takes a fraction of a second."""
     rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    x = np.arange(width, dtype=np.float32)[None, :]
+    y = np.arange(height, dtype=np.float32)[:, None]
     w, h = max(width - 1, 1), max(height - 1, 1)
-    r = 255 * x / w
-    g = 255 * y / h
-    b = 127.5 + 127.5 * np.sin(x / 3.0 + y / 5.0)
-    img = np.stack([r, g, b], axis=-1)
-    # A hard-edged disc and a checkerboard square.
+    img = np.empty((height, width, 3), np.float32)
+    img[..., 0] = 255 * x / w
+    img[..., 1] = 255 * y / h
+    img[..., 2] = 127.5 + 127.5 * np.sin(x / 3.0 + y / 5.0)
+    # A hard-edged disc, a checkerboard square and a stripe patch.
     disc = (x - 0.6 * w) ** 2 + (y - 0.4 * h) ** 2 < (0.25 * min(w, h) + 1) ** 2
     img[disc] = [250, 20, 30]
     checker = ((x // 2 + y // 2) % 2 == 0) & (x < 0.3 * w) & (y > 0.5 * h)
     img[checker] = [10, 240, 60]
     stripes = (x > 0.75 * w) & (y < 0.35 * h)
-    img[stripes] = np.where((x[stripes] % 3 == 0)[:, None], [255, 255, 255], [0, 0, 160])
-    img += rng.normal(0, 6, img.shape)
+    img[stripes & (x % 3 == 0)] = [255, 255, 255]
+    img[stripes & (x % 3 != 0)] = [0, 0, 160]
+    img += rng.integers(-8, 9, img.shape, dtype=np.int8)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 

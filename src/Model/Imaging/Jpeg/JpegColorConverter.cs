@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace LlavaNative.Model.Imaging.Jpeg;
 
@@ -7,28 +8,17 @@ namespace LlavaNative.Model.Imaging.Jpeg;
 internal enum JpegColorSpace { Gray, YCbCr, Rgb, Cmyk, Ycck }
 
 /// <summary>
-/// The output stage: upsamples each component to full size the way libjpeg does by default and converts the
-/// samples to gray or RGB rows.
-///
-/// Upsampling (per component, by the ratio of the frame's largest sampling factors to its own, as libjpeg's
-/// jdsample.c chooses):
-/// <list type="bullet">
-/// <item>2:1 horizontal and/or 2:1 vertical: the "fancy" triangle filter — each output sample is ¾ of the nearest
-/// input sample plus ¼ of the next nearest, horizontally and vertically (9/16, 3/16, 3/16, 1/16 for 2×2), with
-/// libjpeg's alternating rounding biases and edge samples replicated. Horizontal 2:1 falls back to replication
-/// when the component is at most 2 samples wide, as libjpeg does.</item>
-/// <item>Any other integral ratio (4:1:1, 4:1:0, …): replication.</item>
-/// </list>
-/// Colour: YCbCr → RGB with JFIF's BT.601 full-range equations in libjpeg's 16-bit fixed point; RGB (Adobe
-/// transform 0) copied; CMYK and YCCK converted to RGB the way Pillow does (see <see cref="CmykToRgb"/>).
+/// The output stage: brings each component to full size (<see cref="JpegUpsampler"/>, libjpeg's default choices)
+/// and converts the samples to gray or RGB rows. YCbCr → RGB uses JFIF's BT.601 full-range equations in libjpeg's
+/// 16-bit fixed point (R = Y + 1.402·Cr, G = Y − 0.34414·Cb − 0.71414·Cr, B = Y + 1.772·Cb, Cb/Cr centred at 128);
+/// RGB (Adobe transform 0) is copied; CMYK and YCCK are converted the way Pillow does (<see cref="CmykToRgb"/>).
 /// </summary>
 internal static class JpegColorConverter
 {
-    private enum Upsampling { FullSize, H2V1Fancy, H1V2Fancy, H2V2Fancy, Replicate }
-
     private const int ScaleBits = 16;
     private const int Half = 1 << (ScaleBits - 1);
     private static int Fix(double x) => (int)(x * (1 << ScaleBits) + 0.5);
+    private static readonly int CrToRFactor = Fix(1.40200), CbToBFactor = Fix(1.77200), CrToGFactor = Fix(0.71414), CbToGFactor = Fix(0.34414);
 
     // Indexed by the Cb or Cr sample 0..255 (centred at 128): R = Y + CrToR, B = Y + CbToB,
     // G = Y + ((CbToG + CrToG) >> 16) with the rounding half folded into CbToG.
@@ -43,10 +33,10 @@ internal static class JpegColorConverter
         for (int i = 0; i < 256; i++)
         {
             int x = i - 128;
-            s_crToR[i] = (Fix(1.40200) * x + Half) >> ScaleBits;
-            s_cbToB[i] = (Fix(1.77200) * x + Half) >> ScaleBits;
-            s_crToG[i] = -Fix(0.71414) * x;
-            s_cbToG[i] = -Fix(0.34414) * x + Half;
+            s_crToR[i] = (CrToRFactor * x + Half) >> ScaleBits;
+            s_cbToB[i] = (CbToBFactor * x + Half) >> ScaleBits;
+            s_crToG[i] = -CrToGFactor * x;
+            s_cbToG[i] = -CbToGFactor * x + Half;
         }
         for (int i = 0; i < s_clamp.Length; i++) s_clamp[i] = (byte)Math.Clamp(i - ClampOffset, 0, 255);
     }
@@ -55,161 +45,158 @@ internal static class JpegColorConverter
     public static Image Render(JpegFrame frame, JpegColorSpace colorSpace)
     {
         int width = frame.Width, height = frame.Height;
-        var components = frame.Components;
         int channels = colorSpace == JpegColorSpace.Gray ? 1 : 3;
         var pixels = new byte[(long)width * height * channels];
+        // Only the first component matters for gray output (libjpeg ignores any others too).
+        int used = colorSpace == JpegColorSpace.Gray ? 1 : frame.Components.Length;
+        var sources = new ComponentRows[used];
+        for (int i = 0; i < used; i++) sources[i] = new ComponentRows(frame, frame.Components[i]);
 
-        var methods = new Upsampling[components.Length];
-        var rowBuffers = new byte[components.Length][];
-        int widest = 0;
-        for (int i = 0; i < components.Length; i++)
-        {
-            var c = components[i];
-            methods[i] = ChooseUpsampling(frame, c);
-            // Upsampled rows cover whole input samples, so they can run up to (ratio − 1) past the image width.
-            rowBuffers[i] = methods[i] == Upsampling.FullSize ? [] : new byte[c.Width * (frame.MaxH / c.H) + 8];
-            widest = Math.Max(widest, c.Width);
-        }
-        var columnSums = new int[widest];
-
-        // Only the first component matters for gray output (libjpeg ignores the others of a gray image too).
-        int used = colorSpace == JpegColorSpace.Gray ? 1 : components.Length;
-        var rows = new ReadOnlyMemory<byte>[used];
         for (int y = 0; y < height; y++)
         {
-            for (int i = 0; i < used; i++)
-                rows[i] = UpsampleRow(frame, components[i], methods[i], y, rowBuffers[i], columnSums);
             var output = pixels.AsSpan((int)((long)y * width * channels), width * channels);
             switch (colorSpace)
             {
                 case JpegColorSpace.Gray:
-                    rows[0].Span[..width].CopyTo(output);
+                    sources[0].Row(y)[..width].CopyTo(output);
                     break;
                 case JpegColorSpace.YCbCr:
-                    YCbCrToRgb(rows[0].Span, rows[1].Span, rows[2].Span, output, width);
+                    YCbCrToRgb(sources[0].Row(y), sources[1].Row(y), sources[2].Row(y), output, width);
                     break;
                 case JpegColorSpace.Rgb:
-                    Interleave(rows[0].Span, rows[1].Span, rows[2].Span, output, width);
-                    break;
-                case JpegColorSpace.Cmyk:
-                    CmykToRgb(rows[0].Span, rows[1].Span, rows[2].Span, rows[3].Span, output, width, fromYcck: false);
+                    Interleave(sources[0].Row(y), sources[1].Row(y), sources[2].Row(y), output, width);
                     break;
                 default:
-                    CmykToRgb(rows[0].Span, rows[1].Span, rows[2].Span, rows[3].Span, output, width, fromYcck: true);
+                    CmykToRgb(sources[0].Row(y), sources[1].Row(y), sources[2].Row(y), sources[3].Row(y), output, width,
+                        fromYcck: colorSpace == JpegColorSpace.Ycck);
                     break;
             }
         }
         return new Image(width, height, channels, pixels);
     }
 
-    /// <summary>libjpeg's choice (jinit_upsampler with fancy upsampling on); non-integral ratios are rejected earlier.</summary>
-    private static Upsampling ChooseUpsampling(JpegFrame frame, JpegComponent c)
+    /// <summary>One component's rows at full resolution, upsampled on demand into a reused buffer.</summary>
+    private sealed class ComponentRows
     {
-        int hRatio = frame.MaxH / c.H, vRatio = frame.MaxV / c.V;
-        return (hRatio, vRatio) switch
+        private readonly JpegComponent _c;
+        private readonly JpegUpsampling _method;
+        private readonly int _hRatio, _vRatio;
+        private readonly byte[] _row;      // upsampled row; whole input samples, so up to hRatio − 1 past the width
+        private readonly ushort[] _padded; // 16-bit row or column sums with a repeated edge value at each end
+
+        public ComponentRows(JpegFrame frame, JpegComponent c)
         {
-            (1, 1) => Upsampling.FullSize,
-            (2, 1) => c.Width > 2 ? Upsampling.H2V1Fancy : Upsampling.Replicate,
-            (1, 2) => Upsampling.H1V2Fancy,
-            (2, 2) => c.Width > 2 ? Upsampling.H2V2Fancy : Upsampling.Replicate,
-            _ => Upsampling.Replicate,
-        };
+            _c = c;
+            _hRatio = frame.MaxH / c.H;
+            _vRatio = frame.MaxV / c.V;
+            _method = JpegUpsampler.Choose(_hRatio, _vRatio, c.Width);
+            _row = _method == JpegUpsampling.FullSize ? [] : new byte[c.Width * _hRatio];
+            _padded = _method is JpegUpsampling.H2V1Fancy or JpegUpsampling.H2V2Fancy ? new ushort[c.Width + 2] : [];
+        }
+
+        public ReadOnlySpan<byte> Row(int y)
+        {
+            var c = _c;
+            int n = c.Width;
+            int inputRow = y / _vRatio;
+            var near = c.Plane.AsSpan(inputRow * c.Stride, n);
+            switch (_method)
+            {
+                case JpegUpsampling.FullSize:
+                    return near;
+                case JpegUpsampling.H2V1Fancy:
+                    JpegUpsampler.WidenPadded(near, _padded, n);
+                    JpegUpsampler.DoubleWidth(_padded, n, _row, 1, 2, 2);
+                    return _row;
+                case JpegUpsampling.H1V2Fancy:
+                    JpegUpsampler.BlendRows(near, c.Plane.AsSpan(FarRow(y, inputRow, c.Height) * c.Stride, n), _row, n, (y & 1) == 0 ? 1 : 2);
+                    return _row;
+                case JpegUpsampling.H2V2Fancy:
+                    JpegUpsampler.ColumnSums(near, c.Plane.AsSpan(FarRow(y, inputRow, c.Height) * c.Stride, n), _padded, n);
+                    JpegUpsampler.DoubleWidth(_padded, n, _row, 8, 7, 4);
+                    return _row;
+                default:
+                    JpegUpsampler.Replicate(near, n, _hRatio, _row);
+                    return _row;
+            }
+        }
+
+        /// <summary>
+        /// The next-nearest input row for 2:1 vertical upsampling: above for even output rows, below for odd ones,
+        /// clamped to the component's real rows (libjpeg repeats the first and last rows).
+        /// </summary>
+        private static int FarRow(int y, int inputRow, int rows) =>
+            (y & 1) == 0 ? Math.Max(inputRow - 1, 0) : Math.Min(inputRow + 1, rows - 1);
     }
 
-    /// <summary>Output row <paramref name="y"/> of component <paramref name="c"/> at full resolution (at least Width samples).</summary>
-    private static ReadOnlyMemory<byte> UpsampleRow(JpegFrame frame, JpegComponent c, Upsampling method, int y, byte[] buffer, int[] columnSums)
+    /// <summary>Reference YCbCr → RGB through libjpeg's lookup tables.</summary>
+    public static void YCbCrToRgbReference(ReadOnlySpan<byte> ys, ReadOnlySpan<byte> cbs, ReadOnlySpan<byte> crs, Span<byte> rgb, int width)
     {
-        int hRatio = frame.MaxH / c.H, vRatio = frame.MaxV / c.V;
-        int inputRow = y / vRatio;
-        byte[] plane = c.Plane;
-        int n = c.Width;
-        switch (method)
+        for (int x = 0; x < width; x++)
         {
-            case Upsampling.FullSize:
-                return plane.AsMemory(y * c.Stride, c.Width);
-
-            case Upsampling.H2V1Fancy:
-                {
-                    var input = plane.AsSpan(inputRow * c.Stride, n);
-                    // Left output of sample i: (3·s[i] + s[i−1] + 1) / 4; right: (3·s[i] + s[i+1] + 2) / 4; edges replicated.
-                    int previous = input[0];
-                    for (int i = 0; i < n; i++)
-                    {
-                        int here = input[i] * 3;
-                        int next = input[i + 1 < n ? i + 1 : i];
-                        buffer[2 * i] = (byte)((here + previous + 1) >> 2);
-                        buffer[2 * i + 1] = (byte)((here + next + 2) >> 2);
-                        previous = input[i];
-                    }
-                    return buffer;
-                }
-
-            case Upsampling.H1V2Fancy:
-                {
-                    // Even output rows lean on the input row above, odd ones on the row below (edges replicated).
-                    var near = plane.AsSpan(inputRow * c.Stride, n);
-                    var far = plane.AsSpan(FarRow(y, inputRow, c.Height) * c.Stride, n);
-                    int bias = (y & 1) == 0 ? 1 : 2;
-                    for (int i = 0; i < n; i++) buffer[i] = (byte)((near[i] * 3 + far[i] + bias) >> 2);
-                    return buffer;
-                }
-
-            case Upsampling.H2V2Fancy:
-                {
-                    var near = plane.AsSpan(inputRow * c.Stride, n);
-                    var far = plane.AsSpan(FarRow(y, inputRow, c.Height) * c.Stride, n);
-                    for (int i = 0; i < n; i++) columnSums[i] = near[i] * 3 + far[i];
-                    // Horizontal triangle on the column sums (each 4× a sample): biases 8 and 7 alternate as in libjpeg.
-                    int previous = columnSums[0];
-                    for (int i = 0; i < n; i++)
-                    {
-                        int here = columnSums[i] * 3;
-                        int next = columnSums[i + 1 < n ? i + 1 : i];
-                        buffer[2 * i] = (byte)((here + previous + 8) >> 4);
-                        buffer[2 * i + 1] = (byte)((here + next + 7) >> 4);
-                        previous = columnSums[i];
-                    }
-                    return buffer;
-                }
-
-            default:
-                {
-                    var input = plane.AsSpan(inputRow * c.Stride, n);
-                    int o = 0;
-                    for (int i = 0; i < n; i++)
-                    {
-                        byte v = input[i];
-                        for (int r = 0; r < hRatio; r++) buffer[o++] = v;
-                    }
-                    return buffer;
-                }
+            int y = ys[x] + ClampOffset, cb = cbs[x], cr = crs[x];
+            rgb[3 * x] = s_clamp[y + s_crToR[cr]];
+            rgb[3 * x + 1] = s_clamp[y + ((s_cbToG[cb] + s_crToG[cr]) >> ScaleBits)];
+            rgb[3 * x + 2] = s_clamp[y + s_cbToB[cb]];
         }
     }
 
-    /// <summary>The next-nearest input row for 2:1 vertical upsampling, clamped to the component's real rows.</summary>
-    private static int FarRow(int y, int inputRow, int rows) =>
-        (y & 1) == 0 ? Math.Max(inputRow - 1, 0) : Math.Min(inputRow + 1, rows - 1);
-
+    /// <summary>
+    /// Same bytes as <see cref="YCbCrToRgbReference"/>: the table entries computed in 32-bit lanes, 16 pixels per
+    /// step; each group of 4 pixels is packed as R,G,B,0 words, shuffled to 12 bytes of RGB and stored with 16-byte
+    /// writes whose 4 spare bytes the next write covers (so the vector loop stops 2 pixels before the row ends).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void YCbCrToRgb(ReadOnlySpan<byte> ys, ReadOnlySpan<byte> cbs, ReadOnlySpan<byte> crs, Span<byte> rgb, int width)
+    public static void YCbCrToRgb(ReadOnlySpan<byte> ys, ReadOnlySpan<byte> cbs, ReadOnlySpan<byte> crs, Span<byte> rgb, int width)
     {
         if (ys.Length < width || cbs.Length < width || crs.Length < width || rgb.Length < 3 * width)
             throw new ArgumentException("rows shorter than the image width");
-        // Lengths checked above; the loop reads through refs to skip per-pixel bounds checks on 6 arrays.
-        ref byte y0 = ref MemoryMarshal.GetReference(ys), cb0 = ref MemoryMarshal.GetReference(cbs), cr0 = ref MemoryMarshal.GetReference(crs);
-        ref byte out0 = ref MemoryMarshal.GetReference(rgb);
-        ref int crToR = ref MemoryMarshal.GetArrayDataReference(s_crToR), cbToB = ref MemoryMarshal.GetArrayDataReference(s_cbToB);
-        ref int crToG = ref MemoryMarshal.GetArrayDataReference(s_crToG), cbToG = ref MemoryMarshal.GetArrayDataReference(s_cbToG);
-        ref byte clamp = ref MemoryMarshal.GetArrayDataReference(s_clamp);
-        for (int x = 0; x < width; x++)
+        int x = 0;
+        if (Vector256.IsHardwareAccelerated && Vector128.IsHardwareAccelerated && BitConverter.IsLittleEndian)
         {
-            int y = Unsafe.Add(ref y0, x) + ClampOffset;
-            int cb = Unsafe.Add(ref cb0, x), cr = Unsafe.Add(ref cr0, x);
-            ref byte o = ref Unsafe.Add(ref out0, 3 * x);
-            o = Unsafe.Add(ref clamp, y + Unsafe.Add(ref crToR, cr));
-            Unsafe.Add(ref o, 1) = Unsafe.Add(ref clamp, y + ((Unsafe.Add(ref cbToG, cb) + Unsafe.Add(ref crToG, cr)) >> ScaleBits));
-            Unsafe.Add(ref o, 2) = Unsafe.Add(ref clamp, y + Unsafe.Add(ref cbToB, cb));
+            // Lengths checked above; the loop reads x .. x+15 and writes bytes 3x .. 3x+51 < 3·width with x + 18 <= width.
+            ref byte y0 = ref MemoryMarshal.GetReference(ys), cb0 = ref MemoryMarshal.GetReference(cbs), cr0 = ref MemoryMarshal.GetReference(crs);
+            ref byte out0 = ref MemoryMarshal.GetReference(rgb);
+            Vector128<byte> compact = Vector128.Create((byte)0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, 0x80, 0x80, 0x80, 0x80);
+            for (; x + 18 <= width; x += 16)
+            {
+                (Vector256<int> y, Vector256<int> yHigh) = WidenToInt(ref y0, x);
+                (Vector256<int> cb, Vector256<int> cbHigh) = WidenToInt(ref cb0, x);
+                (Vector256<int> cr, Vector256<int> crHigh) = WidenToInt(ref cr0, x);
+                Vector256<int> low = PackRgb(y, cb, cr), high = PackRgb(yHigh, cbHigh, crHigh);
+                ref byte o = ref Unsafe.Add(ref out0, 3 * x);
+                Vector128.Shuffle(low.GetLower().AsByte(), compact).StoreUnsafe(ref o);
+                Vector128.Shuffle(low.GetUpper().AsByte(), compact).StoreUnsafe(ref o, 12);
+                Vector128.Shuffle(high.GetLower().AsByte(), compact).StoreUnsafe(ref o, 24);
+                Vector128.Shuffle(high.GetUpper().AsByte(), compact).StoreUnsafe(ref o, 36);
+            }
         }
+        if (x < width) YCbCrToRgbReference(ys[x..], cbs[x..], crs[x..], rgb[(3 * x)..], width - x);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector256<int> Low, Vector256<int> High) WidenToInt(ref byte row, int x)
+    {
+        Vector256<ushort> words = Vector256.WidenLower(Vector128.LoadUnsafe(ref row, (nuint)x).ToVector256Unsafe());
+        (Vector256<uint> low, Vector256<uint> high) = Vector256.Widen(words);
+        return (low.AsInt32(), high.AsInt32());
+    }
+
+    /// <summary>Eight pixels as R | G &lt;&lt; 8 | B &lt;&lt; 16, each channel clamped to 0..255.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> PackRgb(Vector256<int> y, Vector256<int> cb, Vector256<int> cr)
+    {
+        Vector256<int> center = Vector256.Create(128), half = Vector256.Create(Half);
+        Vector256<int> zero = Vector256<int>.Zero, max = Vector256.Create(255);
+        cb -= center;
+        cr -= center;
+        Vector256<int> r = y + ((cr * CrToRFactor + half) >> ScaleBits);
+        Vector256<int> g = y + ((half - cb * CbToGFactor - cr * CrToGFactor) >> ScaleBits);
+        Vector256<int> b = y + ((cb * CbToBFactor + half) >> ScaleBits);
+        r = Vector256.Min(Vector256.Max(r, zero), max);
+        g = Vector256.Min(Vector256.Max(g, zero), max);
+        b = Vector256.Min(Vector256.Max(b, zero), max);
+        return r | (g << 8) | (b << 16);
     }
 
     private static void Interleave(ReadOnlySpan<byte> r, ReadOnlySpan<byte> g, ReadOnlySpan<byte> b, Span<byte> rgb, int width)

@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace LlavaNative.Model.Imaging.Jpeg;
 
@@ -12,11 +14,10 @@ namespace LlavaNative.Model.Imaging.Jpeg;
 /// Two implementations of the same integer arithmetic:
 /// <list type="bullet">
 /// <item><see cref="TransformReference"/>: the butterfly network in 64-bit integers, one column or row at a time.</item>
-/// <item><see cref="Transform"/>: the fast path. The butterfly is linear with integer constants, so each 1-D pass
-/// equals multiplying by an 8×8 integer matrix (<see cref="Basis"/>, found by pushing unit vectors through the
-/// butterfly); rounding happens only between passes and at the end, so both give identical results. The matrix form
-/// vectorizes without transposes: the column pass works on whole rows (8 columns per Vector256), the row pass
-/// broadcasts one workspace value against a column of the matrix.</item>
+/// <item><see cref="Transform"/>: the fast path (AVX2), the same butterfly on eight columns or rows per vector with
+/// transposes between the passes. 32-bit lanes hold every intermediate of valid data exactly: a dequantized
+/// coefficient of an 8-bit image is at most 2047 + q/2 in magnitude, which keeps every sum below 2^31. Only
+/// corrupt data can wrap, which changes its (garbage) pixels but cannot fail.</item>
 /// </list>
 /// </summary>
 internal static class JpegIdct
@@ -106,100 +107,130 @@ internal static class JpegIdct
         }
     }
 
-    /// <summary>Basis[n·8 + k]: weight of frequency k in spatial output n of the 1-D butterfly (×2^13).</summary>
-    internal static readonly int[] Basis = BuildBasis();
-
-    /// <summary>BasisColumns[k]: column k of <see cref="Basis"/> as a vector over n, for the row pass.</summary>
-    private static readonly Vector256<int>[] BasisColumns = BuildBasisColumns();
-
-    private static int[] BuildBasis()
+    /// <summary>
+    /// <see cref="Butterfly"/> on eight columns at once: lane j of x0..x7 holds frequencies 0..7 of column j; the
+    /// results (spatial positions 0..7, ×2^13, unrounded) replace them. The same integer operations in the same
+    /// order as the scalar version, so the results are identical.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Butterfly(ref Vector256<int> x0, ref Vector256<int> x1, ref Vector256<int> x2, ref Vector256<int> x3,
+        ref Vector256<int> x4, ref Vector256<int> x5, ref Vector256<int> x6, ref Vector256<int> x7)
     {
-        var basis = new int[64];
-        Span<long> unit = stackalloc long[8];
-        Span<long> response = stackalloc long[8];
-        for (int k = 0; k < 8; k++)
-        {
-            unit.Clear();
-            unit[k] = 1;
-            Butterfly(unit, 1, response);
-            for (int n = 0; n < 8; n++) basis[n * 8 + k] = checked((int)response[n]);
-        }
-        return basis;
+        Vector256<int> f0 = x0, f1 = x1, f2 = x2, f3 = x3, f4 = x4, f5 = x5, f6 = x6, f7 = x7;
+
+        Vector256<int> rotation = (f2 + f6) * (int)Fix0_541196100;
+        Vector256<int> even6 = rotation - f6 * (int)Fix1_847759065;
+        Vector256<int> even2 = rotation + f2 * (int)Fix0_765366865;
+        Vector256<int> sum04 = (f0 + f4) << ConstBits;
+        Vector256<int> diff04 = (f0 - f4) << ConstBits;
+        Vector256<int> e0 = sum04 + even2, e3 = sum04 - even2;
+        Vector256<int> e1 = diff04 + even6, e2 = diff04 - even6;
+
+        Vector256<int> s17 = f7 + f1, s35 = f5 + f3, s73 = f7 + f3, s51 = f5 + f1;
+        Vector256<int> common = (s73 + s51) * (int)Fix1_175875602;
+        Vector256<int> p17 = s17 * -(int)Fix0_899976223;
+        Vector256<int> p35 = s35 * -(int)Fix2_562915447;
+        Vector256<int> p73 = s73 * -(int)Fix1_961570560 + common;
+        Vector256<int> p51 = s51 * -(int)Fix0_390180644 + common;
+        Vector256<int> o7 = f7 * (int)Fix0_298631336 + p17 + p73;
+        Vector256<int> o5 = f5 * (int)Fix2_053119869 + p35 + p51;
+        Vector256<int> o3 = f3 * (int)Fix3_072711026 + p35 + p73;
+        Vector256<int> o1 = f1 * (int)Fix1_501321110 + p17 + p51;
+
+        x0 = e0 + o1; x7 = e0 - o1;
+        x1 = e1 + o3; x6 = e1 - o3;
+        x2 = e2 + o5; x5 = e2 - o5;
+        x3 = e3 + o7; x4 = e3 - o7;
     }
 
-    private static Vector256<int>[] BuildBasisColumns()
+    /// <summary>Transposes the 8×8 matrix held as rows r0..r7 (AVX2: 32-bit then 64-bit interleaves, then 128-bit halves).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose(ref Vector256<int> r0, ref Vector256<int> r1, ref Vector256<int> r2, ref Vector256<int> r3,
+        ref Vector256<int> r4, ref Vector256<int> r5, ref Vector256<int> r6, ref Vector256<int> r7)
     {
-        var columns = new Vector256<int>[8];
-        Span<int> c = stackalloc int[8];
-        for (int k = 0; k < 8; k++)
-        {
-            for (int n = 0; n < 8; n++) c[n] = Basis[n * 8 + k];
-            columns[k] = Vector256.Create((ReadOnlySpan<int>)c);
-        }
-        return columns;
+        Vector256<int> t0 = Avx2.UnpackLow(r0, r1), t1 = Avx2.UnpackHigh(r0, r1);
+        Vector256<int> t2 = Avx2.UnpackLow(r2, r3), t3 = Avx2.UnpackHigh(r2, r3);
+        Vector256<int> t4 = Avx2.UnpackLow(r4, r5), t5 = Avx2.UnpackHigh(r4, r5);
+        Vector256<int> t6 = Avx2.UnpackLow(r6, r7), t7 = Avx2.UnpackHigh(r6, r7);
+        Vector256<int> u0 = Avx2.UnpackLow(t0.AsInt64(), t2.AsInt64()).AsInt32(), u1 = Avx2.UnpackHigh(t0.AsInt64(), t2.AsInt64()).AsInt32();
+        Vector256<int> u2 = Avx2.UnpackLow(t1.AsInt64(), t3.AsInt64()).AsInt32(), u3 = Avx2.UnpackHigh(t1.AsInt64(), t3.AsInt64()).AsInt32();
+        Vector256<int> u4 = Avx2.UnpackLow(t4.AsInt64(), t6.AsInt64()).AsInt32(), u5 = Avx2.UnpackHigh(t4.AsInt64(), t6.AsInt64()).AsInt32();
+        Vector256<int> u6 = Avx2.UnpackLow(t5.AsInt64(), t7.AsInt64()).AsInt32(), u7 = Avx2.UnpackHigh(t5.AsInt64(), t7.AsInt64()).AsInt32();
+        r0 = Avx2.Permute2x128(u0, u4, 0x20); r4 = Avx2.Permute2x128(u0, u4, 0x31);
+        r1 = Avx2.Permute2x128(u1, u5, 0x20); r5 = Avx2.Permute2x128(u1, u5, 0x31);
+        r2 = Avx2.Permute2x128(u2, u6, 0x20); r6 = Avx2.Permute2x128(u2, u6, 0x31);
+        r3 = Avx2.Permute2x128(u3, u7, 0x20); r7 = Avx2.Permute2x128(u3, u7, 0x31);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> LoadDequantized(ref short coefficients, ref ushort quant, int row)
+    {
+        Vector256<int> c = Vector256.WidenLower(Vector128.LoadUnsafe(ref coefficients, (nuint)(row * 8)).ToVector256Unsafe());
+        Vector256<int> q = Vector256.WidenLower(Vector128.LoadUnsafe(ref quant, (nuint)(row * 8)).ToVector256Unsafe()).AsInt32();
+        return c * q;
+    }
+
+    /// <summary>Rounds away the row pass's fraction bits, adds the level shift and clamps to 0..255.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> ToSamples(Vector256<int> v) =>
+        Vector256.Min(Vector256.Max(((v + Vector256.Create(1 << (Pass2Shift - 1))) >> Pass2Shift) + Vector256.Create(128), Vector256<int>.Zero), Vector256.Create(255));
 
     /// <summary>
-    /// Same result as <see cref="TransformReference"/>. <paramref name="lastRow"/> is the highest row of
-    /// <paramref name="coefficients"/> that may be non-zero (rows below it are skipped in the column pass); when the
-    /// block holds only a DC term pass <see cref="TransformDcOnly"/> instead.
+    /// Same result as <see cref="TransformReference"/>, eight columns (then eight rows) per AVX2 vector: the
+    /// column butterfly runs on the coefficient rows as loaded, a transpose turns the workspace so the row
+    /// butterfly can run the same way, and a second transpose restores row order for the output.
+    /// When the block holds only a DC term <see cref="TransformDcOnly"/> is cheaper.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Transform(ReadOnlySpan<short> coefficients, ReadOnlySpan<ushort> quant, Span<byte> output, int stride, int lastRow = 7)
+    [SkipLocalsInit]
+    public static void Transform(ReadOnlySpan<short> coefficients, ReadOnlySpan<ushort> quant, Span<byte> output, int stride)
     {
-        if (!Vector256.IsHardwareAccelerated)
+        if (!Avx2.IsSupported)
         {
             TransformReference(coefficients, quant, output, stride);
             return;
         }
-        if (coefficients.Length < 64 || quant.Length < 64 || output.Length < 7 * stride + 8 || (uint)lastRow > 7)
+        if (coefficients.Length < 64 || quant.Length < 64 || output.Length < 7 * stride + 8)
             throw new ArgumentException("an 8×8 block and its output rows");
 
-        // Column pass: workspace row n = Σ_k Basis[n,k] · (dequantized coefficient row k), 8 columns per vector.
-        // Indexing below is within the checked lengths; Unsafe.Add avoids per-element bounds checks.
-        Span<Vector256<int>> rows = stackalloc Vector256<int>[8];
-        ref short c0 = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(coefficients);
-        ref ushort q0 = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(quant);
-        for (int k = 0; k <= lastRow; k++)
-        {
-            Vector256<int> c = Vector256.WidenLower(Vector256.Create(Vector128.LoadUnsafe(ref c0, (nuint)(k * 8)), Vector128<short>.Zero));
-            Vector256<int> q = Vector256.WidenLower(Vector256.Create(Vector128.LoadUnsafe(ref q0, (nuint)(k * 8)), Vector128<ushort>.Zero)).AsInt32();
-            rows[k] = c * q;
-        }
+        // Lengths checked above: unchecked loads and stores below.
+        ref short c = ref MemoryMarshal.GetReference(coefficients);
+        ref ushort q = ref MemoryMarshal.GetReference(quant);
+        Vector256<int> r0 = LoadDequantized(ref c, ref q, 0), r1 = LoadDequantized(ref c, ref q, 1);
+        Vector256<int> r2 = LoadDequantized(ref c, ref q, 2), r3 = LoadDequantized(ref c, ref q, 3);
+        Vector256<int> r4 = LoadDequantized(ref c, ref q, 4), r5 = LoadDequantized(ref c, ref q, 5);
+        Vector256<int> r6 = LoadDequantized(ref c, ref q, 6), r7 = LoadDequantized(ref c, ref q, 7);
 
-        Span<int> workspace = stackalloc int[64]; // [row n, column], Pass1Bits extra precision
-        ref int basis = ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(Basis);
+        // Column pass, rounded to Pass1Bits of extra precision.
+        Butterfly(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
         Vector256<int> round1 = Vector256.Create(1 << (Pass1Shift - 1));
-        for (int n = 0; n < 8; n++)
-        {
-            Vector256<int> sum = round1;
-            for (int k = 0; k <= lastRow; k++) sum += rows[k] * Unsafe.Add(ref basis, n * 8 + k);
-            Vector256.ShiftRightArithmetic(sum, Pass1Shift).CopyTo(workspace.Slice(n * 8, 8));
-        }
+        r0 = (r0 + round1) >> Pass1Shift; r1 = (r1 + round1) >> Pass1Shift;
+        r2 = (r2 + round1) >> Pass1Shift; r3 = (r3 + round1) >> Pass1Shift;
+        r4 = (r4 + round1) >> Pass1Shift; r5 = (r5 + round1) >> Pass1Shift;
+        r6 = (r6 + round1) >> Pass1Shift; r7 = (r7 + round1) >> Pass1Shift;
 
-        // Row pass: output row n = Σ_c workspace[n,c] · BasisColumns[c]; two rows narrow to 16 bytes at a time.
-        Vector256<int> round2 = Vector256.Create(1 << (Pass2Shift - 1));
-        Vector256<int> center = Vector256.Create(128);
-        Vector256<int> zero = Vector256<int>.Zero, max = Vector256.Create(255);
-        ref Vector256<int> columns = ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(BasisColumns);
-        ref int ws = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(workspace);
-        for (int n = 0; n < 8; n += 2)
-        {
-            Vector256<int> a = round2, b = round2;
-            for (int c = 0; c < 8; c++)
-            {
-                Vector256<int> column = Unsafe.Add(ref columns, c);
-                a += Vector256.Create(Unsafe.Add(ref ws, n * 8 + c)) * column;
-                b += Vector256.Create(Unsafe.Add(ref ws, n * 8 + 8 + c)) * column;
-            }
-            a = Vector256.Min(Vector256.Max(Vector256.ShiftRightArithmetic(a, Pass2Shift) + center, zero), max);
-            b = Vector256.Min(Vector256.Max(Vector256.ShiftRightArithmetic(b, Pass2Shift) + center, zero), max);
-            Vector256<short> words = Vector256.Narrow(a, b);
-            Vector128<byte> bytes = Vector128.Narrow(words.AsUInt16().GetLower(), words.AsUInt16().GetUpper());
-            ulong lo = bytes.AsUInt64().GetElement(0), hi = bytes.AsUInt64().GetElement(1);
-            Unsafe.WriteUnaligned(ref output[n * stride], lo);
-            Unsafe.WriteUnaligned(ref output[(n + 1) * stride], hi);
-        }
+        // Row pass on the transposed workspace: vector k holds frequency k of every row.
+        Transpose(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
+        Butterfly(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
+        r0 = ToSamples(r0); r1 = ToSamples(r1); r2 = ToSamples(r2); r3 = ToSamples(r3);
+        r4 = ToSamples(r4); r5 = ToSamples(r5); r6 = ToSamples(r6); r7 = ToSamples(r7);
+        Transpose(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
+
+        ref byte o = ref MemoryMarshal.GetReference(output);
+        StoreRows(ref o, 0, stride, r0, r1);
+        StoreRows(ref o, 2, stride, r2, r3);
+        StoreRows(ref o, 4, stride, r4, r5);
+        StoreRows(ref o, 6, stride, r6, r7);
+    }
+
+    /// <summary>Narrows two rows of 0..255 ints to bytes and stores them 8 bytes each.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRows(ref byte output, int row, int stride, Vector256<int> a, Vector256<int> b)
+    {
+        Vector256<ushort> words = Vector256.Narrow(a, b).AsUInt16();
+        Vector128<byte> bytes = Vector128.Narrow(words.GetLower(), words.GetUpper());
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref output, row * stride), bytes.AsUInt64().ToScalar());
+        Unsafe.WriteUnaligned(ref Unsafe.Add(ref output, (row + 1) * stride), bytes.AsUInt64().GetElement(1));
     }
 
     /// <summary>

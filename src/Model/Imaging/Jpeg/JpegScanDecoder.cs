@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace LlavaNative.Model.Imaging.Jpeg;
 
@@ -20,20 +21,6 @@ internal sealed class JpegScanDecoder(byte[] data, string source)
     private bool _stopped;    // reached a marker or the end of the data
     private int _eobRun;      // progressive AC: blocks left in the current end-of-band run
     private readonly short[] _block = new short[64];
-
-    /// <summary>
-    /// For a block whose last non-zero coefficient is zigzag index k: the highest row (natural order) any of
-    /// coefficients 0..k lies in, so the column transform can skip the all-zero rows below.
-    /// </summary>
-    private static readonly byte[] s_lastRowForZigzag = BuildLastRowTable();
-
-    private static byte[] BuildLastRowTable()
-    {
-        var t = new byte[64];
-        int row = 0;
-        for (int k = 0; k < 64; k++) t[k] = (byte)(row = Math.Max(row, JpegBits.ZigzagToNatural[k] >> 3));
-        return t;
-    }
 
     /// <summary>Decodes the scan whose entropy-coded data starts at <paramref name="start"/>; returns where it ends.</summary>
     public int Decode(JpegFrame frame, JpegScan scan, int restartInterval, int start)
@@ -125,50 +112,63 @@ internal sealed class JpegScanDecoder(byte[] data, string source)
     {
         short[] block = _block;
         Array.Clear(block);
-        var dcTable = c.DcTable!;
         var acTable = c.AcTable!;
-        int[] fastAc = acTable.FastAc!;
-        ReadOnlySpan<byte> zigzag = JpegBits.ZigzagToNatural;
+        ref int fastAc = ref MemoryMarshal.GetArrayDataReference(acTable.FastAc!);
+        ref byte zigzag = ref MemoryMarshal.GetReference(JpegBits.ZigzagToNatural);
+        ref short coefficients = ref MemoryMarshal.GetArrayDataReference(block);
 
-        int size = DecodeSymbol(dcTable);
+        int size = DecodeSymbol(c.DcTable!);
         if (size != 0) c.DcPredictor += JpegBits.Extend(ReadBits(size), size);
         block[0] = (short)c.DcPredictor;
 
+        // The hot loop keeps the bit buffer in locals, syncing the fields around the (rare) calls that use them.
+        // Unchecked indexing: fastAc by 9 bits (< 512 entries), zigzag and the block by k, checked to be <= 63.
+        ulong bits = _bits;
+        int count = _bitCount;
         int last = 0;
         for (int k = 1; k < 64;)
         {
-            if (_bitCount < 16) Fill();
-            int fast = fastAc[(int)(_bits >> (64 - JpegHuffmanTable.LookaheadBits))];
+            if (count < 16)
+            {
+                _bits = bits; _bitCount = count;
+                Fill();
+                bits = _bits; count = _bitCount;
+            }
+            int fast = Unsafe.Add(ref fastAc, (int)(bits >> (64 - JpegHuffmanTable.LookaheadBits)));
             if (fast != 0)
             {
                 // Code and magnitude bits in one lookup.
                 int consumed = fast & 15;
-                _bits <<= consumed;
-                _bitCount -= consumed;
+                bits <<= consumed;
+                count -= consumed;
                 k += (fast >> 4) & 15;
-                if (k > 63) throw Corrupt($"an AC coefficient run passes the end of the block");
-                block[zigzag[k]] = (short)(fast >> 8);
+                if (k > 63) throw Corrupt("an AC coefficient run passes the end of the block");
+                Unsafe.Add(ref coefficients, Unsafe.Add(ref zigzag, k)) = (short)(fast >> 8);
                 last = k++;
                 continue;
             }
+            _bits = bits; _bitCount = count;
             int rs = DecodeSymbol(acTable);
             int run = rs >> 4;
             size = rs & 15;
             if (size == 0)
             {
+                bits = _bits; count = _bitCount;
                 if (run != 15) break; // end of block
                 k += 16;              // ZRL: sixteen zeros
                 continue;
             }
             k += run;
-            if (k > 63) throw Corrupt($"an AC coefficient run passes the end of the block");
-            block[zigzag[k]] = (short)JpegBits.Extend(ReadBits(size), size);
+            if (k > 63) throw Corrupt("an AC coefficient run passes the end of the block");
+            Unsafe.Add(ref coefficients, Unsafe.Add(ref zigzag, k)) = (short)JpegBits.Extend(ReadBits(size), size);
+            bits = _bits; count = _bitCount;
             last = k++;
         }
+        _bits = bits; _bitCount = count;
 
         var output = c.Plane.AsSpan(blockRow * 8 * c.Stride + blockCol * 8);
         if (last == 0) JpegIdct.TransformDcOnly(block[0], c.Quant![0], output, c.Stride);
-        else JpegIdct.Transform(block, c.Quant, output, c.Stride, s_lastRowForZigzag[last]);
+        else JpegIdct.Transform(block, c.Quant, output, c.Stride);
     }
 
     /// <summary>Progressive AC first scan (G.1.2.2): band Ss..Se at precision Al, with end-of-band runs across blocks.</summary>
@@ -270,25 +270,19 @@ internal sealed class JpegScanDecoder(byte[] data, string source)
             {
                 var block = coefficients.AsSpan((by * c.PaddedBlocksPerLine + bx) * 64, 64);
                 var output = c.Plane.AsSpan(by * 8 * c.Stride + bx * 8);
-                int lastRow = LastNonZeroRow(block);
-                if (lastRow < 0 || (lastRow == 0 && IsDcOnly(block))) JpegIdct.TransformDcOnly(block[0], c.Quant![0], output, c.Stride);
-                else JpegIdct.Transform(block, c.Quant, output, c.Stride, lastRow);
+                if (IsDcOnly(block)) JpegIdct.TransformDcOnly(block[0], c.Quant![0], output, c.Stride);
+                else JpegIdct.Transform(block, c.Quant, output, c.Stride);
             }
         }
     }
 
-    private static int LastNonZeroRow(ReadOnlySpan<short> block)
-    {
-        var rows = System.Runtime.InteropServices.MemoryMarshal.Cast<short, ulong>(block); // 2 ulongs per row of 8
-        for (int row = 7; row >= 0; row--)
-            if ((rows[2 * row] | rows[2 * row + 1]) != 0) return row;
-        return -1;
-    }
-
     private static bool IsDcOnly(ReadOnlySpan<short> block)
     {
-        for (int i = 1; i < 8; i++) if (block[i] != 0) return false;
-        return true;
+        if ((block[1] | block[2] | block[3]) != 0) return false;
+        var words = System.Runtime.InteropServices.MemoryMarshal.Cast<short, ulong>(block[4..]); // 4 coefficients each
+        ulong any = 0;
+        foreach (ulong w in words) any |= w;
+        return any == 0;
     }
 
     // ---- bit reader ----
@@ -304,6 +298,22 @@ internal sealed class JpegScanDecoder(byte[] data, string source)
     /// <summary>Loads bytes until more than 56 bits are buffered, undoing FF 00 stuffing; zeros once the data stopped.</summary>
     private void Fill()
     {
+        // Fast path: the next bytes that fit hold no FF, so they are plain data and go in with one big-endian read.
+        if (!_stopped && _pos + 8 <= data.Length)
+        {
+            ulong word = System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(data.AsSpan(_pos));
+            int take = (64 - _bitCount) >> 3; // whole bytes that fit, 1..8
+            ulong inverted = ~word;           // FF bytes become 00: find a zero byte among the first `take`
+            ulong zeroBytes = (inverted - 0x0101010101010101UL) & ~inverted & 0x8080808080808080UL;
+            ulong taken = ~0UL << (64 - 8 * take);
+            if ((zeroBytes & taken) == 0)
+            {
+                _bits |= (word & taken) >> _bitCount;
+                _bitCount += 8 * take;
+                _pos += take;
+                return;
+            }
+        }
         while (_bitCount <= 56)
         {
             int b = 0;
