@@ -55,6 +55,10 @@ internal sealed class JpegHuffmanTable
             SymbolOffset[length] = index - code;
             for (int i = 0; i < n; i++, code++, index++)
             {
+                // Every code of this length must fit in `length` bits and must not be all ones (T.81 reserves that
+                // pattern; libjpeg rejects it too): counts that get there oversubscribe the code space.
+                if (code >= (1 << length) - 1)
+                    throw new ArgumentException($"{describe}: code lengths oversubscribe the code space at length {length}");
                 if (length <= LookaheadBits)
                 {
                     int shift = LookaheadBits - length;
@@ -63,9 +67,6 @@ internal sealed class JpegHuffmanTable
                 }
             }
             MaxCode[length] = n == 0 ? -1 : code - 1;
-            // Every code of this length must fit in `length` bits; reaching 2^length means the counts oversubscribe
-            // the code space (this also rules out the all-ones code, which T.81 reserves).
-            if (code >= 1 << length) throw new ArgumentException($"{describe}: code lengths oversubscribe the code space at length {length}");
             code <<= 1;
         }
         MaxCode[17] = int.MaxValue;

@@ -21,6 +21,8 @@ internal sealed class JpegScanDecoder(byte[] data, string source)
     private bool _stopped;    // reached a marker or the end of the data
     private int _eobRun;      // progressive AC: blocks left in the current end-of-band run
     private readonly short[] _block = new short[64];
+    private JpegScan? _scan;     // for messages: the scan and MCU being decoded
+    private long _mcu, _totalMcus;
 
     /// <summary>Decodes the scan whose entropy-coded data starts at <paramref name="start"/>; returns where it ends.</summary>
     public int Decode(JpegFrame frame, JpegScan scan, int restartInterval, int start)
@@ -34,6 +36,8 @@ internal sealed class JpegScanDecoder(byte[] data, string source)
         int mcusPerLine = single ? scan.Components[0].BlocksPerLine : frame.McusPerLine;
         int mcusPerColumn = single ? scan.Components[0].BlocksPerColumn : frame.McusPerColumn;
         long totalMcus = (long)mcusPerLine * mcusPerColumn;
+        _scan = scan;
+        _totalMcus = totalMcus;
         var mode = !frame.Progressive ? BlockMode.Sequential
             : scan.Ss == 0 ? (scan.Ah == 0 ? BlockMode.DcFirst : BlockMode.DcRefine)
             : (scan.Ah == 0 ? BlockMode.AcFirst : BlockMode.AcRefine);
@@ -44,6 +48,7 @@ internal sealed class JpegScanDecoder(byte[] data, string source)
         {
             for (int mx = 0; mx < mcusPerLine; mx++, mcu++)
             {
+                _mcu = mcu;
                 if (restartInterval > 0)
                 {
                     if (untilRestart == 0)
@@ -69,7 +74,7 @@ internal sealed class JpegScanDecoder(byte[] data, string source)
                                 DecodeBlock(mode, scan, c, my * c.V + v, mx * c.H + h);
                 }
 
-                if (_bitCount < _paddingBits) throw DataEnded(scan, mcu, totalMcus);
+                if (_bitCount < _paddingBits) throw DataEnded();
             }
         }
         return _pos;
@@ -142,7 +147,11 @@ internal sealed class JpegScanDecoder(byte[] data, string source)
                 bits <<= consumed;
                 count -= consumed;
                 k += (fast >> 4) & 15;
-                if (k > 63) throw Corrupt("an AC coefficient run passes the end of the block");
+                if (k > 63)
+                {
+                    _bits = bits; _bitCount = count;
+                    throw Corrupt("an AC coefficient run passes the end of the block");
+                }
                 Unsafe.Add(ref coefficients, Unsafe.Add(ref zigzag, k)) = (short)(fast >> 8);
                 last = k++;
                 continue;
@@ -394,14 +403,20 @@ internal sealed class JpegScanDecoder(byte[] data, string source)
         _pos = p + 2;
     }
 
-    private ImageFormatException DataEnded(JpegScan scan, long mcu, long total)
+    private ImageFormatException DataEnded()
     {
         // _pos stopped at the end of the data, or at the marker that cut the entropy-coded segment short.
         return _pos >= data.Length - 1
-            ? new ImageFormatException(source, $"JPEG is truncated: the data ends inside scan {scan.Number}, in MCU {mcu + 1} of {total}")
-            : new ImageFormatException(source, $"corrupt JPEG: scan {scan.Number}'s data ends at marker FF{data[_pos + 1]:X2} (byte {_pos}) inside MCU {mcu + 1} of {total}");
+            ? new ImageFormatException(source, $"JPEG is truncated: the data ends inside scan {_scan!.Number}, in MCU {_mcu + 1} of {_totalMcus}")
+            : new ImageFormatException(source, $"corrupt JPEG: scan {_scan!.Number}'s data ends at marker FF{data[_pos + 1]:X2} (byte {_pos}) inside MCU {_mcu + 1} of {_totalMcus}");
     }
 
+    /// <summary>
+    /// Invalid entropy-coded data. When the decoder had already run past the end of the data (into the zero bits
+    /// supplied after it), the real problem is that the data ended, and that is what gets reported.
+    /// </summary>
     private ImageFormatException Corrupt(string problem) =>
-        new(source, $"corrupt JPEG: {problem} (near byte {_pos})");
+        _bitCount < _paddingBits
+            ? DataEnded()
+            : new(source, $"corrupt JPEG: {problem} in MCU {_mcu + 1} of {_totalMcus} of scan {_scan!.Number} (near byte {_pos})");
 }
