@@ -51,7 +51,7 @@ internal sealed class JpegFileReader(byte[] data, string source, ImageDecodeOpti
     private readonly JpegHuffmanTable?[] _acTables = new JpegHuffmanTable?[4];
     private int _restartInterval;
     private JpegFrame? _frame;
-    private bool _sawJfif, _sawAdobe;
+    private bool _sawJfif, _sawAdobe, _sawExif;
     private int _adobeTransform;
     private int _scans;
     private JpegScanDecoder? _scanDecoder;
@@ -98,7 +98,7 @@ internal sealed class JpegFileReader(byte[] data, string source, ImageDecodeOpti
                 case 0xCC: break; // DAC: arithmetic-coding conditioning, only meaningful with SOF9+ (rejected there)
                 case 0xDB: ReadQuantTables(payload); break;
                 case 0xDD: ReadRestartInterval(payload); break;
-                case 0xDC: throw Fail("unsupported JPEG: height defined by a DNL marker");
+                case 0xDC: break; // DNL: the frame header already gave a non-zero height (height 0 is rejected there)
                 case 0xDE: case 0xDF: throw Fail($"unsupported JPEG: hierarchical (marker FF{marker:X2})");
                 case 0xE0: ReadJfif(payload); break;
                 case 0xE1: ReadExif(payload); break;
@@ -200,8 +200,9 @@ internal sealed class JpegFileReader(byte[] data, string source, ImageDecodeOpti
         }
         long samples = 0;
         foreach (var c in components) samples += (long)c.PaddedBlocksPerLine * c.PaddedBlocksPerColumn * 64;
-        // Planes plus (progressive) 2-byte coefficients: a generous sanity bound beside MaxPixels, which already holds.
-        if (samples > Array.MaxLength) throw Fail($"JPEG is too large to decode ({width}×{height}, {count} components)");
+        // Beside MaxPixels (which a caller may raise): every buffer must be a .NET array, the RGB output included.
+        if (samples > Array.MaxLength || (long)width * height * 3 > Array.MaxLength)
+            throw Fail($"JPEG is too large to decode into arrays ({width}×{height}, {count} components)");
         foreach (var c in components) c.Plane = new byte[c.PaddedBlocksPerLine * 8 * c.PaddedBlocksPerColumn * 8];
         _frame = frame;
     }
@@ -272,7 +273,8 @@ internal sealed class JpegFileReader(byte[] data, string source, ImageDecodeOpti
     private void ReadExif(ReadOnlySpan<byte> p)
     {
         // The first Exif APP1 counts (XMP also lives in APP1, under another identifier).
-        if (ExifOrientationTag != 1 || p.Length < 6 || !p[..4].SequenceEqual("Exif"u8) || p[4] != 0) return;
+        if (_sawExif || p.Length < 6 || !p[..4].SequenceEqual("Exif"u8) || p[4] != 0) return;
+        _sawExif = true;
         ExifOrientationTag = ExifOrientation.Read(p[6..]);
     }
 

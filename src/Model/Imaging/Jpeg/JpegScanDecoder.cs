@@ -287,7 +287,7 @@ internal sealed class JpegScanDecoder(byte[] data, string source)
 
     private static bool IsDcOnly(ReadOnlySpan<short> block)
     {
-        if ((block[1] | block[2] | block[3]) != 0) return false;
+        if (block[1] != 0 || block[2] != 0 || block[3] != 0) return false;
         var words = System.Runtime.InteropServices.MemoryMarshal.Cast<short, ulong>(block[4..]); // 4 coefficients each
         ulong any = 0;
         foreach (ulong w in words) any |= w;
