@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using LlavaNative.Kernels.Cpu;
+using LlavaNative.Model;
 using LlavaNative.Model.Generation;
 using LlavaNative.Model.Language;
 
@@ -42,7 +43,7 @@ public sealed class BenchCommand : Command
         if (p == 0 && n == 0) throw new UsageException("nothing to measure: -p and -n are both 0");
 
         var load = Stopwatch.StartNew();
-        using var model = DecoderModel.LoadGguf(path);
+        using var model = ModelLoader.Load(path); // a .gguf file or a Hugging Face folder
         load.Stop();
         using var pool = new ComputeThreadPool(threads);
         using var state = model.CreateState(Math.Max(p, n) + 1, maxBatch: Math.Max(p, 1), pool: pool);

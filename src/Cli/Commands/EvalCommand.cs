@@ -1,5 +1,6 @@
 using System.Globalization;
 using LlavaNative.Kernels.Cpu;
+using LlavaNative.Model;
 using LlavaNative.Model.Formats.Npy;
 using LlavaNative.Model.Language;
 
@@ -27,7 +28,7 @@ public sealed class EvalCommand : Command
         int[] tokens = ParseTokens(tokensText);
         int threads = args.GetInt("-t", ComputeThreadPool.DefaultThreadCount(), 1, 1024);
 
-        using var model = DecoderModel.LoadGguf(path);
+        using var model = ModelLoader.Load(path); // a .gguf file or a Hugging Face folder
         using var pool = new ComputeThreadPool(threads);
         using var state = model.CreateState(tokens.Length, pool: pool);
         var logits = new float[(long)tokens.Length * model.Config.VocabSize];

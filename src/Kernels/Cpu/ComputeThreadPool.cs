@@ -13,36 +13,45 @@ public interface IRangeJob
 }
 
 /// <summary>
-/// A persistent pool of <c>threads − 1</c> worker threads plus the calling thread. Each dispatch splits
-/// an index range into one contiguous chunk per participant (rounded to a grain, so that chunks of output
-/// rows start on cache-line boundaries and no two threads write the same line). Workers spin briefly
-/// between dispatches — decode issues hundreds of small ops per token — and then sleep.
+/// A persistent pool of <c>threads − 1</c> worker threads plus the calling thread. A dispatch cuts the
+/// index range into contiguous chunks (multiples of a grain, so chunks of output rows start on cache-line
+/// boundaries and no two threads write the same line), about four per participant, and every participant
+/// claims chunks until none are left. Claiming (rather than a fixed chunk per thread) matters on a busy
+/// machine: a worker the OS has not scheduled yet simply claims nothing and the others finish its share,
+/// instead of the whole token waiting a scheduler time slice for it. Workers spin briefly between
+/// dispatches — decode issues hundreds of small ops per token — and then sleep.
 /// <para>Why not <c>Parallel.For</c>: its scheduling overhead and per-call allocations are comparable
 /// to a whole mat-vec at decode sizes.</para>
 /// </summary>
 public sealed unsafe class ComputeThreadPool : IDisposable
 {
+    private const int SpinIterations = 20_000;
+    private const int ChunksPerParticipant = 4;
+
     private readonly Thread[] _workers;
     private readonly object _sleepLock = new();
-    private const int SpinIterations = 20_000;
 
-    // The current dispatch. Written by the caller before the generation bump, read by workers after it.
+    // The current dispatch. Written by the caller before the generation is published, read after it.
     private delegate*<void*, int, int, void> _invoke;
     private void* _job;
     private int _total;
-    private int _grain;
-    private int _participants;
+    private int _chunkSize;
+    private int _chunkCount;
 
+    /// <summary>Dispatch counter; workers wake when it changes.</summary>
     private long _generation;
-    private int _pending;
+    /// <summary>(generation &lt;&lt; 32) | next unclaimed chunk. Tagging claims with the generation stops a
+    /// late worker of an earlier dispatch from claiming a chunk of the current one before it is published.</summary>
+    private long _ticket;
+    private int _chunksDone;
     private int _sleepers;
     private volatile bool _disposed;
-    private ExceptionHolder? _failure;
+    private Exception? _failure;
 
     /// <summary>Total threads that execute work, including the caller.</summary>
     public int ThreadCount { get; }
 
-    /// <summary>A pool with <paramref name="threads"/> participants (default: physical-core estimate).</summary>
+    /// <summary>A pool with <paramref name="threads"/> participants (default: all logical processors).</summary>
     public ComputeThreadPool(int threads = 0)
     {
         if (threads <= 0) threads = DefaultThreadCount();
@@ -50,12 +59,7 @@ public sealed unsafe class ComputeThreadPool : IDisposable
         _workers = new Thread[threads - 1];
         for (int i = 0; i < _workers.Length; i++)
         {
-            int index = i + 1; // participant 0 is the caller
-            _workers[i] = new Thread(() => WorkerLoop(index))
-            {
-                IsBackground = true,
-                Name = $"llava-compute-{index}",
-            };
+            _workers[i] = new Thread(WorkerLoop) { IsBackground = true, Name = $"llava-compute-{i + 1}" };
             _workers[i].Start();
         }
     }
@@ -66,61 +70,78 @@ public sealed unsafe class ComputeThreadPool : IDisposable
     /// <summary>
     /// Runs <paramref name="job"/> over [0, <paramref name="total"/>) on all participants and returns when every
     /// chunk is done. Chunk boundaries are multiples of <paramref name="grain"/> (except the final end).
-    /// Must not be called re-entrantly from inside a job.
+    /// Must not be called re-entrantly from inside a job, nor from two threads at once.
     /// </summary>
     public void Run<TJob>(ref TJob job, int total, int grain = 1) where TJob : unmanaged, IRangeJob
     {
         if (total <= 0) return;
         if (grain < 1) grain = 1;
-        int chunks = (total + grain - 1) / grain;
-        int participants = Math.Min(ThreadCount, chunks);
-        if (participants <= 1 || _workers.Length == 0)
+        int grains = (total + grain - 1) / grain;
+        if (_workers.Length == 0 || grains == 1)
         {
             job.Execute(0, total);
             return;
         }
+        int chunkGrains = Math.Max(1, grains / (ThreadCount * ChunksPerParticipant));
+        int chunkSize = chunkGrains * grain;
+        int chunkCount = (total + chunkSize - 1) / chunkSize;
 
         fixed (TJob* jobPtr = &job)
         {
             _invoke = &Invoke<TJob>;
             _job = jobPtr;
             _total = total;
-            _grain = grain;
-            _participants = participants;
+            _chunkSize = chunkSize;
+            _chunkCount = chunkCount;
             _failure = null;
-            Volatile.Write(ref _pending, _workers.Length);
-            Interlocked.Increment(ref _generation); // full fence: job fields are visible before the bump
+            Volatile.Write(ref _chunksDone, 0);
+            long generation = _generation + 1;
+            Interlocked.Exchange(ref _ticket, generation << 32);  // full fence: job fields visible first
+            Interlocked.Exchange(ref _generation, generation);
             if (Volatile.Read(ref _sleepers) > 0)
             {
                 lock (_sleepLock) Monitor.PulseAll(_sleepLock);
             }
 
-            ExecuteChunk(0);
+            RunChunks(generation);
 
-            // Wait for the workers; they finish at about the same time as the caller for balanced chunks.
             var spinner = new SpinWait();
-            while (Volatile.Read(ref _pending) != 0) spinner.SpinOnce(sleep1Threshold: -1);
+            while (Volatile.Read(ref _chunksDone) != chunkCount) spinner.SpinOnce(sleep1Threshold: -1);
             _job = null;
         }
 
-        if (_failure is { } failure) throw new AggregateException("a compute job failed", failure.Exception);
+        if (_failure is { } failure) throw new AggregateException("a compute job failed", failure);
     }
 
     private static void Invoke<TJob>(void* job, int start, int end) where TJob : unmanaged, IRangeJob
         => ((TJob*)job)->Execute(start, end);
 
+    /// <summary>Claims and executes chunks of dispatch <paramref name="generation"/> until none are left.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void ExecuteChunk(int participant)
+    private void RunChunks(long generation)
     {
-        if (participant >= _participants) return;
-        int chunks = (_total + _grain - 1) / _grain;
-        int begin = (int)((long)chunks * participant / _participants) * _grain;
-        int end = (int)((long)chunks * (participant + 1) / _participants) * _grain;
-        if (end > _total) end = _total;
-        if (begin < end) _invoke(_job, begin, end);
+        while (true)
+        {
+            long ticket = Volatile.Read(ref _ticket);
+            if (ticket >> 32 != generation) return;      // a later dispatch has begun: nothing of ours is left
+            int chunk = (int)ticket;
+            if (chunk >= _chunkCount) return;
+            if (Interlocked.CompareExchange(ref _ticket, ticket + 1, ticket) != ticket) continue;
+            int begin = chunk * _chunkSize;
+            int end = Math.Min(begin + _chunkSize, _total);
+            try
+            {
+                _invoke(_job, begin, end);
+            }
+            catch (Exception e)
+            {
+                _failure = e;
+            }
+            Interlocked.Increment(ref _chunksDone);
+        }
     }
 
-    private void WorkerLoop(int participant)
+    private void WorkerLoop()
     {
         long seen = 0;
         while (true)
@@ -142,15 +163,7 @@ public sealed unsafe class ComputeThreadPool : IDisposable
             }
             if (_disposed) return;
             seen = Volatile.Read(ref _generation);
-            try
-            {
-                ExecuteChunk(participant);
-            }
-            catch (Exception e)
-            {
-                _failure = new ExceptionHolder(e);
-            }
-            Interlocked.Decrement(ref _pending);
+            RunChunks(seen);
         }
     }
 
@@ -161,6 +174,4 @@ public sealed unsafe class ComputeThreadPool : IDisposable
         lock (_sleepLock) Monitor.PulseAll(_sleepLock);
         foreach (var t in _workers) t.Join();
     }
-
-    private sealed record ExceptionHolder(Exception Exception);
 }

@@ -1,5 +1,6 @@
 using LlavaNative.Kernels.Cpu.Ops;
 using LlavaNative.Model.Formats.Gguf;
+using LlavaNative.Model.Formats.HuggingFace;
 
 namespace LlavaNative.Model.Language;
 
@@ -74,4 +75,25 @@ public sealed record DecoderConfig
             RopeMode = arch == "qwen2" ? RopeMode.Neox : RopeMode.Normal,
         };
     }
+
+    /// <summary>
+    /// From a Hugging Face text config (defaults already applied). HF Llama and Qwen2 checkpoints store q/k
+    /// unpermuted and rotate with rotate_half, i.e. NEOX pairs (i, i + d/2), for both architectures.
+    /// </summary>
+    public static DecoderConfig FromHuggingFace(HfTextConfig text) => new()
+    {
+        Architecture = text.ModelType,
+        VocabSize = text.VocabSize,
+        Dim = text.HiddenSize,
+        Layers = text.NumHiddenLayers,
+        Heads = text.NumAttentionHeads,
+        KvHeads = text.NumKeyValueHeads,
+        HeadDim = text.HeadDim,
+        FeedForward = text.IntermediateSize,
+        ContextLength = text.MaxPositionEmbeddings,
+        NormEps = (float)text.RmsNormEps,
+        RopeFreqBase = (float)text.RopeTheta,
+        RopeDims = text.RotaryDims,
+        RopeMode = RopeMode.Neox,
+    };
 }

@@ -1,5 +1,7 @@
 using LlavaNative.Kernels.Cpu.Ops;
 using LlavaNative.Model.Formats.Gguf;
+using LlavaNative.Model.Formats.HuggingFace;
+using LlavaNative.Model.Formats.Safetensors;
 using LlavaNative.Model.Tokenizers;
 
 namespace LlavaNative.Model.Language;
@@ -20,20 +22,21 @@ public enum LogitsMode
 /// </summary>
 public sealed unsafe class DecoderModel : IDisposable
 {
-    private readonly GgufFile? _file;
+    /// <summary>The mapped file(s) the weights point into; disposed with the model.</summary>
+    private readonly IDisposable? _weightsSource;
 
     public DecoderConfig Config { get; }
     public DecoderWeights Weights { get; }
     public VocabularyData? Vocabulary { get; }
     public string SourcePath { get; }
 
-    public DecoderModel(DecoderConfig config, DecoderWeights weights, VocabularyData? vocabulary, string sourcePath, GgufFile? file = null)
+    public DecoderModel(DecoderConfig config, DecoderWeights weights, VocabularyData? vocabulary, string sourcePath, IDisposable? weightsSource = null)
     {
         Config = config;
         Weights = weights;
         Vocabulary = vocabulary;
         SourcePath = sourcePath;
-        _file = file;
+        _weightsSource = weightsSource;
     }
 
     /// <summary>Opens a GGUF text model (llama or qwen2).</summary>
@@ -52,6 +55,34 @@ public sealed unsafe class DecoderModel : IDisposable
         catch
         {
             file.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Opens the decoder of a Hugging Face model folder: <c>config.json</c> (a llama or qwen2 model, or the
+    /// <c>text_config</c> of a llava one) and <c>model.safetensors</c> or the shards of
+    /// <c>model.safetensors.index.json</c>. Weights are bound in place in the mapped files (F32, F16 or BF16,
+    /// [out, in] exactly as stored) under the plain, old llava-hf or new llava-hf names, whichever the
+    /// checkpoint has. The tokenizer (tokenizer.json) is not read here: <see cref="Vocabulary"/> is null.
+    /// </summary>
+    public static DecoderModel LoadHuggingFace(string folder)
+    {
+        if (!Directory.Exists(folder))
+            throw new DirectoryNotFoundException($"{folder}: folder not found (a Hugging Face model is a folder with config.json and safetensors weights)");
+        var hf = HfModelConfig.Load(folder);
+        var config = DecoderConfig.FromHuggingFace(hf.Text);
+        var checkpoint = SafetensorsCheckpoint.Open(folder);
+        try
+        {
+            var names = DecoderTensorNames.DetectHuggingFace(checkpoint);
+            var weights = DecoderWeights.Bind(checkpoint, names, config,
+                requireAttentionBias: hf.Text.AttentionBias, tieLmHead: hf.TieWordEmbeddings);
+            return new DecoderModel(config, weights, null, folder, checkpoint);
+        }
+        catch
+        {
+            checkpoint.Dispose();
             throw;
         }
     }
@@ -187,7 +218,7 @@ public sealed unsafe class DecoderModel : IDisposable
     public void Dispose()
     {
         Weights.Dispose();
-        _file?.Dispose();
+        _weightsSource?.Dispose();
     }
 }
 

@@ -1,5 +1,6 @@
 using LlavaNative.Kernels.Cpu.Quant;
 using LlavaNative.Kernels.Tensors;
+using LlavaNative.Model.Formats;
 using LlavaNative.Model.Formats.Gguf;
 
 namespace LlavaNative.Model.Language;
@@ -33,42 +34,60 @@ public sealed unsafe class DecoderWeights : IDisposable
     public bool TiedEmbeddings { get; init; }
 
     /// <summary>Binds the GGUF tensors of <paramref name="config"/>'s layout, checking every shape.</summary>
-    public static DecoderWeights FromGguf(GgufFile file, DecoderConfig config)
+    public static DecoderWeights FromGguf(GgufFile file, DecoderConfig config) =>
+        Bind(new GgufTensorSource(file), DecoderTensorNames.Gguf, config);
+
+    /// <summary>
+    /// Binds the decoder of <paramref name="config"/> from <paramref name="source"/> under the names of
+    /// <paramref name="names"/>, checking every shape ([out, in] matrices, [n] vectors). q/k/v biases are bound
+    /// when present and required when <paramref name="requireAttentionBias"/>. The LM head is the token embedding
+    /// when <paramref name="tieLmHead"/> or when the source has no LM head tensor.
+    /// </summary>
+    public static DecoderWeights Bind(ITensorSource source, DecoderTensorNames names, DecoderConfig config,
+        bool requireAttentionBias = false, bool tieLmHead = false)
     {
-        var owned = new List<NativeBuffer>();
-        var binder = new GgufBinder(file, owned);
-        int dim = config.Dim, qDim = config.QueryDim, kvDim = config.KvDim, ffn = config.FeedForward;
-        var layers = new DecoderLayerWeights[config.Layers];
-        for (int l = 0; l < config.Layers; l++)
+        var binder = new WeightBinder(source);
+        try
         {
-            string p = $"blk.{l}.";
-            layers[l] = new DecoderLayerWeights
+            int dim = config.Dim, qDim = config.QueryDim, kvDim = config.KvDim, ffn = config.FeedForward;
+            var layers = new DecoderLayerWeights[config.Layers];
+            for (int l = 0; l < config.Layers; l++)
             {
-                AttentionNorm = binder.Vector(p + "attn_norm.weight", dim),
-                Query = binder.Matrix(p + "attn_q.weight", qDim, dim),
-                Key = binder.Matrix(p + "attn_k.weight", kvDim, dim),
-                Value = binder.Matrix(p + "attn_v.weight", kvDim, dim),
-                QueryBias = binder.OptionalVector(p + "attn_q.bias", qDim),
-                KeyBias = binder.OptionalVector(p + "attn_k.bias", kvDim),
-                ValueBias = binder.OptionalVector(p + "attn_v.bias", kvDim),
-                Output = binder.Matrix(p + "attn_output.weight", dim, qDim),
-                FeedForwardNorm = binder.Vector(p + "ffn_norm.weight", dim),
-                Gate = binder.Matrix(p + "ffn_gate.weight", ffn, dim),
-                Up = binder.Matrix(p + "ffn_up.weight", ffn, dim),
-                Down = binder.Matrix(p + "ffn_down.weight", dim, ffn),
+                string Name(string tensor) => names.Layer(l, tensor);
+                float* Bias(string tensor, int n) => requireAttentionBias ? binder.Vector(Name(tensor), n) : binder.OptionalVector(Name(tensor), n);
+                layers[l] = new DecoderLayerWeights
+                {
+                    AttentionNorm = binder.Vector(Name(names.AttentionNorm), dim),
+                    Query = binder.Matrix(Name(names.Query), qDim, dim),
+                    Key = binder.Matrix(Name(names.Key), kvDim, dim),
+                    Value = binder.Matrix(Name(names.Value), kvDim, dim),
+                    QueryBias = Bias(names.QueryBias, qDim),
+                    KeyBias = Bias(names.KeyBias, kvDim),
+                    ValueBias = Bias(names.ValueBias, kvDim),
+                    Output = binder.Matrix(Name(names.Output), dim, qDim),
+                    FeedForwardNorm = binder.Vector(Name(names.FeedForwardNorm), dim),
+                    Gate = binder.Matrix(Name(names.Gate), ffn, dim),
+                    Up = binder.Matrix(Name(names.Up), ffn, dim),
+                    Down = binder.Matrix(Name(names.Down), dim, ffn),
+                };
+            }
+            var embedding = binder.Matrix(names.TokenEmbedding, config.VocabSize, dim);
+            bool tied = tieLmHead || !binder.Has(names.LmHead);
+            return new DecoderWeights
+            {
+                TokenEmbedding = embedding,
+                Layers = layers,
+                OutputNorm = binder.Vector(names.OutputNorm, dim),
+                LmHead = tied ? embedding : binder.Matrix(names.LmHead, config.VocabSize, dim),
+                TiedEmbeddings = tied,
+                Owned = binder.TakeOwnedBuffers(),
             };
         }
-        var embedding = binder.Matrix("token_embd.weight", config.VocabSize, dim);
-        bool tied = !file.HasTensor("output.weight");
-        return new DecoderWeights
+        catch
         {
-            TokenEmbedding = embedding,
-            Layers = layers,
-            OutputNorm = binder.Vector("output_norm.weight", dim),
-            LmHead = tied ? embedding : binder.Matrix("output.weight", config.VocabSize, dim),
-            TiedEmbeddings = tied,
-            Owned = owned,
-        };
+            binder.ReleaseOwnedBuffers();
+            throw;
+        }
     }
 
     private List<NativeBuffer> Owned { init => _owned = value; }
@@ -84,33 +103,5 @@ public sealed unsafe class DecoderWeights : IDisposable
     {
         foreach (var b in _owned) b.Dispose();
         _owned.Clear();
-    }
-
-    /// <summary>Resolves GGUF tensors by name with shape and type checks; converts small vectors to F32.</summary>
-    private sealed class GgufBinder(GgufFile file, List<NativeBuffer> owned)
-    {
-        public WeightMatrix Matrix(string name, int rows, int cols)
-        {
-            var t = file.GetTensor(name);
-            if (t.Dimensions.Length != 2 || t.Dimensions[0] != cols || t.Dimensions[1] != rows)
-                throw new GgufFormatException(file.Path, $"tensor '{name}' has shape {t.ShapeText}, expected [{cols}, {rows}]");
-            if (t.Type is TensorType.Q8_1 or TensorType.Q8_K)
-                throw new GgufFormatException(file.Path, $"tensor '{name}' has type {t.Type}, which is an activation format, not a weight format; supported: {TensorTypeInfo.SupportedWeightTypeNames}");
-            return new WeightMatrix(t.Data, t.Type, rows, cols);
-        }
-
-        public float* Vector(string name, int n)
-        {
-            var t = file.GetTensor(name);
-            if (t.ElementCount != n || t.Dimensions[0] != n)
-                throw new GgufFormatException(file.Path, $"tensor '{name}' has shape {t.ShapeText}, expected [{n}]");
-            if (t.Type == TensorType.F32) return (float*)t.Data;
-            var buffer = NativeBuffer.Floats(n);
-            owned.Add(buffer);
-            QuantRegistry.Kernels(t.Type).Dequantize(t.Data, buffer.Floats(), n);
-            return buffer.Floats();
-        }
-
-        public float* OptionalVector(string name, int n) => file.HasTensor(name) ? Vector(name, n) : null;
     }
 }

@@ -153,6 +153,7 @@ public sealed unsafe class OpsTests
     [InlineData(2, 1000, 16)]
     [InlineData(3, 7, 16)]
     [InlineData(4, 4096, 16)]
+    [InlineData(8, 4864, 16)] // oversubscribed (more threads than cores): late workers must not double-claim
     public void ThreadPoolCoversEveryIndexOnce(int threads, int total, int grain)
     {
         using var pool = new ComputeThreadPool(threads);
@@ -166,5 +167,29 @@ public sealed unsafe class OpsTests
             }
         }
         Assert.All(hits, c => Assert.Equal(50, c));
+    }
+
+    private struct ThrowingJob : IRangeJob
+    {
+        public void Execute(int start, int end)
+        {
+            if (start == 0) throw new InvalidOperationException("boom");
+        }
+    }
+
+    [Fact]
+    public void ThreadPoolPropagatesAJobFailureAndStaysUsable()
+    {
+        using var pool = new ComputeThreadPool(2);
+        var failing = new ThrowingJob();
+        var e = Assert.Throws<AggregateException>(() => pool.Run(ref failing, 1000, 16));
+        Assert.Equal("boom", e.InnerException!.Message);
+        var hits = new int[100];
+        fixed (int* h = hits)
+        {
+            var job = new MarkJob { Hits = h };
+            pool.Run(ref job, 100, 1);
+        }
+        Assert.All(hits, c => Assert.Equal(1, c));
     }
 }

@@ -1,0 +1,128 @@
+namespace LlavaNative.Model.Formats.HuggingFace;
+
+/// <summary>
+/// The LLaVA-specific fields of a <c>model_type: "llava"</c> config, with LlavaConfig's defaults:
+/// image_token_index 32000 (alias image_token_id), projector_hidden_act "gelu", vision_feature_select_strategy
+/// "default" (drop CLS), vision_feature_layer −2, image_seq_length 576, multimodal_projector_bias true.
+/// </summary>
+public sealed record HfLlavaConfig
+{
+    public required int ImageTokenIndex { get; init; }
+    public required string ProjectorHiddenAct { get; init; }
+
+    /// <summary>"default" (drop the CLS position) or "full" (keep every position).</summary>
+    public required string VisionFeatureSelectStrategy { get; init; }
+
+    /// <summary>Hidden-state indices as written (negative counts from the end); several are concatenated.</summary>
+    public required int[] VisionFeatureLayers { get; init; }
+
+    public required int ImageSeqLength { get; init; }
+    public required bool MultimodalProjectorBias { get; init; }
+
+    internal static HfLlavaConfig Parse(ConfigJson json)
+    {
+        string strategy = json.String("vision_feature_select_strategy", "default");
+        if (strategy is not ("default" or "full"))
+            throw json.Error($"vision_feature_select_strategy '{strategy}' is not one of 'default', 'full'");
+        int[] layers = json.IntOrIntListOrNull("vision_feature_layer") ?? [-2];
+        if (layers.Length == 0) throw json.Error("vision_feature_layer is an empty list");
+        return new HfLlavaConfig
+        {
+            // image_token_id is LlavaConfig's attribute alias of image_token_index (newer files write it).
+            ImageTokenIndex = json.IntOrNull("image_token_index") ?? json.Int("image_token_id", 32000),
+            ProjectorHiddenAct = json.String("projector_hidden_act", "gelu"),
+            VisionFeatureSelectStrategy = strategy,
+            VisionFeatureLayers = layers,
+            ImageSeqLength = json.Int("image_seq_length", 576),
+            MultimodalProjectorBias = json.Bool("multimodal_projector_bias", true),
+        };
+    }
+}
+
+/// <summary>
+/// A Hugging Face model folder's <c>config.json</c>: a plain decoder (<c>model_type</c> llama or qwen2) or a
+/// LLaVA model (<c>model_type</c> llava, with <c>text_config</c> and <c>vision_config</c>, whose
+/// <c>model_type</c>s default to llama and clip_vision_model as LlavaConfig does).
+/// </summary>
+public sealed record HfModelConfig
+{
+    public const string FileName = "config.json";
+    public static readonly string[] SupportedModelTypes = ["llama", "qwen2", "llava"];
+
+    /// <summary>The config.json read.</summary>
+    public required string Path { get; init; }
+
+    /// <summary>Top-level model_type: "llama", "qwen2" or "llava".</summary>
+    public required string ModelType { get; init; }
+
+    /// <summary>The decoder (the whole config, or LLaVA's text_config).</summary>
+    public required HfTextConfig Text { get; init; }
+
+    /// <summary>LLaVA's vision tower; null for a plain decoder.</summary>
+    public HfVisionConfig? Vision { get; init; }
+
+    /// <summary>LLaVA's own fields; null for a plain decoder.</summary>
+    public HfLlavaConfig? Llava { get; init; }
+
+    public bool IsLlava => Llava != null;
+
+    /// <summary>
+    /// Whether the LM head is the embedding matrix. LlavaConfig forwards text_config's tie_word_embeddings
+    /// when its own is false (llava-interleave-qwen-0.5b states it only in text_config).
+    /// </summary>
+    public bool TieWordEmbeddings { get; init; }
+
+    /// <summary>Reads <paramref name="path"/>: a config.json file or a folder holding one.</summary>
+    public static HfModelConfig Load(string path)
+    {
+        string file = Directory.Exists(path) ? System.IO.Path.Combine(path, FileName) : path;
+        if (!File.Exists(file))
+            throw new FileNotFoundException($"{file}: file not found (a Hugging Face model folder needs a {FileName})", file);
+        using var document = ConfigJson.ParseFile(file);
+        return Parse(new ConfigJson(document.RootElement, file, ""));
+    }
+
+    internal static HfModelConfig Parse(ConfigJson json)
+    {
+        string? modelType = json.StringOrNull("model_type");
+        if (modelType == null)
+            throw json.Error($"no 'model_type' (supported: {string.Join(", ", SupportedModelTypes)})");
+        switch (modelType)
+        {
+            case "llama" or "qwen2":
+            {
+                var text = HfTextConfig.Parse(json, modelType);
+                return new HfModelConfig { Path = json.Path, ModelType = modelType, Text = text, TieWordEmbeddings = text.TieWordEmbeddings };
+            }
+            case "llava":
+            {
+                HfTextConfig text;
+                if (json.Object("text_config") is { } textJson)
+                    text = HfTextConfig.Parse(textJson, textJson.String("model_type", "llama"));
+                else
+                    text = HfTextConfig.Parse(new ConfigJson(EmptyObject, json.Path, "text_config."), "llama");
+                var vision = json.Object("vision_config") is { } visionJson ? HfVisionConfig.Parse(visionJson) : HfVisionConfig.LlavaDefault;
+                return new HfModelConfig
+                {
+                    Path = json.Path,
+                    ModelType = modelType,
+                    Text = text,
+                    Vision = vision,
+                    Llava = HfLlavaConfig.Parse(json),
+                    TieWordEmbeddings = json.Bool("tie_word_embeddings", false) || text.TieWordEmbeddings,
+                };
+            }
+            default:
+                throw json.Error($"model_type '{modelType}' is not supported (supported: {string.Join(", ", SupportedModelTypes)})");
+        }
+    }
+
+    /// <summary>Stands for an omitted text_config: every field takes LlamaConfig's default.</summary>
+    private static readonly System.Text.Json.JsonElement EmptyObject = ParseEmptyObject();
+
+    private static System.Text.Json.JsonElement ParseEmptyObject()
+    {
+        using var document = System.Text.Json.JsonDocument.Parse("{}");
+        return document.RootElement.Clone();
+    }
+}

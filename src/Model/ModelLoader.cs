@@ -1,0 +1,32 @@
+using LlavaNative.Model.Formats;
+using LlavaNative.Model.Formats.HuggingFace;
+using LlavaNative.Model.Language;
+
+namespace LlavaNative.Model;
+
+/// <summary>Opens a decoder from whatever the user points at: a GGUF file or a Hugging Face model folder.</summary>
+public static class ModelLoader
+{
+    /// <summary>
+    /// A folder holding <c>config.json</c> is a Hugging Face checkpoint (safetensors), and so is the folder of a
+    /// config.json, *.safetensors or *.safetensors.index.json file given directly; any other file is read as GGUF.
+    /// </summary>
+    public static DecoderModel Load(string path)
+    {
+        if (File.Exists(path))
+        {
+            string name = Path.GetFileName(path);
+            bool huggingFaceFile = name == HfModelConfig.FileName
+                                   || name.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)
+                                   || name.EndsWith(".safetensors.index.json", StringComparison.OrdinalIgnoreCase);
+            if (!huggingFaceFile) return DecoderModel.LoadGguf(path);
+            path = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        }
+        if (Directory.Exists(path))
+        {
+            if (File.Exists(Path.Combine(path, HfModelConfig.FileName))) return DecoderModel.LoadHuggingFace(path);
+            throw new ModelFormatException($"{path}: a folder without {HfModelConfig.FileName} is not a Hugging Face model; pass a .gguf file or a folder with {HfModelConfig.FileName} and safetensors weights");
+        }
+        throw new FileNotFoundException($"{path}: no such file or folder", path);
+    }
+}
