@@ -189,8 +189,22 @@ internal sealed class JpegScanDecoder(byte[] data, string source)
             return;
         }
         ReadOnlySpan<byte> zigzag = JpegBits.ZigzagToNatural;
+        int[] fastAc = table.FastAc!;
         for (int k = scan.Ss; k <= scan.Se; k++)
         {
+            if (_bitCount < 16) Fill();
+            int fast = fastAc[(int)(_bits >> (64 - JpegHuffmanTable.LookaheadBits))];
+            if (fast != 0)
+            {
+                // Code and magnitude bits in one lookup.
+                int consumed = fast & 15;
+                _bits <<= consumed;
+                _bitCount -= consumed;
+                k += (fast >> 4) & 15;
+                if (k > scan.Se) throw Corrupt($"an AC coefficient run passes the end of the band {scan.Ss}..{scan.Se}");
+                block[zigzag[k]] = (short)((fast >> 8) * (1 << scan.Al));
+                continue;
+            }
             int rs = DecodeSymbol(table);
             int run = rs >> 4, size = rs & 15;
             if (size == 0)
@@ -214,16 +228,24 @@ internal sealed class JpegScanDecoder(byte[] data, string source)
     /// <summary>
     /// Progressive AC refinement (G.1.2.3): one more bit (Al) of every coefficient already non-zero, interleaved with
     /// newly non-zero coefficients of magnitude 1 placed after a run of still-zero ones.
+    /// Most of the work is single correction bits, so the bit buffer lives in locals (synced with the fields around
+    /// the calls that use them); indexing is by k &lt;= Se &lt;= 63 into a 64-entry block, unchecked.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void DecodeAcRefine(JpegHuffmanTable table, Span<short> block, JpegScan scan)
     {
-        ReadOnlySpan<byte> zigzag = JpegBits.ZigzagToNatural;
+        if (block.Length < 64) throw new ArgumentException("a 64-coefficient block");
+        ref byte zigzag = ref MemoryMarshal.GetReference(JpegBits.ZigzagToNatural);
+        ref short coefficients = ref MemoryMarshal.GetReference(block);
         int plus = 1 << scan.Al, minus = -1 << scan.Al;
         int k = scan.Ss, end = scan.Se;
+        ulong bits = _bits;
+        int count = _bitCount;
         if (_eobRun == 0)
         {
             for (; k <= end; k++)
             {
+                _bits = bits; _bitCount = count;
                 int rs = DecodeSymbol(table);
                 int run = rs >> 4, size = rs & 15;
                 int value = 0;
@@ -236,19 +258,37 @@ internal sealed class JpegScanDecoder(byte[] data, string source)
                 {
                     _eobRun = 1 << run;
                     if (run > 0) _eobRun += ReadBits(run);
+                    bits = _bits; count = _bitCount;
                     break;
                 }
+                bits = _bits; count = _bitCount;
                 // Skip `run` coefficients that are still zero, refining the non-zero ones passed on the way.
                 for (; k <= end; k++)
                 {
-                    ref short coef = ref block[zigzag[k]];
-                    if (coef != 0) RefineNonZero(ref coef, plus, minus);
+                    ref short coef = ref Unsafe.Add(ref coefficients, Unsafe.Add(ref zigzag, k));
+                    if (coef != 0)
+                    {
+                        if (count == 0)
+                        {
+                            _bits = bits; _bitCount = count;
+                            Fill();
+                            bits = _bits; count = _bitCount;
+                        }
+                        bool correction = (long)bits < 0; // the top bit
+                        bits <<= 1;
+                        count--;
+                        if (correction && (coef & plus) == 0) coef = (short)(coef + (coef >= 0 ? plus : minus));
+                    }
                     else if (run-- == 0) break;
                 }
                 if (value != 0)
                 {
-                    if (k > end) throw Corrupt($"a refined AC coefficient falls past the end of the band {scan.Ss}..{scan.Se}");
-                    block[zigzag[k]] = (short)value;
+                    if (k > end)
+                    {
+                        _bits = bits; _bitCount = count;
+                        throw Corrupt($"a refined AC coefficient falls past the end of the band {scan.Ss}..{scan.Se}");
+                    }
+                    Unsafe.Add(ref coefficients, Unsafe.Add(ref zigzag, k)) = (short)value;
                 }
             }
         }
@@ -257,16 +297,22 @@ internal sealed class JpegScanDecoder(byte[] data, string source)
             // Inside an end-of-band run: only correction bits for coefficients already non-zero.
             for (; k <= end; k++)
             {
-                ref short coef = ref block[zigzag[k]];
-                if (coef != 0) RefineNonZero(ref coef, plus, minus);
+                ref short coef = ref Unsafe.Add(ref coefficients, Unsafe.Add(ref zigzag, k));
+                if (coef == 0) continue;
+                if (count == 0)
+                {
+                    _bits = bits; _bitCount = count;
+                    Fill();
+                    bits = _bits; count = _bitCount;
+                }
+                bool correction = (long)bits < 0;
+                bits <<= 1;
+                count--;
+                if (correction && (coef & plus) == 0) coef = (short)(coef + (coef >= 0 ? plus : minus));
             }
             _eobRun--;
         }
-    }
-
-    private void RefineNonZero(ref short coef, int plus, int minus)
-    {
-        if (ReadBits(1) != 0 && (coef & plus) == 0) coef = (short)(coef + (coef >= 0 ? plus : minus));
+        _bits = bits; _bitCount = count;
     }
 
     /// <summary>Progressive frames, after the last scan: transform every block holding image samples.</summary>
