@@ -60,7 +60,10 @@ public sealed class DecodedImage
 {
     public required string Format { get; init; }
     public required IReadOnlyList<Image> Frames { get; init; }
-    /// <summary>EXIF orientation tag (1–8) found in the file, 1 when absent; the frames are already rotated upright.</summary>
+    /// <summary>
+    /// EXIF orientation tag (1–8) found in the file, 1 when absent; the frames are already rotated upright unless
+    /// <see cref="ImageDecodeOptions.ApplyExifOrientation"/> was false.
+    /// </summary>
     public int Orientation { get; init; } = 1;
     public Image First => Frames[0];
 }
@@ -78,6 +81,11 @@ public sealed record ImageDecodeOptions
     /// would otherwise expand to <see cref="MaxFrames"/> × <see cref="MaxPixels"/> pixels.
     /// </summary>
     public long MaxTotalPixels { get; init; } = 400_000_000;
+    /// <summary>
+    /// Turn images upright by their EXIF Orientation tag (default true, as browsers and phones show photos). Pillow,
+    /// and so HF preprocessing, ignores the tag: set false to get the stored pixel layout HF would see.
+    /// </summary>
+    public bool ApplyExifOrientation { get; init; } = true;
     public static ImageDecodeOptions Default { get; } = new();
 }
 
