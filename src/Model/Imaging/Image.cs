@@ -76,6 +76,12 @@ public sealed record ImageDecodeOptions
     /// <summary>Largest accepted frame count for animations (default 1000).</summary>
     public int MaxFrames { get; init; } = 1000;
     /// <summary>
+    /// Largest accepted sum of width × height over all decoded frames of an animation (default 400 megapixels,
+    /// 1.6 GB as RGBA): every GIF frame is a full-canvas image, so a few kilobytes of tiny frames on a large canvas
+    /// would otherwise expand to <see cref="MaxFrames"/> × <see cref="MaxPixels"/> pixels.
+    /// </summary>
+    public long MaxTotalPixels { get; init; } = 400_000_000;
+    /// <summary>
     /// Turn images upright by their EXIF Orientation tag (default true, as browsers and phones show photos). Pillow,
     /// and so HF preprocessing, ignores the tag: set false to get the stored pixel layout HF would see.
     /// </summary>
