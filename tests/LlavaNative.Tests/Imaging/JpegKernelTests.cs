@@ -42,6 +42,17 @@ public sealed class JpegKernelTests
             JpegIdct.TransformReference(c, q, reference, 13);
             Assert.True(fast.AsSpan().SequenceEqual(reference), $"trial {trial}");
         }
+        // Every coefficient at the edge of the 8-bit range at once (DC ±2047, AC ±1023 after dequantization),
+        // random signs: the worst case for 32-bit intermediates in the vector path.
+        var q1 = Enumerable.Repeat((ushort)1, 64).ToArray();
+        var extreme = new short[64];
+        for (int trial = 0; trial < 5000; trial++)
+        {
+            for (int i = 0; i < 64; i++) extreme[i] = (short)((random.Next(2) * 2 - 1) * (i == 0 ? 2047 : 1023));
+            JpegIdct.Transform(extreme, q1, fast, 13);
+            JpegIdct.TransformReference(extreme, q1, reference, 13);
+            Assert.True(fast.AsSpan().SequenceEqual(reference), $"extreme trial {trial}");
+        }
     }
 
     [Fact]

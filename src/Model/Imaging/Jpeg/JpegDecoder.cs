@@ -174,8 +174,7 @@ internal sealed class JpegFileReader(byte[] data, string source, ImageDecodeOpti
         if (precision != 8) throw Fail($"unsupported JPEG: {precision}-bit samples ({kind}); only 8-bit is supported");
         if (height == 0) throw Fail("unsupported JPEG: height 0 in the frame header (defined later by a DNL marker)");
         if (width == 0) throw Fail("corrupt JPEG: width 0 in the frame header");
-        if ((long)width * height > options.MaxPixels)
-            throw Fail($"JPEG is {width}×{height} = {(long)width * height} pixels, more than the limit of {options.MaxPixels} (ImageDecodeOptions.MaxPixels)");
+        DecodeLimits.CheckImageSize(source, "JPEG", width, height, count == 1 ? 1 : 3, options);
         if (count is not (1 or 3 or 4))
             throw Fail($"unsupported JPEG: {count} components (supported: 1 gray, 3 YCbCr/RGB, 4 CMYK/YCCK)");
         if (p.Length != 6 + 3 * count) throw Fail($"corrupt JPEG: {kind} header is {p.Length} bytes for {count} components");
@@ -200,8 +199,8 @@ internal sealed class JpegFileReader(byte[] data, string source, ImageDecodeOpti
         }
         long samples = 0;
         foreach (var c in components) samples += (long)c.PaddedBlocksPerLine * c.PaddedBlocksPerColumn * 64;
-        // Beside MaxPixels (which a caller may raise): every buffer must be a .NET array, the RGB output included.
-        if (samples > Array.MaxLength || (long)width * height * 3 > Array.MaxLength)
+        // Beside the output size checked above: every component plane (padded to whole MCUs) must be a .NET array too.
+        if (samples > Array.MaxLength)
             throw Fail($"JPEG is too large to decode into arrays ({width}×{height}, {count} components)");
         foreach (var c in components) c.Plane = new byte[c.PaddedBlocksPerLine * 8 * c.PaddedBlocksPerColumn * 8];
         _frame = frame;

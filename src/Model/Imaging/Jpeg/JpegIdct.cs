@@ -15,9 +15,10 @@ namespace LlavaNative.Model.Imaging.Jpeg;
 /// <list type="bullet">
 /// <item><see cref="TransformReference"/>: the butterfly network in 64-bit integers, one column or row at a time.</item>
 /// <item><see cref="Transform"/>: the fast path (AVX2), the same butterfly on eight columns or rows per vector with
-/// transposes between the passes. 32-bit lanes hold every intermediate of valid data exactly: a dequantized
-/// coefficient of an 8-bit image is at most 2047 + q/2 in magnitude, which keeps every sum below 2^31. Only
-/// corrupt data can wrap, which changes its (garbage) pixels but cannot fail.</item>
+/// transposes between the passes. 32-bit lanes hold every intermediate exactly for the coefficient magnitudes
+/// 8-bit images produce (dequantized DC up to ±2047, AC up to ±1023; a kernel-pair test sets all 64 coefficients
+/// to those limits at once), the assumption libjpeg-turbo's SIMD code makes too. Corrupt or adversarial data can wrap,
+/// which changes its garbage pixels but cannot fail.</item>
 /// </list>
 /// </summary>
 internal static class JpegIdct
