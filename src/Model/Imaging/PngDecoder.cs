@@ -9,7 +9,8 @@ namespace LlavaNative.Model.Imaging;
 /// <summary>
 /// PNG decoder (ISO/IEC 15948, W3C PNG 2nd edition): every colour type (0 gray, 2 RGB, 3 palette, 4 gray+alpha,
 /// 6 RGBA) at every legal bit depth, Adam7 interlace, the five row filters, tRNS transparency, CRC checked on
-/// every chunk up to IEND. The default image of an APNG is decoded; its animation chunks are ancillary and skipped.
+/// every chunk up to IEND. The default image of an APNG is decoded; its animation chunks are ancillary and skipped,
+/// as is eXIf (orientation stays 1: Pillow's <c>Image.open</c> does not rotate PNGs either).
 /// <para>
 /// Output is 8-bit with as few channels as hold the file's information: gray → 1, gray+alpha → 2, RGB → 3,
 /// RGBA → 4; palette → RGB, or RGBA when a tRNS chunk gives palette alpha; a tRNS colour key on gray or RGB adds
