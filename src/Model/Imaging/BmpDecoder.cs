@@ -5,21 +5,23 @@ namespace LlavaNative.Model.Imaging;
 
 /// <summary>
 /// Windows BMP decoder: BITMAPCOREHEADER (OS/2 1.x, 12 bytes), BITMAPINFOHEADER (40) and its V2/V3/V4/V5
-/// extensions (52, 56, 108, 124; OS/2 2.x's 64 read as its first 40 bytes); 1/4/8-bit palette, 16/24/32-bit
-/// direct colour, BI_RGB, BI_BITFIELDS and BI_ALPHABITFIELDS; bottom-up and top-down rows.
+/// extensions (52, 56, 108, 124; OS/2 2.x's 64 read as its first 40 bytes); 1/4/8-bit palette (uncompressed,
+/// RLE8, RLE4), 16/24/32-bit direct colour (BI_RGB, BI_BITFIELDS, BI_ALPHABITFIELDS); bottom-up and top-down rows.
 /// <para>
 /// Output: RGB, or RGBA when the file has an alpha bitfield mask. A 32-bit BI_RGB file's fourth byte is dropped,
 /// as Pillow does: the format reserves that byte, and writers disagree on whether it holds alpha (Pillow itself
-/// saves RGBA there yet ignores it on reading), so 0 there must not make the image invisible. Alpha is kept only
-/// where the file says it is alpha: a BITFIELDS alpha mask (V4/V5 headers, BI_ALPHABITFIELDS), as Pillow does
-/// for the masks it knows; 32-bit BITFIELDS with all masks zero reads as BGRA, also as in Pillow.
+/// saves RGBA there yet ignores it on reading), so 0 there must not make the image invisible. Alpha is kept where
+/// the file says it is alpha: a bitfield alpha mask (V4/V5 headers, BI_ALPHABITFIELDS), as Pillow does for 32-bit
+/// pixels — and, unlike Pillow, for 16-bit ones too (ARGB1555, ARGB4444: Pillow drops or rejects them). 32-bit
+/// BITFIELDS with all masks zero reads as BGRA, as in Pillow.
 /// </para>
 /// <para>
-/// Bitfield channels are scaled to 8 bits as Pillow scales 5- and 6-bit ones, <c>v · 255 / max</c> rounded down
-/// (ImageMagick replicates bits instead, which differs by one for some values); the same rule covers any
-/// contiguous mask, including layouts Pillow rejects. Palette indices past the colour table read as gray
-/// (i, i, i), as in Pillow. RLE8 and RLE4 are read as the format specifies (Pillow reads an RLE4 literal run of
-/// odd length one pixel short); embedded JPEG/PNG is not supported (a clear error).
+/// Bitfield channels are scaled to 8 bits as Pillow scales 5- and 6-bit ones, <c>v · 255 / max</c> rounded down;
+/// the same rule covers any contiguous mask, including layouts Pillow rejects (ImageMagick scales some widths
+/// differently). Palette indices past the colour table read as gray (i, i, i), as in Pillow. Run-length data is
+/// read as the format specifies, where Pillow 9.4 misreads two escapes (it takes the two bytes after a move's
+/// dx, dy as the move, and reads an RLE4 literal run of odd length one pixel short). Embedded JPEG/PNG
+/// (compression 4/5) is not supported: a clear error.
 /// </para>
 /// </summary>
 internal static class BmpDecoder

@@ -1,12 +1,16 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace LlavaNative.Model.Imaging;
 
 /// <summary>
 /// PNG decoder (ISO/IEC 15948, W3C PNG 2nd edition): every colour type (0 gray, 2 RGB, 3 palette, 4 gray+alpha,
 /// 6 RGBA) at every legal bit depth, Adam7 interlace, the five row filters, tRNS transparency, CRC checked on
-/// every chunk up to IEND. The default image of an APNG is decoded; its animation chunks are ancillary and skipped.
+/// every chunk up to IEND. The default image of an APNG is decoded; its animation chunks are ancillary and skipped,
+/// as is eXIf (orientation stays 1: Pillow's <c>Image.open</c> does not rotate PNGs either).
 /// <para>
 /// Output is 8-bit with as few channels as hold the file's information: gray → 1, gray+alpha → 2, RGB → 3,
 /// RGBA → 4; palette → RGB, or RGBA when a tRNS chunk gives palette alpha; a tRNS colour key on gray or RGB adds
@@ -249,32 +253,104 @@ internal static class PngDecoder
     /// <summary>Reverses one row filter in place; <paramref name="prior"/> is the previous row, already unfiltered.</summary>
     internal static void Unfilter(int filter, Span<byte> row, ReadOnlySpan<byte> prior, int stride)
     {
-        int n = row.Length;
         switch (filter)
         {
-            case 0:
-                break;
-            case 1: // Sub: left neighbour
-                for (int i = stride; i < n; i++) row[i] += row[i - stride];
-                break;
-            case 2: // Up: pixel above
-                for (int i = 0; i < n; i++) row[i] += prior[i];
-                break;
-            case 3: // Average of left and above, rounded down
-                for (int i = 0; i < stride && i < n; i++) row[i] += (byte)(prior[i] >> 1);
-                for (int i = stride; i < n; i++) row[i] += (byte)((row[i - stride] + prior[i]) >> 1);
-                break;
-            case 4: // Paeth: whichever of left, above, upper-left is closest to left + above − upper-left
-                for (int i = 0; i < stride && i < n; i++) row[i] += prior[i]; // with a = c = 0 Paeth picks above
-                for (int i = stride; i < n; i++)
-                {
-                    int a = row[i - stride], b = prior[i], c = prior[i - stride];
-                    int pa = Math.Abs(b - c), pb = Math.Abs(a - c), pc = Math.Abs(a + b - 2 * c);
-                    row[i] += (byte)(pa <= pb && pa <= pc ? a : pb <= pc ? b : c);
-                }
+            case 1: UnfilterSub(row, stride); break;
+            case 2: UnfilterUp(row, prior); break;
+            case 3: UnfilterAverage(row, prior, stride); break;
+            case 4:
+                if (stride is 3 or 4 && Vector128.IsHardwareAccelerated) UnfilterPaethPixels(row, prior, stride);
+                else UnfilterPaethScalar(row, prior, stride);
                 break;
         }
     }
+
+    // The loops below index with ref + Unsafe.Add: row and prior have the same length (checked by the callers'
+    // slicing), and bounds checks on every byte cost about a third of the time on photo-sized images.
+
+    /// <summary>Sub: each byte plus the same byte of the pixel to its left.</summary>
+    private static void UnfilterSub(Span<byte> row, int stride)
+    {
+        ref byte r = ref MemoryMarshal.GetReference(row);
+        for (int i = stride; i < row.Length; i++) Unsafe.Add(ref r, i) += Unsafe.Add(ref r, i - stride);
+    }
+
+    /// <summary>Up: each byte plus the byte above; no dependency along the row, so 16 bytes at a time.</summary>
+    private static void UnfilterUp(Span<byte> row, ReadOnlySpan<byte> prior)
+    {
+        int i = 0;
+        for (; i + Vector128<byte>.Count <= row.Length; i += Vector128<byte>.Count)
+            (Vector128.Create(row[i..]) + Vector128.Create(prior[i..])).CopyTo(row[i..]);
+        for (; i < row.Length; i++) row[i] += prior[i];
+    }
+
+    /// <summary>Average: each byte plus the floor of the mean of its left neighbour and the byte above.</summary>
+    private static void UnfilterAverage(Span<byte> row, ReadOnlySpan<byte> prior, int stride)
+    {
+        ref byte r = ref MemoryMarshal.GetReference(row);
+        ref byte p = ref MemoryMarshal.GetReference(prior);
+        int n = row.Length, first = Math.Min(stride, n);
+        for (int i = 0; i < first; i++) Unsafe.Add(ref r, i) += (byte)(Unsafe.Add(ref p, i) >> 1);
+        for (int i = stride; i < n; i++) Unsafe.Add(ref r, i) += (byte)((Unsafe.Add(ref r, i - stride) + Unsafe.Add(ref p, i)) >> 1);
+    }
+
+    /// <summary>
+    /// Paeth, byte by byte: the predictor is whichever of left (a), above (b) and upper-left (c) is closest to
+    /// a + b − c, ties going to a, then b. The reference for <see cref="UnfilterPaethPixels"/>; used for 1, 2, 6
+    /// and 8 bytes per pixel. Branch-free: on photographs the choice is close to random.
+    /// </summary>
+    internal static void UnfilterPaethScalar(Span<byte> row, ReadOnlySpan<byte> prior, int stride)
+    {
+        ref byte r = ref MemoryMarshal.GetReference(row);
+        ref byte p = ref MemoryMarshal.GetReference(prior);
+        int n = row.Length, first = Math.Min(stride, n);
+        for (int i = 0; i < first; i++) Unsafe.Add(ref r, i) += Unsafe.Add(ref p, i); // a = c = 0: Paeth picks b
+        for (int i = stride; i < n; i++)
+        {
+            int a = Unsafe.Add(ref r, i - stride), b = Unsafe.Add(ref p, i), c = Unsafe.Add(ref p, i - stride);
+            int da = b - c, db = a - c, dc = da + db; // p − a, p − b, p − c
+            int pa = (da ^ (da >> 31)) - (da >> 31), pb = (db ^ (db >> 31)) - (db >> 31), pc = (dc ^ (dc >> 31)) - (dc >> 31);
+            int bOrC = pb <= pc ? b : c;
+            Unsafe.Add(ref r, i) += (byte)((pa <= pb) & (pa <= pc) ? a : bOrC);
+        }
+    }
+
+    /// <summary>
+    /// Paeth for 3- and 4-byte pixels (8-bit RGB, RGBA): one pixel per step with its channels in 16-bit vector
+    /// lanes. Each pixel depends on the one to its left, so the lanes run across channels, not along the row.
+    /// </summary>
+    internal static void UnfilterPaethPixels(Span<byte> row, ReadOnlySpan<byte> prior, int stride)
+    {
+        ref byte r = ref MemoryMarshal.GetReference(row);
+        ref byte p = ref MemoryMarshal.GetReference(prior);
+        var a = Vector128<short>.Zero;   // left pixel, already unfiltered
+        var c = Vector128<short>.Zero;   // upper-left pixel
+        var low = Vector128.Create((short)0xFF);
+        for (int i = 0; i + stride <= row.Length; i += stride)
+        {
+            var b = Vector128.WidenLower(Vector128.CreateScalarUnsafe(ReadPixel(ref Unsafe.Add(ref p, i), stride)).AsByte()).AsInt16();
+            var x = Vector128.WidenLower(Vector128.CreateScalarUnsafe(ReadPixel(ref Unsafe.Add(ref r, i), stride)).AsByte()).AsInt16();
+            var pa = Vector128.Abs(b - c);
+            var pb = Vector128.Abs(a - c);
+            var pc = Vector128.Abs(a + b - c - c);
+            var pickA = Vector128.LessThanOrEqual(pa, pb) & Vector128.LessThanOrEqual(pa, pc);
+            var pickB = Vector128.LessThanOrEqual(pb, pc);
+            var result = (x + Vector128.ConditionalSelect(pickA, a, Vector128.ConditionalSelect(pickB, b, c))) & low;
+            uint bytes = Vector128.Narrow(result.AsUInt16(), result.AsUInt16()).AsUInt32().ToScalar();
+            if (stride == 4) Unsafe.WriteUnaligned(ref Unsafe.Add(ref r, i), bytes);
+            else
+            {
+                Unsafe.WriteUnaligned(ref Unsafe.Add(ref r, i), (ushort)bytes); // exactly 3 bytes: the 4th is the
+                Unsafe.Add(ref r, i + 2) = (byte)(bytes >> 16);                  // next pixel's, not yet read
+            }
+            a = result;
+            c = b;
+        }
+    }
+
+    private static uint ReadPixel(ref byte at, int stride) => stride == 4
+        ? Unsafe.ReadUnaligned<uint>(ref at)
+        : Unsafe.ReadUnaligned<ushort>(ref at) | (uint)Unsafe.Add(ref at, 2) << 16;
 
     /// <summary>
     /// Turns unfiltered rows of samples into 8-bit output pixels. A row of <c>count</c> pixels lands at pixel
