@@ -24,9 +24,9 @@ internal sealed unsafe class MmprojTensorBinder(GgufFile file, List<NativeBuffer
     public WeightMatrix Matrix(string name, int rows, int cols)
     {
         var t = file.GetTensor(name);
+        CheckWeightType(t);
         if (t.Dimensions.Length != 2 || t.Dimensions[0] != cols || t.Dimensions[1] != rows)
             throw Error($"tensor '{name}' has shape {t.ShapeText}, expected [{cols}, {rows}]");
-        CheckWeightType(t);
         return new WeightMatrix(t.Data, t.Type, rows, cols);
     }
 
