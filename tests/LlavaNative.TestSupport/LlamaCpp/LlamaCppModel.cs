@@ -278,15 +278,17 @@ public sealed unsafe class LlamaCppModel : IDisposable
 
     /// <summary>
     /// Quantizes a GGUF with llama_model_quantize (default parameters, the given ftype's tensor-type mix).
+    /// <paramref name="threads"/> only changes the speed: each block is quantized the same way.
     /// </summary>
-    public static void Quantize(string inPath, string outPath, LlamaFtype ftype)
+    public static void Quantize(string inPath, string outPath, LlamaFtype ftype, int threads = 1)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         if (!File.Exists(inPath))
             throw new FileNotFoundException($"model file {inPath} does not exist", inPath);
         LlamaNative.EnsureInitialized();
         LlamaModelQuantizeParams p = LlamaNative.llama_model_quantize_default_params();
         p.Ftype = (int)ftype;
-        p.NThread = 1;
+        p.NThread = threads;
         byte[] src = LlamaNative.Utf8Z(inPath), dst = LlamaNative.Utf8Z(outPath);
         uint rc;
         fixed (byte* s = src)

@@ -30,6 +30,8 @@ internal static unsafe class LlamaNative
     public static delegate* unmanaged<nint, LlamaContextParams, nint> llama_init_from_model;
     public static delegate* unmanaged<nint, void> llama_free;
     public static delegate* unmanaged<nint, LlamaBatch, int> llama_decode;
+    public static delegate* unmanaged<nint, void> llama_synchronize;
+    public static delegate* unmanaged<nint, int, int, void> llama_set_n_threads;
     public static delegate* unmanaged<nint, int, float*> llama_get_logits_ith;
     public static delegate* unmanaged<nint, nint> llama_get_memory;
     public static delegate* unmanaged<nint, byte, void> llama_memory_clear;
@@ -79,6 +81,8 @@ internal static unsafe class LlamaNative
             llama_init_from_model = (delegate* unmanaged<nint, LlamaContextParams, nint>)ReferenceLibraries.Export(llama, "llama_init_from_model");
             llama_free = (delegate* unmanaged<nint, void>)ReferenceLibraries.Export(llama, "llama_free");
             llama_decode = (delegate* unmanaged<nint, LlamaBatch, int>)ReferenceLibraries.Export(llama, "llama_decode");
+            llama_synchronize = (delegate* unmanaged<nint, void>)ReferenceLibraries.Export(llama, "llama_synchronize");
+            llama_set_n_threads = (delegate* unmanaged<nint, int, int, void>)ReferenceLibraries.Export(llama, "llama_set_n_threads");
             llama_get_logits_ith = (delegate* unmanaged<nint, int, float*>)ReferenceLibraries.Export(llama, "llama_get_logits_ith");
             llama_get_memory = (delegate* unmanaged<nint, nint>)ReferenceLibraries.Export(llama, "llama_get_memory");
             llama_memory_clear = (delegate* unmanaged<nint, byte, void>)ReferenceLibraries.Export(llama, "llama_memory_clear");
