@@ -40,8 +40,17 @@ public sealed unsafe class ImageEncoder : IDisposable
             throw new ArgumentException($"the projector reads {projectorConfig.InputSize} features, the vision tower produces {visionConfig.HiddenSize}");
         _ownsPool = pool == null;
         Pool = pool ?? new ComputeThreadPool();
-        Vision = new VisionEncoder(visionConfig, visionWeights, Pool);
-        Projector = new Projector(projectorConfig, projectorWeights, visionConfig.OutputTokenCount, Pool);
+        try
+        {
+            Vision = new VisionEncoder(visionConfig, visionWeights, Pool);
+            Projector = new Projector(projectorConfig, projectorWeights, visionConfig.OutputTokenCount, Pool);
+        }
+        catch
+        {
+            Vision?.Dispose();
+            if (_ownsPool) Pool.Dispose();
+            throw;
+        }
         SourcePath = sourcePath;
         _file = ownedFile;
     }
