@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using LlavaNative.Kernels.Cpu;
 using LlavaNative.Kernels.Cpu.Ops;
 using LlavaNative.Kernels.Tensors;
@@ -25,31 +24,50 @@ public sealed class VisionReferenceTests(ITestOutputHelper output) : IDisposable
 
     public void Dispose() => _pool.Dispose();
 
-    /// <summary>A written GGUF, its pixels and the oracle's outputs; built once per (spec, layout) per test run.</summary>
+    /// <summary>A written GGUF, its pixels and the oracle's outputs.</summary>
     private sealed record Prepared(RandomVisionModel Model, string GgufPath, float[] Pixels, TorchVisionReference.Result Reference);
 
-    private static readonly ConcurrentDictionary<(RandomVisionSpec, MmprojLayout), Lazy<Prepared>> Cache = new();
-    private static readonly Lazy<string> WorkRoot = new(() =>
+    private static readonly RandomVisionSpec ClipGeluLinear =
+        RandomVisionSpec.TinyClip with { HiddenAct = "gelu", Projector = ProjectorKind.Linear, TextHiddenSize = 80, Seed = 3 };
+
+    /// <summary>Every case this class compares; the first test to run prepares them all with one PyTorch start.</summary>
+    private static readonly (RandomVisionSpec Spec, MmprojLayout Layout)[] AllCases =
+    [
+        (RandomVisionSpec.TinyClip, MmprojLayout.Legacy),
+        (RandomVisionSpec.TinyClip, MmprojLayout.ExplicitFeatureLayer),
+        (RandomVisionSpec.TinySigLip, MmprojLayout.AllBlocks),
+        (ClipGeluLinear, MmprojLayout.Legacy),
+        (QuantizedSpec(TensorType.F16), MmprojLayout.Legacy),
+        (QuantizedSpec(TensorType.Q8_0), MmprojLayout.Legacy),
+    ];
+
+    private static RandomVisionSpec QuantizedSpec(TensorType type) => RandomVisionSpec.TinyClip with { MatrixType = type, Seed = 5 };
+
+    private static readonly Lazy<Dictionary<(RandomVisionSpec, MmprojLayout), Prepared>> AllPrepared = new(PrepareAll);
+
+    private static Dictionary<(RandomVisionSpec, MmprojLayout), Prepared> PrepareAll()
     {
-        string dir = Directory.CreateTempSubdirectory("llavanative-vision-").FullName;
+        string root = Directory.CreateTempSubdirectory("llavanative-vision-").FullName;
         AppDomain.CurrentDomain.ProcessExit += (_, _) =>
         {
-            try { Directory.Delete(dir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            try { Directory.Delete(root, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         };
-        return dir;
-    });
-
-    private static Prepared PrepareOnce(RandomVisionSpec spec, MmprojLayout layout) =>
-        Cache.GetOrAdd((spec, layout), key => new Lazy<Prepared>(() =>
+        var cases = new List<TorchVisionReference.Case>();
+        foreach (var (spec, layout) in AllCases)
         {
             var model = RandomVisionModel.Create(spec);
-            string work = Path.Combine(WorkRoot.Value, $"{spec.Kind}-{layout}-{spec.Projector}-{spec.HiddenAct}-{spec.MatrixType}-{spec.Seed}");
+            string work = Path.Combine(root, $"case{cases.Count}-{spec.Kind}-{layout}");
             Directory.CreateDirectory(work);
             string gguf = Path.Combine(work, "mmproj.gguf");
             model.WriteGguf(gguf, layout);
-            var pixels = model.RandomPixels(11);
-            return new Prepared(model, gguf, pixels, TorchVisionReference.Run(model, pixels, work, gguf, layout));
-        })).Value;
+            cases.Add(new TorchVisionReference.Case(model, model.RandomPixels(11), work, gguf, layout));
+        }
+        var results = TorchVisionReference.Run(cases);
+        var map = new Dictionary<(RandomVisionSpec, MmprojLayout), Prepared>();
+        for (int i = 0; i < cases.Count; i++)
+            map[AllCases[i]] = new Prepared(cases[i].Model, cases[i].GgufPath, cases[i].Pixels, results[i]);
+        return map;
+    }
 
     private sealed record Comparison(ImageEncoder Encoder, float[] Pixels, TorchVisionReference.Result Reference, RandomVisionModel Model, string GgufPath) : IDisposable
     {
@@ -58,7 +76,7 @@ public sealed class VisionReferenceTests(ITestOutputHelper output) : IDisposable
 
     private Comparison Prepare(RandomVisionSpec spec, MmprojLayout layout)
     {
-        var p = PrepareOnce(spec, layout);
+        var p = AllPrepared.Value[(spec, layout)];
         return new Comparison(ImageEncoder.LoadGguf(p.GgufPath, _pool), p.Pixels, p.Reference, p.Model, p.GgufPath);
     }
 
@@ -137,8 +155,7 @@ public sealed class VisionReferenceTests(ITestOutputHelper output) : IDisposable
     public void ClipWithErfGeluAndLinearProjectorMatchesOriginalLlavaV1()
     {
         // hidden_act "gelu" (clip.use_gelu = true → erf GELU in the tower) and LLaVA v1's single Linear projector.
-        var spec = RandomVisionSpec.TinyClip with { HiddenAct = "gelu", Projector = ProjectorKind.Linear, TextHiddenSize = 80, Seed = 3 };
-        using var c = Prepare(spec, MmprojLayout.Legacy);
+        using var c = Prepare(ClipGeluLinear, MmprojLayout.Legacy);
         Assert.Equal(ActivationFunction.GeluErf, c.Encoder.VisionConfig.Activation);
         Assert.Equal(ProjectorKind.Linear, c.Encoder.ProjectorConfig.Kind);
         var (features, projected) = Compare(c, "CLIP gelu + linear projector");
@@ -188,8 +205,7 @@ public sealed class VisionReferenceTests(ITestOutputHelper output) : IDisposable
         // mat-mul (F16: 2^-11 relative per input; Q8_0: ~1/254 of each 32-block's max), amplified by two blocks of
         // peaked attention and the projector. Measured as relative RMS error ‖Δ‖/‖ref‖; tolerances are ~3× what was
         // measured. A mis-bound or mis-decoded weight gives ≈ 1.
-        var spec = RandomVisionSpec.TinyClip with { MatrixType = type, Seed = 5 };
-        using var c = Prepare(spec, MmprojLayout.Legacy);
+        using var c = Prepare(QuantizedSpec(type), MmprojLayout.Legacy);
         Compare(c, $"CLIP legacy, {type} matrices");
         double features = RelativeRms(c.Encoder.EncodeFeatures(c.Pixels), c.Reference.Features);
         double projected = RelativeRms(c.Encoder.EncodeAndProject(c.Pixels), c.Reference.Projected);

@@ -166,30 +166,40 @@ def check_gguf(path, layout, cfg, w, gguf_py):
             raise SystemExit(f"GGUF tensor {name}: values differ from the HF weights (max {np.abs(data - want).max()})")
 
 
+def run_case(hf_dir, pixels_path, out_dir, gguf, layout, gguf_py):
+    with open(os.path.join(hf_dir, "config.json")) as f:
+        cfg = json.load(f)
+    w = load_weights(hf_dir)
+    if gguf:
+        check_gguf(gguf, layout, cfg, w, gguf_py)
+    pixels = torch.from_numpy(np.load(pixels_path).astype(np.float64))
+    with torch.no_grad():
+        feats, projected = llava_image_features(cfg, w, pixels)
+    os.makedirs(out_dir, exist_ok=True)
+    # C order: the slicing and transposes above can leave Fortran-ordered views.
+    np.save(os.path.join(out_dir, "features.npy"), np.ascontiguousarray(feats.numpy(), dtype=np.float32))
+    np.save(os.path.join(out_dir, "projected.npy"), np.ascontiguousarray(projected.numpy(), dtype=np.float32))
+    print(f"{hf_dir}: features {tuple(feats.shape)} projected {tuple(projected.shape)}")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--hf-dir", required=True)
-    ap.add_argument("--pixels", required=True)
-    ap.add_argument("--out-dir", required=True)
+    ap.add_argument("--hf-dir")
+    ap.add_argument("--pixels")
+    ap.add_argument("--out-dir")
     ap.add_argument("--gguf")
     ap.add_argument("--layout", choices=["legacy", "explicit", "all"])
     ap.add_argument("--gguf-py")
+    ap.add_argument("--cases", help="JSON list of {hf_dir, pixels, out_dir, gguf, layout}: several cases, one interpreter start")
     args = ap.parse_args()
 
     torch.set_default_dtype(torch.float64)
-    with open(os.path.join(args.hf_dir, "config.json")) as f:
-        cfg = json.load(f)
-    w = load_weights(args.hf_dir)
-    if args.gguf:
-        check_gguf(args.gguf, args.layout, cfg, w, args.gguf_py)
-    pixels = torch.from_numpy(np.load(args.pixels).astype(np.float64))
-    with torch.no_grad():
-        feats, projected = llava_image_features(cfg, w, pixels)
-    os.makedirs(args.out_dir, exist_ok=True)
-    # C order: the slicing and transposes above can leave Fortran-ordered views.
-    np.save(os.path.join(args.out_dir, "features.npy"), np.ascontiguousarray(feats.numpy(), dtype=np.float32))
-    np.save(os.path.join(args.out_dir, "projected.npy"), np.ascontiguousarray(projected.numpy(), dtype=np.float32))
-    print(f"features {tuple(feats.shape)} projected {tuple(projected.shape)}")
+    if args.cases:
+        with open(args.cases) as f:
+            for case in json.load(f):
+                run_case(case["hf_dir"], case["pixels"], case["out_dir"], case.get("gguf"), case.get("layout"), args.gguf_py)
+    else:
+        run_case(args.hf_dir, args.pixels, args.out_dir, args.gguf, args.layout, args.gguf_py)
 
 
 if __name__ == "__main__":
