@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Numerics;
 using System.Text;
 using System.Text.RegularExpressions;
 
@@ -394,11 +395,34 @@ internal static partial class TemplateFilters
         {
             case "common":
                 if (isInt) return new IntValue(i);
-                return new FloatValue(precision >= 0 ? Math.Round(x, Math.Min(precision, 15), MidpointRounding.ToEven) : Math.Round(x / Math.Pow(10, -precision), MidpointRounding.ToEven) * Math.Pow(10, -precision));
+                return new FloatValue(PythonRound(x, precision));
             case "ceil": return new FloatValue(Math.Ceiling(x * scale) / scale);
             case "floor": return new FloatValue(Math.Floor(x * scale) / scale);
             default: throw new TemplateRuntimeError("method must be 'common', 'ceil' or 'floor'");
         }
+    }
+
+    /// <summary>
+    /// Python's round(x, n): the exact binary value rounded half-to-even at n decimals (so round(2.675, 2) is 2.67,
+    /// because 2.675 is stored as 2.67499999…), then read back as the nearest double.
+    /// </summary>
+    internal static double PythonRound(double x, int digits)
+    {
+        if (!double.IsFinite(x) || x == 0) return x;
+        long bits = BitConverter.DoubleToInt64Bits(Math.Abs(x));
+        int exponent = (int)((bits >> 52) & 0x7FF);
+        long mantissa = bits & 0xFFFFFFFFFFFFFL;
+        if (exponent == 0) exponent = 1; else mantissa |= 1L << 52;
+        exponent -= 1075; // |x| = mantissa × 2^exponent
+        BigInteger numerator = new BigInteger(mantissa) << Math.Max(exponent, 0);
+        BigInteger denominator = BigInteger.One << Math.Max(-exponent, 0);
+        if (digits >= 0) numerator *= BigInteger.Pow(10, digits);
+        else denominator *= BigInteger.Pow(10, -digits);
+        BigInteger quotient = BigInteger.DivRem(numerator, denominator, out BigInteger remainder);
+        int half = (remainder * 2).CompareTo(denominator);
+        if (half > 0 || (half == 0 && !quotient.IsEven)) quotient += 1;
+        double rounded = double.Parse($"{quotient}E{-digits}", NumberStyles.Float, CultureInfo.InvariantCulture);
+        return x < 0 ? -rounded : rounded;
     }
 
     private static TemplateValue Truncate(TemplateValue v, CallArguments a, TemplateInterpreter _)

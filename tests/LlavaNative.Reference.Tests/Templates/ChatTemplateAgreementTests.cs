@@ -1,0 +1,107 @@
+using System.Text.Json;
+using LlavaNative.Model.Templates;
+using Xunit;
+
+namespace LlavaNative.Reference.Tests.Templates;
+
+/// <summary>Every case of <see cref="TemplateCorpus"/> rendered once by each reference (one process each).</summary>
+public sealed class ReferenceRenderings
+{
+    public ReferenceRenderings()
+    {
+        Cases = TemplateCorpus.BuiltInCases().Concat(TemplateCorpus.RealWorldCases()).Concat(TemplateCorpus.PythonSemanticsCases())
+            .ToDictionary(c => c.Id);
+        var forHuggingFace = Cases.Values.Where(c => c.CompareWithHuggingFaceJinja).ToList();
+        (HuggingFaceVersion, var hf) = JinjaReferences.RenderWithHuggingFaceJinja(forHuggingFace.Select(c => (c.Template, c.Context)).ToList());
+        HuggingFace = forHuggingFace.Zip(hf).ToDictionary(p => p.First.Id, p => p.Second);
+        var all = Cases.Values.ToList();
+        (PythonVersion, var py) = JinjaReferences.RenderWithPythonJinja2(all.Select(c => (c.Template, c.Context)).ToList());
+        Python = all.Zip(py).ToDictionary(p => p.First.Id, p => p.Second);
+    }
+
+    public IReadOnlyDictionary<string, TemplateCase> Cases { get; }
+    public string HuggingFaceVersion { get; }
+    public IReadOnlyDictionary<string, ReferenceRender> HuggingFace { get; }
+    public string PythonVersion { get; }
+    public IReadOnlyDictionary<string, ReferenceRender> Python { get; }
+}
+
+/// <summary>
+/// LlavaNative's chat-template renderer against @huggingface/jinja (byte-identical output, or both failing) on the
+/// built-in templates × conversations and on real-world-shaped templates; and against Python's Jinja2 set up as
+/// transformers does, on those and on the cases where @huggingface/jinja departs from Python.
+/// </summary>
+public sealed class ChatTemplateAgreementTests(ReferenceRenderings references) : IClassFixture<ReferenceRenderings>
+{
+    public static TheoryData<string> HuggingFaceCases() =>
+        new(TemplateCorpus.BuiltInCases().Concat(TemplateCorpus.RealWorldCases()).Select(c => c.Id));
+
+    public static TheoryData<string> AllCases() =>
+        new(TemplateCorpus.BuiltInCases().Concat(TemplateCorpus.RealWorldCases()).Concat(TemplateCorpus.PythonSemanticsCases()).Select(c => c.Id));
+
+    [Fact]
+    public void HuggingFaceJinjaIsThePinnedVersion() =>
+        Assert.StartsWith(JinjaReferences.HuggingFaceJinjaVersionPrefix, references.HuggingFaceVersion);
+
+    [Theory]
+    [MemberData(nameof(HuggingFaceCases))]
+    public void MatchesHuggingFaceJinja(string id) =>
+        AssertAgrees(references.Cases[id], references.HuggingFace[id], "@huggingface/jinja " + references.HuggingFaceVersion, raisedPrefix: "");
+
+    [Theory]
+    [MemberData(nameof(AllCases))]
+    public void MatchesPythonJinja2(string id) =>
+        AssertAgrees(references.Cases[id], references.Python[id], "Python Jinja2 " + references.PythonVersion, raisedPrefix: "TemplateRaised: ");
+
+    [Fact]
+    public void CorpusCoversSuccessesAndFailures()
+    {
+        // Guard against a corpus where everything fails the same way on both sides.
+        Assert.True(references.HuggingFace.Values.Count(r => r.Text is not null) >= 100);
+        Assert.Contains(references.HuggingFace.Values, r => r.Error is not null);
+        Assert.True(references.Python.Values.Count(r => r.Text is not null) >= 130);
+    }
+
+    private static void AssertAgrees(TemplateCase c, ReferenceRender reference, string referenceName, string raisedPrefix)
+    {
+        string? ours = null;
+        TemplateException? error = null;
+        try
+        {
+            ours = c.RenderOurs is not null ? c.RenderOurs() : RenderFromJson(c);
+        }
+        catch (TemplateException e)
+        {
+            error = e;
+        }
+
+        if (reference.Text is not null)
+        {
+            Assert.True(error is null, $"{c.Id}: {referenceName} renders it, ours fails: {error?.Message}\nreference: {Show(reference.Text)}");
+            if (ours != reference.Text) Assert.Fail($"{c.Id}: differs from {referenceName}\n{Difference(reference.Text, ours!)}");
+            return;
+        }
+        Assert.True(error is not null, $"{c.Id}: {referenceName} fails ({reference.Error}), ours renders {Show(ours!)}");
+        if (error!.RaisedByTemplate)
+            Assert.Equal(raisedPrefix + error.Problem, reference.Error);
+    }
+
+    private static string RenderFromJson(TemplateCase c)
+    {
+        var variables = new Dictionary<string, object?>();
+        foreach (var (name, node) in c.Context)
+            variables[name] = node is null ? null : JsonDocument.Parse(node.ToJsonString()).RootElement.Clone();
+        return JinjaTemplate.Parse(c.Template, c.Id).Render(variables);
+    }
+
+    private static string Show(string s) => JsonSerializer.Serialize(s);
+
+    private static string Difference(string expected, string actual)
+    {
+        int i = 0;
+        while (i < expected.Length && i < actual.Length && expected[i] == actual[i]) i++;
+        int from = Math.Max(0, i - 40);
+        return $"first difference at {i}:\n  expected …{Show(expected[from..Math.Min(expected.Length, i + 40)])}\n  actual   …{Show(actual[from..Math.Min(actual.Length, i + 40)])}" +
+               $"\nexpected: {Show(expected)}\nactual:   {Show(actual)}";
+    }
+}
