@@ -124,7 +124,7 @@ internal static class Arithmetic
             ? s.Value.Contains(t.Value, StringComparison.Ordinal)
             : throw new TemplateRuntimeError($"'in <string>' requires string as left operand, not {item.TypeName}"),
         ListValue l => l.Items.Any(x => TemplateValue.AreEqual(x, item)),
-        DictValue d => item is StringValue k && d.Entries.ContainsKey(k.Value),
+        DictValue d => PythonKeyComparer.IsHashable(item) ? d.Entries.ContainsKey(item) : throw new TemplateRuntimeError($"unhashable type: '{item.TypeName}'"),
         UndefinedValue => false,
         _ => throw new TemplateRuntimeError($"argument of type '{container.TypeName}' is not iterable"),
     };

@@ -40,6 +40,26 @@ internal static class StringMethods
                 return new StringValue(string.Join(s, items.Iterate().Select(i => i is StringValue t ? t.Value
                     : throw new TemplateRuntimeError($"sequence item: expected str instance, {i.TypeName} found"))));
             },
+            "format" => a => new StringValue(PythonStringFormat.Format(s, a)),
+            "center" => a =>
+            {
+                a.Check(name, "width", "fillchar");
+                long width = a.Get(0, "width") is { } w ? Integer(w, "width") : throw new TemplateRuntimeError("center() takes at least 1 argument");
+                string fill = a.Get(1, "fillchar")?.ToStr() ?? " ";
+                int length = self.CodePointCount;
+                if (width <= length) return self;
+                long total = width - length, left = total / 2 + (total & width & 1);
+                return new StringValue(string.Concat(Enumerable.Repeat(fill, (int)left)) + s + string.Concat(Enumerable.Repeat(fill, (int)(total - left))));
+            },
+            "zfill" => a =>
+            {
+                a.Check(name, "width");
+                int width = (int)(a.Get(0, "width") is { } w ? Integer(w, "width") : 0);
+                int length = self.CodePointCount;
+                if (width <= length) return self;
+                int signAt = s.Length > 0 && s[0] is '+' or '-' ? 1 : 0;
+                return new StringValue(s[..signAt] + new string('0', width - length) + s[signAt..]);
+            },
             "removeprefix" => a => { a.Check(name, "prefix"); string p = Text(a.Get(0, "prefix"), "prefix"); return new StringValue(s.StartsWith(p, StringComparison.Ordinal) ? s[p.Length..] : s); },
             "removesuffix" => a => { a.Check(name, "suffix"); string p = Text(a.Get(0, "suffix"), "suffix"); return new StringValue(p.Length > 0 && s.EndsWith(p, StringComparison.Ordinal) ? s[..^p.Length] : s); },
             "isdigit" => a => { a.Check(name); return TemplateValue.From(s.Length > 0 && s.EnumerateRunes().All(Rune.IsDigit)); },
@@ -109,16 +129,16 @@ internal static class DictMethods
         var d = self.Entries;
         Func<CallArguments, TemplateValue>? f = name switch
         {
-            "items" => a => { a.Check(name); return new ListValue(d.Select(kv => (TemplateValue)new ListValue([new StringValue(kv.Key), kv.Value], isTuple: true)).ToList()); },
-            "keys" => a => { a.Check(name); return new ListValue(d.Keys.Select(k => (TemplateValue)new StringValue(k)).ToList()); },
+            "items" => a => { a.Check(name); return new ListValue(d.Select(kv => (TemplateValue)new ListValue([kv.Key, kv.Value], isTuple: true)).ToList()); },
+            "keys" => a => { a.Check(name); return new ListValue(d.Keys.ToList()); },
             "values" => a => { a.Check(name); return new ListValue(d.Values.ToList()); },
             "get" => a =>
             {
                 a.Check(name, "key", "default");
                 TemplateValue key = a.Get(0, "key") ?? throw new TemplateRuntimeError("get expected at least 1 argument, got 0");
-                return key is StringValue k && d.TryGetValue(k.Value, out TemplateValue? v) ? v : a.Get(1, "default") ?? TemplateValue.None;
+                return PythonKeyComparer.IsHashable(key) && d.TryGetValue(key, out TemplateValue? v) ? v : a.Get(1, "default") ?? TemplateValue.None;
             },
-            "copy" => a => { a.Check(name); return new DictValue(new OrderedDictionary<string, TemplateValue>(d, StringComparer.Ordinal)); },
+            "copy" => a => { a.Check(name); return new DictValue(new OrderedDictionary<TemplateValue, TemplateValue>(d, PythonKeyComparer.Instance)); },
             _ when Mutating.Contains(name) => _ => throw new TemplateRuntimeError(
                 $"access to attribute '{name}' of 'dict' object is unsafe (chat templates render in an immutable sandbox)"),
             _ => null,

@@ -14,8 +14,8 @@ public sealed record ChatContentPart(string Type, string? Text = null)
 
     internal TemplateValue ToTemplateValue()
     {
-        var entries = new OrderedDictionary<string, TemplateValue>(StringComparer.Ordinal) { ["type"] = new StringValue(Type) };
-        if (Text is not null) entries["text"] = new StringValue(Text);
+        var entries = new List<KeyValuePair<string, TemplateValue>> { new("type", new StringValue(Type)) };
+        if (Text is not null) entries.Add(new("text", new StringValue(Text)));
         return new DictValue(entries);
     }
 }
@@ -81,15 +81,15 @@ public sealed class ChatMessage
 
     internal TemplateValue ToTemplateValue()
     {
-        var entries = new OrderedDictionary<string, TemplateValue>(StringComparer.Ordinal)
+        var entries = new List<KeyValuePair<string, TemplateValue>>
         {
-            ["role"] = new StringValue(Role),
-            ["content"] = Text is not null ? new StringValue(Text) : new ListValue(Parts!.Select(p => p.ToTemplateValue()).ToList()),
+            new("role", new StringValue(Role)),
+            new("content", Text is not null ? new StringValue(Text) : new ListValue(Parts!.Select(p => p.ToTemplateValue()).ToList())),
         };
         foreach (var (k, v) in Extra)
         {
             if (k is "role" or "content") throw new ArgumentException($"ChatMessage.Extra cannot redefine '{k}'");
-            entries[k] = TemplateValue.From(v);
+            entries.Add(new(k, TemplateValue.From(v)));
         }
         return new DictValue(entries);
     }

@@ -57,7 +57,13 @@ internal static class TemplateGlobals
     public static void Install(Scope scope, TemplateInterpreter interpreter)
     {
         scope.Set("range", new CallableValue("range", Range));
-        scope.Set("namespace", new CallableValue("namespace", a => new NamespaceValue(Mapping("namespace", a))));
+        scope.Set("namespace", new CallableValue("namespace", a =>
+        {
+            var attributes = new OrderedDictionary<string, TemplateValue>(StringComparer.Ordinal);
+            foreach (var (k, v) in Mapping("namespace", a))
+                attributes[k is StringValue s ? s.Value : throw new TemplateRuntimeError("namespace attribute names must be strings")] = v;
+            return new NamespaceValue(attributes);
+        }));
         scope.Set("dict", new CallableValue("dict", a => new DictValue(Mapping("dict", a))));
         scope.Set("joiner", new CallableValue("joiner", a =>
         {
@@ -101,9 +107,9 @@ internal static class TemplateGlobals
     }
 
     /// <summary>dict(...)/namespace(...): a mapping or (key, value) pairs, then keyword arguments.</summary>
-    private static OrderedDictionary<string, TemplateValue> Mapping(string function, CallArguments a)
+    private static OrderedDictionary<TemplateValue, TemplateValue> Mapping(string function, CallArguments a)
     {
-        var entries = new OrderedDictionary<string, TemplateValue>(StringComparer.Ordinal);
+        var entries = DictValue.NewEntries();
         if (a.Positional.Count > 1) throw new TemplateRuntimeError($"{function} expected at most 1 argument, got {a.Positional.Count}");
         if (a.Positional.Count == 1)
         {
@@ -116,14 +122,13 @@ internal static class TemplateGlobals
                     foreach (TemplateValue pair in other.Iterate())
                     {
                         var kv = pair.Iterate();
-                        if (kv.Count != 2 || kv[0] is not StringValue key)
-                            throw new TemplateRuntimeError($"{function}: each item must be a (string key, value) pair");
-                        entries[key.Value] = kv[1];
+                        if (kv.Count != 2) throw new TemplateRuntimeError($"{function}: each item must be a (key, value) pair");
+                        entries[kv[0]] = kv[1];
                     }
                     break;
             }
         }
-        foreach (var (k, v) in a.Keyword) entries[k] = v;
+        foreach (var (k, v) in a.Keyword) entries[new StringValue(k)] = v;
         return entries;
     }
 }

@@ -253,6 +253,7 @@ internal static partial class TemplateFilters
 
     private static TemplateValue Map(TemplateValue v, CallArguments a, TemplateInterpreter context)
     {
+        if (!v.IsTruthy) return new ListValue([]); // Jinja's do_map starts with "if value:", so none maps to nothing
         var items = v.Iterate();
         if (a.Positional.Count == 0 && a.Keyword.TryGetValue("attribute", out TemplateValue? attribute))
         {
@@ -270,6 +271,7 @@ internal static partial class TemplateFilters
     /// <summary>select/reject(test, args…) and selectattr/rejectattr(attribute, test, args…); no test means truthiness.</summary>
     private static TemplateValue Select(TemplateValue v, CallArguments a, bool expected, bool byAttribute)
     {
+        if (!v.IsTruthy) return new ListValue([]); // Jinja's select_or_reject starts with "if value:"
         var items = v.Iterate();
         int at = 0;
         Func<TemplateValue, TemplateValue> get = x => x;
@@ -316,7 +318,7 @@ internal static partial class TemplateFilters
         string by = a.Get(1, "by")?.ToStr() ?? "key";
         if (by is not ("key" or "value")) throw new TemplateRuntimeError("You can only sort by either \"key\" or \"value\"");
         bool reverse = a.Get(2, "reverse")?.IsTruthy ?? false;
-        var pairs = d.Entries.Select(kv => (Key: (TemplateValue)new StringValue(kv.Key), kv.Value)).ToList();
+        var pairs = d.Entries.Select(kv => (kv.Key, kv.Value)).ToList();
         var comparer = Comparer<TemplateValue>.Create(TemplateValue.Compare);
         Func<(TemplateValue Key, TemplateValue Value), TemplateValue> key = p => SortKey(by == "key" ? p.Key : p.Value, caseSensitive);
         var sorted = reverse ? pairs.OrderByDescending(key, comparer) : pairs.OrderBy(key, comparer);

@@ -283,12 +283,12 @@ internal sealed class TemplateInterpreter(TemplateSource source, Func<DateTime> 
 
     private DictValue EvalDict(DictExpr d, Scope scope)
     {
-        var entries = new OrderedDictionary<string, TemplateValue>(StringComparer.Ordinal);
+        var entries = DictValue.NewEntries();
         foreach (var (keyExpr, valueExpr) in d.Items)
         {
             TemplateValue key = Eval(keyExpr, scope);
-            if (key is not StringValue s) throw Source.Error(keyExpr.Offset, $"dict keys must be strings here, got {key.TypeName}");
-            entries[s.Value] = Eval(valueExpr, scope);
+            if (!PythonKeyComparer.IsHashable(key)) throw Source.Error(keyExpr.Offset, $"unhashable type: '{key.TypeName}'");
+            entries[key] = Eval(valueExpr, scope);
         }
         return new DictValue(entries);
     }
@@ -350,7 +350,8 @@ internal sealed class TemplateInterpreter(TemplateSource source, Func<DateTime> 
         {
             if (Eval(a.StarStarKwargs, scope) is not DictValue d)
                 throw Source.Error(a.StarStarKwargs.Offset, "argument after ** must be a mapping");
-            foreach (var (k, v) in d.Entries) keyword[k] = v;
+            foreach (var (k, v) in d.Entries)
+                keyword[k is StringValue s ? s.Value : throw Source.Error(a.StarStarKwargs.Offset, "keywords must be strings")] = v;
         }
         return new CallArguments(positional, keyword);
     }

@@ -45,8 +45,9 @@ internal static class TemplateJson
             case DictValue d:
             {
                 if (d.Entries.Count == 0) { sb.Append("{}"); return; }
-                IEnumerable<KeyValuePair<string, TemplateValue>> entries = d.Entries;
-                if (sortKeys) entries = entries.OrderBy(e => e.Key, StringComparer.Ordinal);
+                // json.dumps turns int, float, bool and None keys into strings; other keys are an error.
+                IEnumerable<(string Key, TemplateValue Value)> entries = d.Entries.Select(e => (JsonKey(e.Key), e.Value));
+                if (sortKeys) entries = entries.OrderBy(e => e.Key, Comparer<string>.Create((a, b) => TemplateValue.Compare(new StringValue(a), new StringValue(b))));
                 sb.Append('{');
                 bool first = true;
                 foreach (var (k, v) in entries)
@@ -68,6 +69,16 @@ internal static class TemplateJson
                     : $"Object of type {value.TypeName} is not JSON serializable");
         }
     }
+
+    private static string JsonKey(TemplateValue key) => key switch
+    {
+        StringValue s => s.Value,
+        BoolValue b => b.Value ? "true" : "false",
+        NoneValue => "null",
+        IntValue i => i.Value.ToString(CultureInfo.InvariantCulture),
+        FloatValue f => double.IsNaN(f.Value) ? "NaN" : double.IsInfinity(f.Value) ? (f.Value > 0 ? "Infinity" : "-Infinity") : PythonFloat.Repr(f.Value),
+        _ => throw new TemplateRuntimeError($"keys must be str, int, float, bool or None, not {key.TypeName}"),
+    };
 
     private static void NewLine(StringBuilder sb, string? indent, int depth)
     {

@@ -70,14 +70,14 @@ public abstract class TemplateValue
             case ChatContentPart part: return part.ToTemplateValue();
             case IEnumerable<KeyValuePair<string, object?>> pairs:
             {
-                var entries = new OrderedDictionary<string, TemplateValue>(StringComparer.Ordinal);
-                foreach (var (k, v) in pairs) entries[k] = From(v);
+                var entries = DictValue.NewEntries();
+                foreach (var (k, v) in pairs) entries[new StringValue(k)] = From(v);
                 return new DictValue(entries);
             }
             case IEnumerable<KeyValuePair<string, string>> stringPairs:
             {
-                var entries = new OrderedDictionary<string, TemplateValue>(StringComparer.Ordinal);
-                foreach (var (k, v) in stringPairs) entries[k] = From(v);
+                var entries = DictValue.NewEntries();
+                foreach (var (k, v) in stringPairs) entries[new StringValue(k)] = From(v);
                 return new DictValue(entries);
             }
             case System.Collections.IEnumerable sequence:
@@ -113,8 +113,8 @@ public abstract class TemplateValue
             }
             default:
             {
-                var entries = new OrderedDictionary<string, TemplateValue>(StringComparer.Ordinal);
-                foreach (JsonProperty p in json.EnumerateObject()) entries[p.Name] = FromJson(p.Value);
+                var entries = DictValue.NewEntries();
+                foreach (JsonProperty p in json.EnumerateObject()) entries[new StringValue(p.Name)] = FromJson(p.Value);
                 return new DictValue(entries);
             }
         }
@@ -197,7 +197,7 @@ public abstract class TemplateValue
     internal IReadOnlyList<TemplateValue> Iterate() => this switch
     {
         ListValue l => l.Items,
-        DictValue d => d.Entries.Keys.Select(k => (TemplateValue)new StringValue(k)).ToList(),
+        DictValue d => d.Entries.Keys.ToList(),
         StringValue s => s.CodePoints().Select(c => (TemplateValue)new StringValue(c)).ToList(),
         UndefinedValue => [],
         _ => throw new TemplateRuntimeError($"'{TypeName}' object is not iterable"),
@@ -356,13 +356,29 @@ public sealed class ListValue(IReadOnlyList<TemplateValue> items, bool isTuple =
     }
 }
 
-/// <summary>A dict with string keys in insertion order (Python dicts keep order; tojson prints in that order).</summary>
-public sealed class DictValue(OrderedDictionary<string, TemplateValue> entries) : TemplateValue
+/// <summary>
+/// A dict in insertion order (Python dicts keep order; tojson prints in that order). Keys are any hashable value
+/// with Python's equality (1, 1.0 and True are one key); JSON and caller dicts have string keys.
+/// </summary>
+public sealed class DictValue : TemplateValue
 {
-    public OrderedDictionary<string, TemplateValue> Entries { get; } = entries;
+    public DictValue(OrderedDictionary<TemplateValue, TemplateValue> entries) { Entries = entries; }
+
+    public DictValue(IEnumerable<KeyValuePair<string, TemplateValue>> entries)
+    {
+        Entries = NewEntries();
+        foreach (var (k, v) in entries) Entries[new StringValue(k)] = v;
+    }
+
+    public static OrderedDictionary<TemplateValue, TemplateValue> NewEntries() => new(PythonKeyComparer.Instance);
+
+    public OrderedDictionary<TemplateValue, TemplateValue> Entries { get; }
 
     public override string TypeName => "dict";
     public override bool IsTruthy => Entries.Count > 0;
+
+    public bool TryGetValue(string key, out TemplateValue value) =>
+        Entries.TryGetValue(new StringValue(key), out value!);
 
     public override string Repr()
     {
@@ -372,20 +388,53 @@ public sealed class DictValue(OrderedDictionary<string, TemplateValue> entries) 
         {
             if (!first) sb.Append(", ");
             first = false;
-            sb.Append(PythonRepr.String(k)).Append(": ").Append(v.Repr());
+            sb.Append(k.Repr()).Append(": ").Append(v.Repr());
         }
         return sb.Append('}').ToString();
     }
 
     public override TemplateValue GetAttribute(string name) =>
         (TemplateValue?)DictMethods.Bind(this, name)
-        ?? (Entries.TryGetValue(name, out TemplateValue? v) ? v : UndefinedValue.MissingAttribute(this, name));
+        ?? (TryGetValue(name, out TemplateValue v) ? v : UndefinedValue.MissingAttribute(this, name));
 
     public override TemplateValue GetItem(TemplateValue key)
     {
-        if (key is StringValue s && Entries.TryGetValue(s.Value, out TemplateValue? v)) return v;
+        if (PythonKeyComparer.IsHashable(key) && Entries.TryGetValue(key, out TemplateValue? v)) return v;
         return key is StringValue name ? (TemplateValue?)DictMethods.Bind(this, name.Value) ?? UndefinedValue.MissingItem(this, key)
                                        : UndefinedValue.MissingItem(this, key);
+    }
+}
+
+/// <summary>Python's hash/eq for dict keys: strings, numbers (1 == 1.0 == True), None, tuples of those.</summary>
+internal sealed class PythonKeyComparer : IEqualityComparer<TemplateValue>
+{
+    public static readonly PythonKeyComparer Instance = new();
+
+    public static bool IsHashable(TemplateValue v) => v switch
+    {
+        StringValue or IntValue or FloatValue or BoolValue or NoneValue => true,
+        ListValue { IsTuple: true } t => t.Items.All(IsHashable),
+        _ => false,
+    };
+
+    public bool Equals(TemplateValue? x, TemplateValue? y) => x is not null && y is not null && TemplateValue.AreEqual(x, y);
+
+    public int GetHashCode(TemplateValue v)
+    {
+        switch (v)
+        {
+            case StringValue s: return StringComparer.Ordinal.GetHashCode(s.Value);
+            case NoneValue: return 0x5bd1e995;
+            case ListValue { IsTuple: true } t:
+            {
+                var h = new HashCode();
+                foreach (TemplateValue item in t.Items) h.Add(GetHashCode(item));
+                return h.ToHashCode();
+            }
+        }
+        if (v.TryGetNumber(out double d, out long i, out bool isInt))
+            return isInt ? i.GetHashCode() : d == Math.Floor(d) && Math.Abs(d) < 9.2e18 ? ((long)d).GetHashCode() : d.GetHashCode();
+        throw new TemplateRuntimeError($"unhashable type: '{v.TypeName}'");
     }
 }
 

@@ -378,6 +378,35 @@ public static class TemplateCorpus
         return c;
     }
 
+    // ------------------------------------------------------------------ published templates
+
+    /// <summary>
+    /// The real chat templates llama.cpp keeps for its own tests (models/templates/*.jinja in the installed
+    /// reference tree, read at run time, not copied here), each with a plain chat, a chat without system message,
+    /// and a tool-calling conversation.
+    /// </summary>
+    public static IEnumerable<TemplateCase> PublishedCases()
+    {
+        string folder = Path.Combine(LlavaNative.TestSupport.ReferencePaths.LlamaCppSource, "models", "templates");
+        JsonObject tools = JsonNode.Parse(ToolConversationJson)!.AsObject();
+        JsonObject Chat(params (string Role, string Content)[] turns)
+        {
+            var list = new JsonArray();
+            foreach (var (role, content) in turns) list.Add(new JsonObject { ["role"] = role, ["content"] = content });
+            return new JsonObject { ["messages"] = list, ["add_generation_prompt"] = true, ["bos_token"] = "<s>", ["eos_token"] = "</s>" };
+        }
+        var chat = Chat(("system", "You are terse."), ("user", "Hi there!"), ("assistant", "Hello."), ("user", "What's 2+2?"));
+        var noSystem = Chat(("user", "Describe this picture of a café."));
+        foreach (string file in Directory.GetFiles(folder, "*.jinja").Order(StringComparer.Ordinal))
+        {
+            string name = Path.GetFileNameWithoutExtension(file);
+            string template = File.ReadAllText(file);
+            yield return new TemplateCase($"published/{name}/chat", template, chat);
+            yield return new TemplateCase($"published/{name}/no-system", template, noSystem);
+            yield return new TemplateCase($"published/{name}/tools", template, tools);
+        }
+    }
+
     // ------------------------------------------------------------------ Python semantics
 
     /// <summary>
