@@ -104,6 +104,19 @@ public sealed class ChatTemplate
         return FromSource(text, nameOrPath);
     }
 
+    /// <summary>
+    /// The template to use for a checkpoint: <paramref name="requested"/> (a built-in name or file, from
+    /// <c>--chat-template</c>) if given, else the checkpoint's own <paramref name="embedded"/> text (GGUF
+    /// <c>tokenizer.chat_template</c>, <see cref="Tokenizers.VocabularyData.ChatTemplate"/>), else the built-in
+    /// <paramref name="fallbackBuiltIn"/> for the model family.
+    /// </summary>
+    public static ChatTemplate Choose(string? requested, string? embedded, string fallbackBuiltIn)
+    {
+        if (!string.IsNullOrEmpty(requested)) return Resolve(requested);
+        if (!string.IsNullOrWhiteSpace(embedded)) return FromSource(embedded, "tokenizer.chat_template");
+        return BuiltIn(fallbackBuiltIn);
+    }
+
     /// <summary>Whether the template prints string content, typed parts, or both (probed once, then cached).</summary>
     public ChatContentStyle ContentStyle => _contentStyle ??= ProbeContentStyle();
 

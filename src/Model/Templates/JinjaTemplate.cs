@@ -9,6 +9,10 @@ namespace LlavaNative.Model.Templates;
 /// (<c>break</c>/<c>continue</c>), the <c>{% generation %}</c> tag, transformers' <c>tojson</c>, and the globals
 /// <c>raise_exception</c>, <c>strftime_now</c>, <c>range</c>, <c>namespace</c>, <c>dict</c>, <c>joiner</c>.
 /// Parsing happens once; <see cref="Render"/> may be called any number of times.
+/// Not supported (each is a clear error, not a silent difference): include/extends/import/block, recursive
+/// loops, printf-style <c>'%s' % x</c> and the <c>format</c> filter, the groupby/slice/pprint/random/urlize/
+/// wordwrap/xmlattr filters, cycler. Integers are 64-bit (overflow is an error), and upper()/lower() use simple
+/// case mapping (Python's 'ß'.upper() is "SS", ours "ß").
 /// </summary>
 public sealed class JinjaTemplate
 {

@@ -94,6 +94,16 @@ public sealed class ChatTemplateApiTests
     }
 
     [Fact]
+    public void ChoosePrefersRequestedThenEmbeddedThenFallback()
+    {
+        Assert.Equal("vicuna-v1", ChatTemplate.Choose("vicuna-v1", "{{ 'embedded' }}", "llava-1.5").Name);
+        ChatTemplate embedded = ChatTemplate.Choose(null, "{{ 'embedded' }}", "llava-1.5");
+        Assert.Equal("tokenizer.chat_template", embedded.Name);
+        Assert.Equal("embedded", embedded.RenderExactly([]));
+        Assert.Equal("llava-1.5", ChatTemplate.Choose("", "  ", "llava-1.5").Name);
+    }
+
+    [Fact]
     public void DictionaryOrderAndJsonNumbersAreKept()
     {
         var t = JinjaTemplate.Parse("{{ d | tojson }}|{{ j | tojson }}");
