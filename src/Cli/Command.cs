@@ -12,7 +12,7 @@ public abstract class Command
     /// <summary>Runs the verb; returns the process exit code.</summary>
     public abstract int Execute(ParsedArguments args);
 
-    public static readonly OptionSpec Model = new(["-m", "--model"], "FILE", "model file (GGUF)");
+    public static readonly OptionSpec Model = new(["-m", "--model"], "PATH", "model: a GGUF file, or a Hugging Face folder (config.json, safetensors, tokenizer.json)");
     public static readonly OptionSpec Threads = new(["-t", "--threads"], "N", "compute threads (default: all cores)");
     public static readonly OptionSpec ContextSize = new(["-c", "--ctx-size"], "N", "context window in tokens (default: model's, at most 4096)");
     public static readonly OptionSpec Help = new(["-h", "--help"], null, "show this help");

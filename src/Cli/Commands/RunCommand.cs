@@ -1,4 +1,5 @@
 using LlavaNative.Kernels.Cpu;
+using LlavaNative.Model;
 using LlavaNative.Model.Generation;
 using LlavaNative.Model.Language;
 
@@ -14,6 +15,7 @@ public sealed class RunCommand : Command
         "llava run -m qwen2-0.5b-q4_0.gguf -p \"The capital of France is\" -n 32",
         "llava run -m vicuna-7b-q4_k_m.gguf -p \"USER: Write a haiku. ASSISTANT:\" --temp 0.7 --seed 42",
         "llava run -m model.gguf -p \"Once upon a time\" --temp 0 -n 64 --stop \"\\n\\n\"",
+        "llava run -m ./llava-interleave-qwen-0.5b-hf -p \"<|im_start|>user\\nHi<|im_end|>\\n<|im_start|>assistant\\n\" -n 32",
     ];
     public override IReadOnlyList<OptionSpec> Options =>
     [
@@ -56,7 +58,7 @@ public sealed class RunCommand : Command
             StopStrings = args.GetAll("--stop").Select(s => s.Replace("\\n", "\n")).ToArray(),
         };
 
-        using var model = DecoderModel.LoadGguf(path);
+        using var model = ModelLoader.Load(path); // a .gguf file or a Hugging Face folder with tokenizer.json
         int context = args.GetInt("-c", Math.Min(model.Config.ContextLength, 4096), 1, model.Config.ContextLength);
         using var pool = new ComputeThreadPool(threads);
         using var generator = new TextGenerator(model, context, pool);

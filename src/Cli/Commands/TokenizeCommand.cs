@@ -1,10 +1,14 @@
 using System.Text.Json;
 using LlavaNative.Model.Formats.Gguf;
 using LlavaNative.Model.Tokenizers;
+using LlavaNative.Model.Tokenizers.HuggingFace;
 
 namespace LlavaNative.Cli.Commands;
 
-/// <summary><c>llava tokenize</c>: token ids of a text, as llama.cpp's tokenizer (add_special, parse_special) gives them.</summary>
+/// <summary>
+/// <c>llava tokenize</c>: token ids of a text, as llama.cpp's tokenizer (add_special, parse_special) gives them for
+/// a GGUF file, or as Hugging Face tokenizers' encode(text, add_special_tokens) does for a folder with tokenizer.json.
+/// </summary>
 public sealed class TokenizeCommand : Command
 {
     public override string Name => "tokenize";
@@ -13,6 +17,7 @@ public sealed class TokenizeCommand : Command
     [
         "llava tokenize -m model.gguf --text \"Hello world\"",
         "llava tokenize -m qwen2.gguf --text \"<|im_start|>user\\nhi<|im_end|>\" --json",
+        "llava tokenize -m ./llava-1.5-7b-hf --text \"USER: <image>\\nWhat is this? ASSISTANT:\"",
     ];
     public override IReadOnlyList<OptionSpec> Options =>
     [
@@ -27,10 +32,9 @@ public sealed class TokenizeCommand : Command
     {
         string path = args.Require("-m", "the model file");
         string text = args.Require("--text", "the text to tokenize");
-        using var file = GgufFile.Open(path);
-        if (!file.Contains("tokenizer.ggml.model"))
-            throw new GgufFormatException(path, "the file has no tokenizer (tokenizer.ggml.* keys)");
-        var tokenizer = Tokenizer.FromVocabulary(GgufVocabulary.Load(file));
+        var tokenizer = Directory.Exists(path) || Path.GetFileName(path) == HuggingFaceTokenizerFiles.TokenizerJson
+            ? HuggingFaceTokenizerFiles.LoadTokenizer(path)
+            : LoadGgufTokenizer(path);
         int[] ids = tokenizer.Encode(text, addSpecial: !args.Has("--no-bos"), parseSpecial: true);
         if (args.Has("--json"))
         {
@@ -42,5 +46,13 @@ public sealed class TokenizeCommand : Command
             Console.WriteLine(string.Join(",", ids));
         }
         return 0;
+    }
+
+    private static Tokenizer LoadGgufTokenizer(string path)
+    {
+        using var file = GgufFile.Open(path);
+        if (!file.Contains("tokenizer.ggml.model"))
+            throw new GgufFormatException(path, "the file has no tokenizer (tokenizer.ggml.* keys)");
+        return Tokenizer.FromVocabulary(GgufVocabulary.Load(file));
     }
 }

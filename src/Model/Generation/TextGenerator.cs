@@ -64,7 +64,7 @@ public sealed class TextGenerator : IDisposable
     public TextGenerator(DecoderModel model, int contextSize, Kernels.Cpu.ComputeThreadPool? pool = null)
     {
         _model = model;
-        var vocabulary = model.Vocabulary ?? throw new InvalidOperationException($"{Path.GetFileName(model.SourcePath)}: the model file has no tokenizer (tokenizer.ggml.* keys)");
+        var vocabulary = model.Vocabulary ?? throw new InvalidOperationException($"{Path.GetFileName(model.SourcePath)}: the model has no tokenizer (a GGUF file without tokenizer.ggml.* keys, or a Hugging Face folder without tokenizer.json)");
         Tokenizer = Tokenizer.FromVocabulary(vocabulary);
         State = model.CreateState(contextSize, pool: pool);
         _ownsState = true;

@@ -3,6 +3,7 @@ using LlavaNative.Model.Formats.Gguf;
 using LlavaNative.Model.Formats.HuggingFace;
 using LlavaNative.Model.Formats.Safetensors;
 using LlavaNative.Model.Tokenizers;
+using LlavaNative.Model.Tokenizers.HuggingFace;
 
 namespace LlavaNative.Model.Language;
 
@@ -64,7 +65,9 @@ public sealed unsafe class DecoderModel : IDisposable
     /// <c>text_config</c> of a llava one) and <c>model.safetensors</c> or the shards of
     /// <c>model.safetensors.index.json</c>. Weights are bound in place in the mapped files (F32, F16 or BF16,
     /// [out, in] exactly as stored) under the plain, old llava-hf or new llava-hf names, whichever the
-    /// checkpoint has. The tokenizer (tokenizer.json) is not read here: <see cref="Vocabulary"/> is null.
+    /// checkpoint has. The tokenizer comes from tokenizer.json (with tokenizer_config.json, generation_config.json and
+    /// the chat template files, <see cref="HuggingFaceTokenizerFiles"/>) when the folder has one; otherwise
+    /// <see cref="Vocabulary"/> is null.
     /// </summary>
     public static DecoderModel LoadHuggingFace(string folder)
     {
@@ -78,7 +81,11 @@ public sealed unsafe class DecoderModel : IDisposable
             var names = DecoderTensorNames.DetectHuggingFace(checkpoint);
             var weights = DecoderWeights.Bind(checkpoint, names, config,
                 requireAttentionBias: hf.Text.AttentionBias, tieLmHead: hf.TieWordEmbeddings);
-            return new DecoderModel(config, weights, null, folder, checkpoint);
+            var vocabulary = HuggingFaceTokenizerFiles.Exists(folder) ? HuggingFaceTokenizerFiles.Load(folder) : null;
+            if (vocabulary != null && vocabulary.Tokens.Length > config.VocabSize)
+                throw new HuggingFaceTokenizerException(Path.Combine(folder, HuggingFaceTokenizerFiles.TokenizerJson),
+                    $"the tokenizer has {vocabulary.Tokens.Length} tokens but the embedding only {config.VocabSize} rows");
+            return new DecoderModel(config, weights, vocabulary, folder, checkpoint);
         }
         catch
         {

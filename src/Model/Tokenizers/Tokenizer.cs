@@ -1,4 +1,5 @@
 using System.Text;
+using LlavaNative.Model.Tokenizers.HuggingFace;
 
 namespace LlavaNative.Model.Tokenizers;
 
@@ -7,7 +8,10 @@ namespace LlavaNative.Model.Tokenizers;
 /// is <c>llama_tokenize(vocab, text, add_special, parse_special)</c> and <see cref="TokenBytes"/> is
 /// <c>llama_token_to_piece(vocab, id, buf, len, lstrip: 0, special: true)</c>. Supports SentencePiece
 /// vocabularies (<c>tokenizer.ggml.model</c> "llama") and byte-level BPE ("gpt2") with the pre-tokenizers
-/// listed by <see cref="SupportedPreTokenizers"/>. Instances are immutable and thread-safe.
+/// listed by <see cref="SupportedPreTokenizers"/>. A Hugging Face tokenizer.json (<see cref="HuggingFaceTokenizerFiles"/>)
+/// gets Hugging Face tokenizers' behaviour instead: Encode is <c>encode(text, add_special_tokens)</c> (parseSpecial
+/// false reads special added tokens as text, as <c>encode_special_tokens</c>) and Decode is <c>decode(ids)</c>.
+/// Instances are immutable and thread-safe.
 /// </summary>
 public sealed class Tokenizer
 {
@@ -24,6 +28,7 @@ public sealed class Tokenizer
     private readonly SentencePieceEncoder? _sentencePiece;
     private readonly BytePairEncoder? _bytePair;
     private readonly PreTokenizer? _preTokenizer;
+    private readonly HuggingFaceTokenizer? _huggingFace;
 
     [ThreadStatic] private static EncodeScratch? t_scratch;
 
@@ -94,11 +99,33 @@ public sealed class Tokenizer
         SpecialTokenRules.ApplyStripRules(_attributes, _lookup, _specialTokens, vocabulary.PreTokenizer, vocabulary.Architecture, vocabulary.ModelName);
     }
 
+    /// <summary>A tokenizer.json pipeline: token table, specials and flags as <see cref="HuggingFaceTokenizerFiles"/> read them.</summary>
+    private Tokenizer(VocabularyData vocabulary, HuggingFaceTokenizer huggingFace)
+    {
+        _huggingFace = huggingFace;
+        int n = vocabulary.Tokens.Length;
+        VocabSize = n;
+        _texts = vocabulary.Tokens;
+        _lookup = new TokenLookup(_texts);
+        _attributes = new TokenAttributes[n];
+        for (int i = 0; i < n; i++)
+            _attributes[i] = vocabulary.TokenTypes is { } types ? SpecialTokenRules.FromTokenType(types[i]) : TokenAttributes.Normal;
+        BosId = vocabulary.BosId ?? -1;
+        EosId = vocabulary.EosId ?? -1;
+        AddBos = vocabulary.AddBos ?? false;
+        AddEos = vocabulary.AddEos ?? false;
+        _endOfGeneration = [.. vocabulary.ExtraEndOfGenerationIds];
+        if (EosId >= 0)
+            _endOfGeneration.Add(EosId);
+        _specialTokens = [];
+        (_pieceBytes, _pieceOffsets) = BuildPieces();
+    }
+
     /// <summary>Builds a tokenizer; throws <see cref="NotSupportedException"/> for unknown models or pre-tokenizers.</summary>
     public static Tokenizer FromVocabulary(VocabularyData vocabulary)
     {
         ArgumentNullException.ThrowIfNull(vocabulary);
-        return new Tokenizer(vocabulary);
+        return vocabulary.HuggingFace is { } huggingFace ? new Tokenizer(vocabulary, huggingFace) : new Tokenizer(vocabulary);
     }
 
     /// <summary>The <c>tokenizer.ggml.pre</c> names accepted for byte-level BPE vocabularies.</summary>
@@ -156,9 +183,14 @@ public sealed class Tokenizer
         return _pieceBytes.AsSpan(_pieceOffsets[id], _pieceOffsets[id + 1] - _pieceOffsets[id]);
     }
 
-    /// <summary>The text of a token sequence; bytes that do not form valid UTF-8 become U+FFFD.</summary>
+    /// <summary>
+    /// The text of a token sequence; bytes that do not form valid UTF-8 become U+FFFD. A tokenizer.json tokenizer
+    /// runs its decoder (Hugging Face's <c>decode(ids, skip_special_tokens=False)</c>).
+    /// </summary>
     public string Decode(ReadOnlySpan<int> ids)
     {
+        if (_huggingFace is not null)
+            return _huggingFace.Decode(ids, skipSpecialTokens: false);
         var bytes = new List<byte>();
         foreach (int id in ids)
             foreach (byte b in TokenBytes(id))
@@ -181,6 +213,11 @@ public sealed class Tokenizer
     public void Encode(ReadOnlySpan<char> text, List<int> output, bool addSpecial = true, bool parseSpecial = true)
     {
         ArgumentNullException.ThrowIfNull(output);
+        if (_huggingFace is not null)
+        {
+            _huggingFace.Encode(text.ToString(), output, addSpecial, specialAsText: !parseSpecial);
+            return;
+        }
         EncodeScratch scratch = t_scratch ??= new EncodeScratch();
 
         // llama.cpp sees UTF-8; a lone surrogate arrives there as U+FFFD, which is what encoding it produces
@@ -312,6 +349,11 @@ public sealed class Tokenizer
     /// <summary>llama.cpp's token_to_piece with special = true, for one token.</summary>
     private void AppendPiece(int id, List<byte> output)
     {
+        if (_huggingFace is not null)
+        {
+            output.AddRange(_huggingFace.TokenBytes(id));
+            return;
+        }
         string text = _texts[id];
         TokenAttributes attributes = _attributes[id];
         if ((attributes & (TokenAttributes.Unknown | TokenAttributes.Control | TokenAttributes.UserDefined)) != 0)

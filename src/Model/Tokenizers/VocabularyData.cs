@@ -1,13 +1,15 @@
+using LlavaNative.Model.Tokenizers.HuggingFace;
+
 namespace LlavaNative.Model.Tokenizers;
 
 /// <summary>
-/// Everything a tokenizer needs, independent of where it came from (GGUF <c>tokenizer.ggml.*</c> keys,
-/// or later tokenizer.json). Token types use llama.cpp's values: 1 normal, 2 unknown, 3 control,
-/// 4 user-defined, 5 unused, 6 byte.
+/// Everything a tokenizer needs, independent of where it came from (GGUF <c>tokenizer.ggml.*</c> keys, or a
+/// Hugging Face tokenizer.json read by <see cref="HuggingFaceTokenizerFiles"/>). Token types use llama.cpp's
+/// values: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.
 /// </summary>
 public sealed class VocabularyData
 {
-    /// <summary>"llama" (SentencePiece) or "gpt2" (byte-level BPE), as in <c>tokenizer.ggml.model</c>.</summary>
+    /// <summary>"llama" (SentencePiece) or "gpt2" (byte-level BPE), as in <c>tokenizer.ggml.model</c>; "huggingface" for a tokenizer.json.</summary>
     public required string Model { get; init; }
 
     /// <summary>Pre-tokenizer name (<c>tokenizer.ggml.pre</c>), e.g. "qwen2", "llama-bpe", "default".</summary>
@@ -44,4 +46,10 @@ public sealed class VocabularyData
 
     /// <summary>Chat template (<c>tokenizer.chat_template</c>), if the file carries one.</summary>
     public string? ChatTemplate { get; init; }
+
+    /// <summary>
+    /// A tokenizer.json pipeline (Hugging Face tokenizers' semantics instead of llama.cpp's); set by
+    /// <see cref="HuggingFaceTokenizerFiles.Load"/>, with <see cref="Model"/> "huggingface".
+    /// </summary>
+    internal HuggingFaceTokenizer? HuggingFace { get; init; }
 }
