@@ -6,6 +6,7 @@
 #   - Hugging Face tokenizers for tokenizer.json: `tokenizers` (npm 0.23.2: the Rust library that Python's
 #     `tokenizers` runs, native binaries for every platform inside the package, no platform sub-package)
 #     and `@huggingface/tokenizers` (0.2.0, the pure JavaScript implementation)
+#   - @huggingface/jinja@0.5.11 (npm): the Jinja that Hugging Face renders chat templates with in JavaScript
 # into ${LLAVANATIVE_REFERENCE_DIR:-$HOME/.cache/llavanative/reference}. Idempotent; safe to re-run: each part
 # is skipped once its stamp file exists.
 set -euo pipefail
@@ -13,6 +14,7 @@ ref="${LLAVANATIVE_REFERENCE_DIR:-$HOME/.cache/llavanative/reference}"
 version=3.22.1
 hf_tokenizers_version=0.23.2
 hf_tokenizers_js_version=0.2.0
+jinja_version=0.5.11
 command -v npm >/dev/null || { echo "install-reference: npm is required (apt-get install nodejs npm)" >&2; exit 1; }
 mkdir -p "$ref"
 cd "$ref"
@@ -44,4 +46,14 @@ else
   node -e "require('$ref/node_modules/@huggingface/tokenizers').Tokenizer" >/dev/null
   touch "$hf_stamp"
   echo "Hugging Face tokenizers reference installed in $ref"
+fi
+
+jinja_stamp="$ref/.installed-hf-jinja-$jinja_version"
+if [ -f "$jinja_stamp" ]; then
+  echo "Hugging Face jinja reference already installed in $ref"
+else
+  npm_install "@huggingface/jinja@$jinja_version"
+  test -f "$ref/node_modules/@huggingface/jinja/package.json"
+  touch "$jinja_stamp"
+  echo "Hugging Face jinja reference installed in $ref"
 fi

@@ -13,18 +13,33 @@ namespace LlavaNative.Benchmarks;
 /// ffn_down [896 × 4864]. The weights cycle through enough copies (≈ 160 MB) that every call streams from
 /// DRAM as in real decoding; the reported bytes/op give GB/s.
 /// dotnet run -c Release --project benchmarks/LlavaNative.Benchmarks -- --filter '*MatVec*' --job short
+/// Narrow the grid with LLAVA_BENCH_TYPES=Q4_0,Q8_0 LLAVA_BENCH_SHAPES=896x4864 LLAVA_BENCH_THREADS=1.
+/// A shape whose column count is not a whole number of the type's blocks (896 for K-quants) is run transposed.
 /// </summary>
 [MemoryDiagnoser]
 public unsafe class MatVecBenchmarks
 {
-    [Params(TensorType.Q4_0, TensorType.Q8_0, TensorType.Q4_K, TensorType.Q6_K, TensorType.Q5_0, TensorType.F16)]
+    [ParamsSource(nameof(TypeValues))]
     public TensorType Type { get; set; }
 
-    [Params("4864x896", "896x4864")]
-    public string Shape { get; set; } = "4864x896";
+    [ParamsSource(nameof(ShapeValues))]
+    public string Shape { get; set; } = "896x4864";
 
-    [Params(1, 2)]
+    [ParamsSource(nameof(ThreadValues))]
     public int Threads { get; set; }
+
+    public static IEnumerable<TensorType> TypeValues => FromEnvironment("LLAVA_BENCH_TYPES",
+        [TensorType.Q4_0, TensorType.Q8_0, TensorType.Q4_K, TensorType.Q6_K, TensorType.Q5_0, TensorType.F16], s => Enum.Parse<TensorType>(s, true));
+
+    public static IEnumerable<string> ShapeValues => FromEnvironment("LLAVA_BENCH_SHAPES", ["4864x896", "896x4864"], s => s);
+
+    public static IEnumerable<int> ThreadValues => FromEnvironment("LLAVA_BENCH_THREADS", [1, 2], int.Parse);
+
+    private static IEnumerable<T> FromEnvironment<T>(string variable, T[] defaults, Func<string, T> parse)
+    {
+        string? value = Environment.GetEnvironmentVariable(variable);
+        return string.IsNullOrWhiteSpace(value) ? defaults : value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(parse).ToArray();
+    }
 
     private WeightSet _weights = null!;
     private ComputeThreadPool _pool = null!;
@@ -36,7 +51,9 @@ public unsafe class MatVecBenchmarks
     public void Setup()
     {
         var parts = Shape.Split('x');
-        _weights = new WeightSet(Type, int.Parse(parts[0]), int.Parse(parts[1]), 160L << 20, new Random(1));
+        int rows = int.Parse(parts[0]), cols = int.Parse(parts[1]);
+        if (cols % TensorTypeInfo.BlockElements(Type) != 0) (rows, cols) = (cols, rows); // K-quants need cols % 256 == 0
+        _weights = new WeightSet(Type, rows, cols, 160L << 20, new Random(1));
         _pool = new ComputeThreadPool(Threads);
         _x = (float*)NativeMemory.AlignedAlloc((nuint)_weights.Cols * 4, 64);
         _y = (float*)NativeMemory.AlignedAlloc((nuint)_weights.Rows * 4, 64);
@@ -44,6 +61,9 @@ public unsafe class MatVecBenchmarks
         float[] x = QuantTestData.RandomActivations(_weights.Cols, new Random(2));
         for (int i = 0; i < x.Length; i++) _x[i] = x[i];
     }
+
+    /// <summary>Weight bytes streamed per call (for GB/s: this ÷ the mean time).</summary>
+    public long WeightBytes => _weights.MatrixBytes;
 
     [Benchmark]
     public void MatVec()

@@ -1,3 +1,5 @@
+using LlavaNative.Kernels.Cpu;
+using LlavaNative.Kernels.Cpu.Ops;
 using LlavaNative.Kernels.Cpu.Quant;
 using LlavaNative.Kernels.Tensors;
 using LlavaNative.TestSupport;
@@ -20,6 +22,9 @@ internal static unsafe class KernelAgreement
             failures += CheckActivation(log, dot, rng);
         foreach (var type in QuantRegistry.WeightTypes)
             failures += CheckWeightType(log, type, rng);
+        using var pool = new ComputeThreadPool(2);
+        foreach (var type in QuantRegistry.WeightTypes)
+            failures += CheckMatMul(log, pool, type, rng);
         return failures;
     }
 
@@ -127,6 +132,53 @@ internal static unsafe class KernelAgreement
             }
         }
         log.WriteLine($"{(failures == 0 ? "ok  " : "FAIL")} {type}: dequantize identical, vec_dot worst error {worst:G3} of Σ|wx|");
+        return failures;
+    }
+
+    /// <summary>MatMul with the dispatched kernels (prefill tiles included) against MatMul with the scalar table.</summary>
+    private static int CheckMatMul(TextWriter log, ComputeThreadPool pool, TensorType type, Random rng)
+    {
+        var best = QuantRegistry.Kernels(type);
+        var scalar = QuantRegistry.ScalarKernels(type);
+        // Float types: more than one 1024-column F16 panel and a tail that is not a multiple of 16.
+        int cols = TensorTypeInfo.BlockElements(type) switch { 256 => 768, 32 => 352, _ => 1100 };
+        const int rows = 37;
+        int failures = 0;
+        double worst = 0;
+        long rowBytes = TensorTypeInfo.RowBytes(type, cols);
+        var w = new byte[rowBytes * rows];
+        for (int r = 0; r < rows; r++) QuantTestData.RandomRow(type, cols, rng).CopyTo(w, r * rowBytes);
+        var wf = new float[rows * cols];
+        foreach (int tokens in new[] { 1, 3, 6, 9 })
+        {
+            float[] x = QuantTestData.RandomActivations(cols * tokens, rng);
+            var y1 = new float[rows * tokens];
+            var y2 = new float[rows * tokens];
+            var scratch = new byte[Math.Max(64, MatMul.ScratchBytes(type, cols, tokens))];
+            fixed (byte* pw = w, ps = scratch)
+            fixed (float* px = x, p1 = y1, p2 = y2, pwf = wf)
+            {
+                var matrix = new WeightMatrix(pw, type, rows, cols);
+                MatMul.Compute(pool, matrix, best, px, tokens, p1, ps);
+                MatMul.Compute(pool, matrix, scalar, px, tokens, p2, ps);
+                if (type == TensorType.F32) Buffer.MemoryCopy(pw, pwf, rows * cols * 4L, rows * cols * 4L);
+                else for (int r = 0; r < rows; r++) scalar.Dequantize(pw + r * rowBytes, pwf + r * cols, cols);
+                for (int t = 0; t < tokens; t++)
+                    for (int r = 0; r < rows; r++)
+                    {
+                        double magnitude = 0;
+                        for (int i = 0; i < cols; i++) magnitude += Math.Abs((double)pwf[r * cols + i] * px[t * cols + i]);
+                        double error = Math.Abs(p1[t * rows + r] - p2[t * rows + r]) / (magnitude + 1e-30);
+                        worst = Math.Max(worst, error);
+                        if (!(error <= 2e-6))
+                        {
+                            log.WriteLine($"FAIL {type} mat-mul {tokens} tokens, y[{t},{r}] = {p1[t * rows + r]:R} vs scalar {p2[t * rows + r]:R}");
+                            failures++;
+                        }
+                    }
+            }
+        }
+        log.WriteLine($"{(failures == 0 ? "ok  " : "FAIL")} {type} mat-mul{(best.MatMulTile != null ? " (prefill tile)" : "")}: worst error {worst:G3} of Σ|wx|");
         return failures;
     }
 }

@@ -60,7 +60,10 @@ public sealed class DecodedImage
 {
     public required string Format { get; init; }
     public required IReadOnlyList<Image> Frames { get; init; }
-    /// <summary>EXIF orientation tag (1–8) found in the file, 1 when absent; the frames are already rotated upright.</summary>
+    /// <summary>
+    /// EXIF orientation tag (1–8) found in the file, 1 when absent; the frames are already rotated upright unless
+    /// <see cref="ImageDecodeOptions.ApplyExifOrientation"/> was false.
+    /// </summary>
     public int Orientation { get; init; } = 1;
     public Image First => Frames[0];
 }
@@ -72,6 +75,17 @@ public sealed record ImageDecodeOptions
     public long MaxPixels { get; init; } = 100_000_000;
     /// <summary>Largest accepted frame count for animations (default 1000).</summary>
     public int MaxFrames { get; init; } = 1000;
+    /// <summary>
+    /// Largest accepted sum of width × height over all decoded frames of an animation (default 400 megapixels,
+    /// 1.6 GB as RGBA): every GIF frame is a full-canvas image, so a few kilobytes of tiny frames on a large canvas
+    /// would otherwise expand to <see cref="MaxFrames"/> × <see cref="MaxPixels"/> pixels.
+    /// </summary>
+    public long MaxTotalPixels { get; init; } = 400_000_000;
+    /// <summary>
+    /// Turn images upright by their EXIF Orientation tag (default true, as browsers and phones show photos). Pillow,
+    /// and so HF preprocessing, ignores the tag: set false to get the stored pixel layout HF would see.
+    /// </summary>
+    public bool ApplyExifOrientation { get; init; } = true;
     public static ImageDecodeOptions Default { get; } = new();
 }
 

@@ -23,6 +23,11 @@ public static class ImageDecoder
         var format = Sniff(data);
         return format switch
         {
+            "PNG" => PngDecoder.Decode(data, source, options),
+            "JPEG" => Jpeg.JpegDecoder.Decode(data, source, options),
+            "GIF" => GifDecoder.Decode(data, source, options),
+            "BMP" => BmpDecoder.Decode(data, source, options),
+            "PNM" => PnmDecoder.Decode(data, source, options),
             _ => throw new ImageFormatException(source, data.Length == 0
                 ? "the file is empty"
                 : $"unrecognised image format (first bytes {Convert.ToHexString(data.AsSpan(0, Math.Min(8, data.Length)))}); supported: PNG, JPEG, GIF, BMP, PPM/PGM"),

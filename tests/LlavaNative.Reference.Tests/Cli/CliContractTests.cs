@@ -108,3 +108,66 @@ public sealed class CliContractTests
         Assert.Contains("--bogus", err);
     }
 }
+
+/// <summary>`llava encode-image` and `llava image-info` as child processes: shapes, the preprocessed tensor, errors.</summary>
+public sealed class CliImageContractTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("llava-cli-image-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    private string WritePpm(int width, int height)
+    {
+        var r = new Random(5);
+        var header = System.Text.Encoding.ASCII.GetBytes($"P6\n{width} {height}\n255\n");
+        var body = new byte[width * height * 3];
+        r.NextBytes(body);
+        string path = Path.Combine(_dir, "image.ppm");
+        File.WriteAllBytes(path, header.Concat(body).ToArray());
+        return path;
+    }
+
+    [Fact]
+    public void EncodeImageWritesEmbeddingsAndPixelsOfTheDocumentedShapes()
+    {
+        var model = LlavaNative.TestSupport.Vision.RandomVisionModel.Create(LlavaNative.TestSupport.Vision.RandomVisionSpec.TinyClip);
+        string mmproj = Path.Combine(_dir, "mmproj.gguf");
+        model.WriteGguf(mmproj, LlavaNative.TestSupport.Vision.MmprojLayout.Legacy);
+        string image = WritePpm(90, 70);
+        string feats = Path.Combine(_dir, "feats.npy"), pixels = Path.Combine(_dir, "pixels.npy");
+        var (exit, _, err) = CliContractTests.RunCli("encode-image", "--mmproj", mmproj, "--image", image, "--out", feats,
+            "--pixels-out", pixels, "--image-mode", "crop", "-t", "2");
+        Assert.True(exit == 0, err);
+
+        using var encoder = LlavaNative.Model.Vision.ImageEncoder.LoadGguf(mmproj);
+        var (f, fShape) = NpyFile.ReadFloat32(feats);
+        Assert.Equal([encoder.ImageTokenCount, encoder.EmbeddingLength], fShape);
+        Assert.All(f, v => Assert.True(float.IsFinite(v)));
+        int size = encoder.VisionConfig.ImageSize;
+        var (p, pShape) = NpyFile.ReadFloat32(pixels);
+        Assert.Equal([3, size, size], pShape);
+        // The CLI's pixels are exactly the documented preprocessing (itself bit-exact with Pillow, see PreprocessingAgreementTests).
+        var expected = LlavaNative.Model.Imaging.ImagePreprocessor.Process(
+            LlavaNative.Model.Imaging.ImageDecoder.Decode(image).First,
+            LlavaNative.Model.Imaging.ImagePreprocessorConfig.Clip(size));
+        Assert.Equal(expected, p);
+    }
+
+    [Fact]
+    public void ImageInfoPrintsWhatTheEngineSeesAndFailsCleanlyOnBrokenFiles()
+    {
+        string image = WritePpm(31, 17);
+        string npy = Path.Combine(_dir, "rgb.npy");
+        var (exit, stdout, err) = CliContractTests.RunCli("image-info", "--image", image);
+        Assert.True(exit == 0, err);
+        Assert.Contains("31x17", stdout);
+        Assert.Contains("PNM", stdout);
+
+        string broken = Path.Combine(_dir, "broken.png");
+        File.WriteAllBytes(broken, [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13]);
+        (exit, _, err) = CliContractTests.RunCli("image-info", "--image", broken);
+        Assert.Equal(1, exit);
+        Assert.Contains("broken.png", err);
+        Assert.DoesNotContain("   at ", err);
+    }
+}

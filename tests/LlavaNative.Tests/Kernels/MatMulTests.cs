@@ -27,7 +27,8 @@ public unsafe class MatMulTests
     {
         using var pool = new ComputeThreadPool(2);
         var rng = new Random(77 + (int)type);
-        int cols = TensorTypeInfo.BlockElements(type) == 256 ? 768 : 352;
+        // Float types: more than one 1024-column F16 panel and a tail that is not a multiple of 16.
+        int cols = TensorTypeInfo.BlockElements(type) switch { 256 => 768, 32 => 352, _ => 1100 };
         foreach (int rows in new[] { 1, 37, 70 })
             foreach (int tokens in new[] { 1, 2, 5, 13 })
                 Check(pool, type, rows, cols, tokens, rng);
@@ -71,6 +72,42 @@ public unsafe class MatMulTests
                     Assert.True(Math.Abs(got - reference) / scale <= 2e-6, $"{type} {rows}x{cols}, {tokens} tokens: y[{t},{r}] = {got:R}, ggml vec_dot {reference:R}");
                     Assert.True(Math.Abs(got - exact) / scale <= 2e-6, $"{type} {rows}x{cols}, {tokens} tokens: y[{t},{r}] = {got:R}, exact {exact:R}");
                 }
+            }
+        }
+    }
+}
+
+/// <summary>Decode allocates nothing: a mat-vec (and a small prefill) through every kernel table leaves the GC heap untouched.</summary>
+public unsafe class MatMulAllocationTests
+{
+    [Fact]
+    public void MatMulAllocatesNothingAfterWarmUp()
+    {
+        using var pool = new ComputeThreadPool(2);
+        var rng = new Random(5);
+        foreach (var type in QuantRegistry.WeightTypes)
+        {
+            int cols = TensorTypeInfo.BlockElements(type) == 256 ? 512 : 256;
+            const int rows = 64, tokens = 5;
+            long rowBytes = TensorTypeInfo.RowBytes(type, cols);
+            var weights = new byte[rowBytes * rows];
+            for (int r = 0; r < rows; r++) QuantTestData.RandomRow(type, cols, rng).CopyTo(weights, r * rowBytes);
+            float[] x = QuantTestData.RandomActivations(cols * tokens, rng);
+            var y = new float[rows * tokens];
+            var scratch = new byte[Math.Max(64, MatMul.ScratchBytes(type, cols, tokens))];
+            fixed (byte* pw = weights, ps = scratch)
+            fixed (float* px = x, py = y)
+            {
+                var w = new WeightMatrix(pw, type, rows, cols);
+                MatMul.Compute(pool, w, px, 1, py, ps);      // warm-up: JIT, static tables
+                MatMul.Compute(pool, w, px, tokens, py, ps);
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                for (int i = 0; i < 3; i++)
+                {
+                    MatMul.Compute(pool, w, px, 1, py, ps);
+                    MatMul.Compute(pool, w, px, tokens, py, ps);
+                }
+                Assert.True(GC.GetAllocatedBytesForCurrentThread() == before, $"{type}: MatMul allocated {GC.GetAllocatedBytesForCurrentThread() - before} bytes");
             }
         }
     }

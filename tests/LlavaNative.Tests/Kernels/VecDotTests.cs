@@ -130,3 +130,34 @@ public unsafe class VecDotTests(ITestOutputHelper output)
         }
     }
 }
+
+/// <summary>F16 rows with ±inf/NaN halves leave the fast conversion path and give ggml's non-finite result.</summary>
+public unsafe class F16NonFiniteTests
+{
+    [Theory]
+    [InlineData((ushort)0x7C00)] // +inf
+    [InlineData((ushort)0xFC00)] // −inf
+    [InlineData((ushort)0x7E00)] // NaN
+    public void NonFiniteWeightsPropagateLikeGgml(ushort special)
+    {
+        var rng = new Random(special);
+        const int n = 896;
+        byte[] w = QuantTestData.RandomRow(TensorType.F16, n, rng, realistic: true);
+        w[2 * 100] = (byte)special; w[2 * 100 + 1] = (byte)(special >> 8);
+        float[] xf = QuantTestData.RandomActivations(n, rng);
+        var best = QuantRegistry.Kernels(TensorType.F16);
+        var halves = new byte[n * 2];
+        var expanded = new byte[QuantRegistry.ActivationRowBytes(best, n)];
+        fixed (byte* pw = w, ph = halves, pe = expanded)
+        fixed (float* px = xf)
+        {
+            QuantRegistry.Activation(TensorType.F16).QuantizeRow(px, ph, n);
+            QuantRegistry.ActivationQuantizerFor(best).QuantizeRow(px, pe, n);
+            float reference = GgmlReference.VecDot("f16", "f16", n, pw, ph);
+            float ours = best.VecDot(n, pw, pe);
+            Assert.False(float.IsFinite(reference));
+            Assert.Equal(float.IsNaN(reference), float.IsNaN(ours));
+            if (!float.IsNaN(reference)) Assert.Equal(reference, ours);
+        }
+    }
+}

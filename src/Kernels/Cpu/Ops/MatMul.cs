@@ -8,8 +8,10 @@ namespace LlavaNative.Kernels.Cpu.Ops;
 /// As in ggml, each activation row is converted once into the weight type's dot encoding
 /// (Q8_0, Q8_1, Q8_K, F16, BF16 or F32), so the inner products run on integers where the weights are
 /// quantized. Output rows are split across the pool in chunks of 16 (one cache line of floats).
-/// nTokens = 1 is the decode mat-vec; nTokens &gt; 1 is prompt processing, where each weight row is
-/// loaded once and dotted with every token while it is hot in L1.
+/// nTokens = 1 is the decode mat-vec (one <see cref="QuantKernels.VecDot"/> per row). nTokens &gt; 1 is prompt
+/// processing: where the kernel table has a <see cref="QuantKernels.MatMulTile"/>, panels of TileRows weight
+/// rows are multiplied with groups of TileTokens tokens, each operand unpacked once per tile; otherwise each
+/// weight row is dotted with every token while it is hot in L1.
 /// </summary>
 public static unsafe class MatMul
 {

@@ -8,7 +8,9 @@ namespace LlavaNative.Kernels.Cpu.Quant;
 /// <summary>
 /// F16 weights · F16 activations (ggml rounds activations to F16 for F16 weights: <c>ggml_vec_dot_f16</c>).
 /// Both sides are expanded exactly to float and multiplied-added in float; ggml sums its vector lanes
-/// into a double at the end, the scalar reference here sums products in double.
+/// into a double at the end, the scalar reference here sums products in double. The SIMD kernels take the
+/// F16-rounded activations already expanded to F32 (<see cref="QuantKernels.ActivationsAsRoundedF32"/>):
+/// the same values, converted once per row instead of once per dot product.
 /// </summary>
 internal static unsafe class F16Kernels
 {
@@ -17,6 +19,8 @@ internal static unsafe class F16Kernels
         Type = TensorType.F16, DotType = TensorType.F16, Dequantize = &Dequantize,
         ActivationsAsRoundedF32 = QuantSimd.UseAvx2,
         VecDot = QuantSimd.UseAvx512 ? &VecDotAvx512 : QuantSimd.UseAvx2 ? &VecDotAvx2 : &VecDotScalar,
+        MatMulTile = QuantSimd.UseAvx512 ? &TileAvx512 : QuantSimd.UseAvx2 ? &TileAvx2 : null,
+        TileRows = QuantSimd.UseAvx512 ? 4 : 2, TileTokens = int.MaxValue,
     };
 
     public static QuantKernels ScalarTable => new()
@@ -116,6 +120,119 @@ internal static unsafe class F16Kernels
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Widen8(ushort* p) => Fp16.ToFloat8Lanes(Avx2.ConvertToVector256Int32(Vector128.Load(p)).AsUInt32());
+
+    /// <summary>AVX2 form of <see cref="TileAvx512"/>: 2 rows (16 vector registers), 8 floats per FMA.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void TileAvx2(int n, byte* w, long wStride, byte* x, long xStride, float* y, long yStride, int rows, int tokens)
+    {
+        const int PanelColumns = 1024;
+        float* panel = stackalloc float[2 * PanelColumns];
+        float* p0 = panel, p1 = panel + PanelColumns;
+        float* sums = stackalloc float[8];
+        for (int k0 = 0; k0 < n; k0 += PanelColumns)
+        {
+            int kc = Math.Min(PanelColumns, n - k0);
+            for (int r = 0; r < 2; r++)
+                Fp16.ToFloatRow((ushort*)(w + Math.Min(r, rows - 1) * wStride) + k0, panel + r * PanelColumns, kc);
+            for (int t = 0; t < tokens; t += 4)
+            {
+                int count = Math.Min(4, tokens - t);
+                float* x0 = (float*)(x + t * xStride) + k0;
+                float* x1 = (float*)(x + (t + Math.Min(1, count - 1)) * xStride) + k0;
+                float* x2 = (float*)(x + (t + Math.Min(2, count - 1)) * xStride) + k0;
+                float* x3 = (float*)(x + (t + Math.Min(3, count - 1)) * xStride) + k0;
+                Vector256<float> a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default;
+                int i = 0;
+                for (; i + 8 <= kc; i += 8)
+                {
+                    Vector256<float> f0 = Vector256.Load(p0 + i), f1 = Vector256.Load(p1 + i);
+                    Vector256<float> v = Vector256.Load(x0 + i);
+                    a00 = Fma.MultiplyAdd(f0, v, a00); a10 = Fma.MultiplyAdd(f1, v, a10);
+                    v = Vector256.Load(x1 + i);
+                    a01 = Fma.MultiplyAdd(f0, v, a01); a11 = Fma.MultiplyAdd(f1, v, a11);
+                    v = Vector256.Load(x2 + i);
+                    a02 = Fma.MultiplyAdd(f0, v, a02); a12 = Fma.MultiplyAdd(f1, v, a12);
+                    v = Vector256.Load(x3 + i);
+                    a03 = Fma.MultiplyAdd(f0, v, a03); a13 = Fma.MultiplyAdd(f1, v, a13);
+                }
+                sums[0] = QuantSimd.HorizontalSum(a00); sums[1] = QuantSimd.HorizontalSum(a01); sums[2] = QuantSimd.HorizontalSum(a02); sums[3] = QuantSimd.HorizontalSum(a03);
+                sums[4] = QuantSimd.HorizontalSum(a10); sums[5] = QuantSimd.HorizontalSum(a11); sums[6] = QuantSimd.HorizontalSum(a12); sums[7] = QuantSimd.HorizontalSum(a13);
+                for (int r = 0; r < rows; r++)
+                    for (int c = 0; c < count; c++)
+                    {
+                        float* xt = (float*)(x + (t + c) * xStride) + k0;
+                        double sum = sums[r * 4 + c];
+                        for (int k = i; k < kc; k++) sum += panel[r * PanelColumns + k] * xt[k];
+                        float* target = y + (t + c) * yStride + r;
+                        *target = k0 == 0 ? (float)sum : *target + (float)sum;
+                    }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Prefill tile: 4 weight rows × every token. The rows are expanded to F32 once per 1024-column panel
+    /// (exactly, into a 16 KB stack buffer that stays in L1), then each group of 4 tokens runs a pure FMA
+    /// loop over the panel — the half→float work is paid once per row instead of once per (row, token).
+    /// Declared with <see cref="QuantKernels.TileTokens"/> = int.MaxValue so MatMul hands it all tokens.
+    /// Rows beyond the call's count repeat the last one and are not stored.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void TileAvx512(int n, byte* w, long wStride, byte* x, long xStride, float* y, long yStride, int rows, int tokens)
+    {
+        const int PanelColumns = 1024;
+        float* panel = stackalloc float[4 * PanelColumns];
+        float* p0 = panel, p1 = panel + PanelColumns, p2 = panel + 2 * PanelColumns, p3 = panel + 3 * PanelColumns;
+        float* sums = stackalloc float[16];
+        for (int k0 = 0; k0 < n; k0 += PanelColumns)
+        {
+            int kc = Math.Min(PanelColumns, n - k0);
+            for (int r = 0; r < 4; r++)
+                Fp16.ToFloatRow((ushort*)(w + Math.Min(r, rows - 1) * wStride) + k0, panel + r * PanelColumns, kc);
+            for (int t = 0; t < tokens; t += 4)
+            {
+                int count = Math.Min(4, tokens - t);
+                float* x0 = (float*)(x + t * xStride) + k0;
+                float* x1 = (float*)(x + (t + Math.Min(1, count - 1)) * xStride) + k0;
+                float* x2 = (float*)(x + (t + Math.Min(2, count - 1)) * xStride) + k0;
+                float* x3 = (float*)(x + (t + Math.Min(3, count - 1)) * xStride) + k0;
+                Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
+                Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
+                Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
+                Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
+                int i = 0;
+                for (; i + 16 <= kc; i += 16)
+                {
+                    Vector512<float> f0 = Vector512.Load(p0 + i), f1 = Vector512.Load(p1 + i), f2 = Vector512.Load(p2 + i), f3 = Vector512.Load(p3 + i);
+                    Vector512<float> v = Vector512.Load(x0 + i);
+                    a00 = Avx512F.FusedMultiplyAdd(f0, v, a00); a10 = Avx512F.FusedMultiplyAdd(f1, v, a10);
+                    a20 = Avx512F.FusedMultiplyAdd(f2, v, a20); a30 = Avx512F.FusedMultiplyAdd(f3, v, a30);
+                    v = Vector512.Load(x1 + i);
+                    a01 = Avx512F.FusedMultiplyAdd(f0, v, a01); a11 = Avx512F.FusedMultiplyAdd(f1, v, a11);
+                    a21 = Avx512F.FusedMultiplyAdd(f2, v, a21); a31 = Avx512F.FusedMultiplyAdd(f3, v, a31);
+                    v = Vector512.Load(x2 + i);
+                    a02 = Avx512F.FusedMultiplyAdd(f0, v, a02); a12 = Avx512F.FusedMultiplyAdd(f1, v, a12);
+                    a22 = Avx512F.FusedMultiplyAdd(f2, v, a22); a32 = Avx512F.FusedMultiplyAdd(f3, v, a32);
+                    v = Vector512.Load(x3 + i);
+                    a03 = Avx512F.FusedMultiplyAdd(f0, v, a03); a13 = Avx512F.FusedMultiplyAdd(f1, v, a13);
+                    a23 = Avx512F.FusedMultiplyAdd(f2, v, a23); a33 = Avx512F.FusedMultiplyAdd(f3, v, a33);
+                }
+                sums[0] = QuantSimd.HorizontalSum(a00); sums[1] = QuantSimd.HorizontalSum(a01); sums[2] = QuantSimd.HorizontalSum(a02); sums[3] = QuantSimd.HorizontalSum(a03);
+                sums[4] = QuantSimd.HorizontalSum(a10); sums[5] = QuantSimd.HorizontalSum(a11); sums[6] = QuantSimd.HorizontalSum(a12); sums[7] = QuantSimd.HorizontalSum(a13);
+                sums[8] = QuantSimd.HorizontalSum(a20); sums[9] = QuantSimd.HorizontalSum(a21); sums[10] = QuantSimd.HorizontalSum(a22); sums[11] = QuantSimd.HorizontalSum(a23);
+                sums[12] = QuantSimd.HorizontalSum(a30); sums[13] = QuantSimd.HorizontalSum(a31); sums[14] = QuantSimd.HorizontalSum(a32); sums[15] = QuantSimd.HorizontalSum(a33);
+                for (int r = 0; r < rows; r++)
+                    for (int c = 0; c < count; c++)
+                    {
+                        float* xt = (float*)(x + (t + c) * xStride) + k0;
+                        double sum = sums[r * 4 + c];
+                        for (int k = i; k < kc; k++) sum += panel[r * PanelColumns + k] * xt[k];
+                        float* target = y + (t + c) * yStride + r;
+                        *target = k0 == 0 ? (float)sum : *target + (float)sum;
+                    }
+            }
+        }
+    }
 }
 
 /// <summary>BF16 weights · BF16 activations (<c>ggml_vec_dot_bf16</c>): bf16 → float is a 16-bit shift.</summary>

@@ -22,6 +22,9 @@ internal static unsafe class IQ4_NLKernels
     {
         Type = TensorType.IQ4_NL, DotType = TensorType.Q8_0, Dequantize = &Dequantize,
         VecDot = QuantSimd.UseAvx2 ? &VecDotAvx2 : &VecDotScalar,
+        MatMulTile = QuantSimd.UseAvx512 ? &LegacyTileKernels.TileSignedAvx512<LegacyTileKernels.IQ4_NLBlocks>
+                   : QuantSimd.UseAvx2 ? &LegacyTileKernels.TileSignedAvx2<LegacyTileKernels.IQ4_NLBlocks> : null,
+        TileRows = QuantSimd.UseAvx512 ? 4 : 2, TileTokens = 4,
     };
 
     public static QuantKernels ScalarTable => new()

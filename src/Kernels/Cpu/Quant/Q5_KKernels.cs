@@ -18,7 +18,8 @@ internal static unsafe class Q5_KKernels
     public static QuantKernels Table => new()
     {
         Type = TensorType.Q5_K, DotType = TensorType.Q8_K, Dequantize = &Dequantize,
-        VecDot = QuantSimd.UseAvx2 ? &VecDotAvx2 : &VecDotScalar,
+        VecDot = QuantSimd.UseAvx512 ? &VecDotAvx512 : QuantSimd.UseAvx2 ? &VecDotAvx2 : &VecDotScalar,
+        MatMulTile = QuantSimd.UseAvx512 ? &KQuantTileKernels.TileQ5_KAvx512 : null, TileRows = 2, TileTokens = 4,
     };
 
     public static QuantKernels ScalarTable => new()
@@ -109,6 +110,39 @@ internal static unsafe class Q5_KKernels
             int msum = Q4_KKernels.MinCorrection(mins, bsums);
             acc = Fma.MultiplyAdd(Vector256.Create(dx * f16[*(ushort*)w]), Avx.ConvertToVector256Single(sumi), acc);
             accMin += dx * f16[*(ushort*)(w + 2)] * msum;
+        }
+        return QuantSimd.HorizontalSum(acc) - accMin;
+    }
+
+    /// <summary>128 elements per step, as <see cref="Q4_KKernels.VecDotAvx512"/> plus the fifth bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static float VecDotAvx512(int n, byte* w, byte* x)
+    {
+        float* f16 = Fp16.Table;
+        Vector512<float> acc = Vector512<float>.Zero;
+        float accMin = 0;
+        Vector512<byte> m4 = Vector512.Create((byte)0x0F);
+        for (int b = 0; b < n / 256; b++, w += BlockBytes, x += XBytes)
+        {
+            KQuantScales.UnpackQ4K(w + 4, out ulong scales, out ulong mins);
+            float dx = *(float*)x;
+            byte* q = w + 48;
+            sbyte* y = (sbyte*)(x + 4);
+            Vector512<int> sumi = Vector512<int>.Zero;
+            for (int half = 0; half < 2; half++, q += 64, y += 128)
+            {
+                Vector512<byte> bits = Vector512.Load(q);
+                Vector512<byte> lo = (bits & m4) | KQuantTileKernels.FifthBits(w + 16, 4 * half, 4 * half + 2);
+                Vector512<byte> hi = ((bits.AsUInt16() >> 4).AsByte() & m4) | KQuantTileKernels.FifthBits(w + 16, 4 * half + 1, 4 * half + 3);
+                Vector512<short> pl = Avx512BW.MultiplyAddAdjacent(lo, QuantSimd.Load2x32(y, y + 64));
+                Vector512<short> ph = Avx512BW.MultiplyAddAdjacent(hi, QuantSimd.Load2x32(y + 32, y + 96));
+                int s = 4 * half;
+                Vector512<short> scaleLow = QuantSimd.Combine(Vector256.Create((short)(byte)(scales >> (8 * s))), Vector256.Create((short)(byte)(scales >> (8 * s + 16))));
+                Vector512<short> scaleHigh = QuantSimd.Combine(Vector256.Create((short)(byte)(scales >> (8 * s + 8))), Vector256.Create((short)(byte)(scales >> (8 * s + 24))));
+                sumi += Avx512BW.MultiplyAddAdjacent(pl, scaleLow) + Avx512BW.MultiplyAddAdjacent(ph, scaleHigh);
+            }
+            acc = Avx512F.FusedMultiplyAdd(Vector512.Create(dx * f16[*(ushort*)w]), Avx512F.ConvertToVector512Single(sumi), acc);
+            accMin += dx * f16[*(ushort*)(w + 2)] * Q4_KKernels.MinCorrection(mins, (short*)(x + 260));
         }
         return QuantSimd.HorizontalSum(acc) - accMin;
     }

@@ -20,6 +20,7 @@ internal static unsafe class Q6_KKernels
     {
         Type = TensorType.Q6_K, DotType = TensorType.Q8_K, Dequantize = &Dequantize,
         VecDot = QuantSimd.UseAvx512 ? &VecDotAvx512 : QuantSimd.UseAvx2 ? &VecDotAvx2 : &VecDotScalar,
+        MatMulTile = QuantSimd.UseAvx512 ? &KQuantTileKernels.TileQ6_KAvx512 : null, TileRows = 2, TileTokens = 4,
     };
 
     public static QuantKernels ScalarTable => new()

@@ -18,7 +18,8 @@ internal static unsafe class Q8_0Kernels
     {
         Type = TensorType.Q8_0, DotType = TensorType.Q8_0, Dequantize = &Dequantize,
         VecDot = QuantSimd.UseAvx512 ? &VecDotAvx512 : QuantSimd.UseAvx2 ? &VecDotAvx2 : &VecDotScalar,
-        MatMulTile = QuantSimd.UseAvx512 ? &LegacyTileKernels.TileQ8_0Avx512 : null, TileRows = 4, TileTokens = 4,
+        MatMulTile = QuantSimd.UseAvx512 ? &LegacyTileKernels.TileSignedAvx512<LegacyTileKernels.Q8_0Blocks> : QuantSimd.UseAvx2 ? &LegacyTileKernels.TileSignedAvx2<LegacyTileKernels.Q8_0Blocks> : null,
+        TileRows = QuantSimd.UseAvx512 ? 4 : 2, TileTokens = 4,
     };
 
     public static QuantKernels ScalarTable => new()

@@ -44,7 +44,7 @@ public readonly unsafe struct QuantKernels
     /// <summary>Rows per <see cref="MatMulTile"/> call (at most).</summary>
     public int TileRows { get; init; }
 
-    /// <summary>Tokens per <see cref="MatMulTile"/> call (at most).</summary>
+    /// <summary>Tokens per <see cref="MatMulTile"/> call (at most); int.MaxValue hands the kernel all tokens at once (it packs its rows first).</summary>
     public int TileTokens { get; init; }
 }
 

@@ -16,7 +16,7 @@ public static unsafe class WeightQuantizer
     {
         TensorType.F32 or TensorType.F16 or TensorType.BF16 or
         TensorType.Q4_0 or TensorType.Q4_1 or TensorType.Q5_0 or TensorType.Q5_1 or TensorType.Q8_0 or
-        TensorType.Q2_K or TensorType.Q3_K or TensorType.Q4_K or TensorType.Q5_K or TensorType.Q6_K => true,
+        TensorType.Q2_K or TensorType.Q3_K or TensorType.Q4_K or TensorType.Q5_K or TensorType.Q6_K or TensorType.IQ4_NL => true,
         _ => false,
     };
 
@@ -40,6 +40,7 @@ public static unsafe class WeightQuantizer
             case TensorType.Q4_K: KQuantQuantizer.QuantizeQ4_K(src, dst, n); break;
             case TensorType.Q5_K: KQuantQuantizer.QuantizeQ5_K(src, dst, n); break;
             case TensorType.Q6_K: KQuantQuantizer.QuantizeQ6_K(src, dst, n); break;
+            case TensorType.IQ4_NL: QuantizeIQ4_NL(src, dst, n); break;
             default: throw new NotSupportedException($"no weight quantizer for {TensorTypeInfo.Name(type)}");
         }
     }
@@ -158,5 +159,56 @@ public static unsafe class WeightQuantizer
             }
             *(uint*)(y + 4) = qh;
         }
+    }
+
+    /// <summary>
+    /// <c>quantize_row_iq4_nl_ref</c> (no importance weights, no scale search): codes are the nearest table
+    /// entries to x·(−127/max), then d is the x²-weighted least-squares scale for those codes. An all-zero block
+    /// keeps the previous block's codes (the reference leaves its code buffer untouched; with d = 0 they do not
+    /// matter).
+    /// </summary>
+    private static void QuantizeIQ4_NL(float* x, byte* y, int n)
+    {
+        ReadOnlySpan<sbyte> values = IQ4_NLKernels.Values;
+        byte* L = stackalloc byte[32];
+        for (int j = 0; j < 32; j++) L[j] = 0;
+        for (int b = 0; b < n / 32; b++, x += 32, y += 18)
+        {
+            float max = SignedMax(x, 32, out float amax);
+            float d = 0;
+            if (!(amax < 1e-15f))
+            {
+                d = max / values[0];
+                float id = 1 / d;
+                float sumqx = 0, sumq2 = 0;
+                for (int j = 0; j < 32; j++)
+                {
+                    int l = BestIndex(values, id * x[j]);
+                    L[j] = (byte)l;
+                    float q = values[l];
+                    float w = x[j] * x[j];
+                    sumqx += w * q * x[j];
+                    sumq2 += w * q * q;
+                }
+                d = sumq2 > 0 ? sumqx / sumq2 : 0f;
+            }
+            *(ushort*)y = Fp16.FromFloat(d);
+            for (int j = 0; j < 16; j++) y[2 + j] = (byte)(L[j] | (L[16 + j] << 4));
+        }
+    }
+
+    /// <summary>ggml's <c>best_index_int8</c>: index of the table entry nearest to <paramref name="x"/> (the upper one on ties).</summary>
+    private static int BestIndex(ReadOnlySpan<sbyte> values, float x)
+    {
+        int n = values.Length;
+        if (x <= values[0]) return 0;
+        if (x >= values[n - 1]) return n - 1;
+        int ml = 0, mu = n - 1;
+        while (mu - ml > 1)
+        {
+            int mav = (ml + mu) / 2;
+            if (x < values[mav]) mu = mav; else ml = mav;
+        }
+        return x - values[mu - 1] < values[mu] - x ? mu - 1 : mu;
     }
 }
