@@ -219,6 +219,43 @@ public sealed class HuggingFaceTokenizerFilesTests : IDisposable
         Assert.Throws<FileNotFoundException>(() => HuggingFaceTokenizerFiles.Load(empty));
     }
 
+    /// <summary>A ModelProto with pieces "a" and "b", trainer_spec.model_type <paramref name="modelType"/>, remove_extra_whitespaces false.</summary>
+    private static byte[] SentencePieceProto(int modelType)
+    {
+        byte[] Piece(char c) => [0x0A, 0x01, (byte)c, 0x15, 0, 0, 0x80, 0xBF, 0x18, 0x01]; // piece, score -1, type NORMAL
+        var bytes = new List<byte>();
+        foreach (char c in "ab")
+        {
+            byte[] piece = Piece(c);
+            bytes.AddRange([0x0A, (byte)piece.Length, .. piece]);
+        }
+        bytes.AddRange([0x12, 0x02, 0x18, (byte)modelType]);   // trainer_spec { model_type }
+        bytes.AddRange([0x1A, 0x02, 0x20, 0x00]);              // normalizer_spec { remove_extra_whitespaces: false }
+        return [.. bytes];
+    }
+
+    [Fact]
+    public void SentencePieceModel_IsRead_AndUnigramIsRefused()
+    {
+        var model = SentencePieceModelFile.Parse(SentencePieceProto(modelType: 2));
+        Assert.Equal(["a", "b"], model.Pieces);
+        Assert.Equal([-1f, -1f], model.Scores);
+        Assert.Equal(SentencePieceModelFile.ModelType.Bpe, model.Type);
+        Assert.False(model.RemoveExtraWhitespaces);
+        Assert.True(model.AddDummyPrefix);
+
+        string folder = Path.Combine(_root, "unigram");
+        Directory.CreateDirectory(folder);
+        File.WriteAllBytes(Path.Combine(folder, "tokenizer.model"), SentencePieceProto(modelType: 1));
+        Assert.True(HuggingFaceTokenizerFiles.Exists(folder));
+        var e = Assert.Throws<NotSupportedException>(() => HuggingFaceTokenizerFiles.Load(folder));
+        Assert.Contains("tokenizer.model: SentencePiece model type Unigram is not supported", e.Message);
+
+        File.WriteAllBytes(Path.Combine(folder, "tokenizer.model"), [0x0A, 0x7F, 0x01]);
+        var bad = Assert.Throws<HuggingFaceTokenizerException>(() => HuggingFaceTokenizerFiles.Load(folder));
+        Assert.Contains("tokenizer.model: is not a SentencePiece model: a field of 127 bytes runs past the end", bad.Message);
+    }
+
     [Fact]
     public void BadConfigValue_NamesTheKey()
     {
