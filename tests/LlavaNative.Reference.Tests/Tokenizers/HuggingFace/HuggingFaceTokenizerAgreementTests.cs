@@ -12,7 +12,7 @@ namespace LlavaNative.Reference.Tests.Tokenizers.HuggingFace;
 /// (legacy and Metaspace), plus added-token rules: ids with and without special tokens, special tokens read as
 /// text, and the decoded text of the reference's ids with and without skipping special tokens.
 /// </summary>
-public class HuggingFaceTokenizerAgreementTests
+public class HuggingFaceTokenizerAgreementTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     public static TheoryData<TokenizerJsonKind> Kinds =>
     [
@@ -170,6 +170,7 @@ public class HuggingFaceTokenizerAgreementTests
             Compare(failures, run.Texts[i], "plain (JavaScript)", js.Plain, run.Ours.Encode(run.Texts[i], addSpecial: false, parseSpecial: true));
         }
         AssertNoFailures(kind, failures, (run.Texts.Length - jsDiffers) * 2);
+        output.WriteLine($"{kind}: @huggingface/tokenizers differs from the Rust library on {jsDiffers} of {run.Texts.Length} texts; we agree with it on the other {run.Texts.Length - jsDiffers}");
         // the JavaScript port must be a usable second reference, not one that disagrees everywhere
         Assert.True(jsDiffers <= run.Texts.Length / 10, $"{kind}: the JavaScript implementation differs from the Rust library on {jsDiffers} of {run.Texts.Length} texts");
     }
