@@ -17,7 +17,6 @@ internal sealed class HuggingFaceTokenizer
 {
     private readonly TextNormalizer? _normalizer;
     private readonly PreTokenizerStep? _preTokenizer;
-    private readonly PostProcessor? _postProcessor;
     private readonly TokenDecoder? _decoder;
     private readonly BpeModel _model;
     private readonly AddedVocabulary _added = new();
@@ -32,7 +31,7 @@ internal sealed class HuggingFaceTokenizer
 
         _normalizer = TextNormalizer.Parse(root["normalizer"]);
         _preTokenizer = PreTokenizerStep.Parse(root["pre_tokenizer"]);
-        _postProcessor = PostProcessor.Parse(root["post_processor"]);
+        PostProcessor? postProcessor = PostProcessor.Parse(root["post_processor"]);
         _decoder = TokenDecoder.Parse(root["decoder"]);
         var model = root["model"];
         (_model, int modelVocabularyCount) = ParseModel(model);
@@ -45,7 +44,8 @@ internal sealed class HuggingFaceTokenizer
             added.AddRange(extraAddedTokens);
         _added.Add(added, _model, modelVocabularyCount, _normalizer);
 
-        List<int> layout = _postProcessor?.Wrap([PostProcessor.SequenceMarker]) ?? [PostProcessor.SequenceMarker];
+        // the post-processor only matters as the ids it puts around a single sequence
+        List<int> layout = postProcessor?.Wrap([PostProcessor.SequenceMarker]) ?? [PostProcessor.SequenceMarker];
         int marker = layout.IndexOf(PostProcessor.SequenceMarker);
         Prefix = marker < 0 ? layout.ToArray() : layout.Take(marker).ToArray();
         Suffix = marker < 0 ? [] : layout.Skip(marker + 1).ToArray();
