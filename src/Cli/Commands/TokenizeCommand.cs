@@ -32,7 +32,7 @@ public sealed class TokenizeCommand : Command
     {
         string path = args.Require("-m", "the model file");
         string text = args.Require("--text", "the text to tokenize");
-        var tokenizer = Directory.Exists(path) || Path.GetFileName(path) == HuggingFaceTokenizerFiles.TokenizerJson
+        var tokenizer = Directory.Exists(path) || Path.GetFileName(path) is HuggingFaceTokenizerFiles.TokenizerJson or HuggingFaceTokenizerFiles.TokenizerModel
             ? HuggingFaceTokenizerFiles.LoadTokenizer(path)
             : LoadGgufTokenizer(path);
         int[] ids = tokenizer.Encode(text, addSpecial: !args.Has("--no-bos"), parseSpecial: true);

@@ -65,9 +65,9 @@ public sealed unsafe class DecoderModel : IDisposable
     /// <c>text_config</c> of a llava one) and <c>model.safetensors</c> or the shards of
     /// <c>model.safetensors.index.json</c>. Weights are bound in place in the mapped files (F32, F16 or BF16,
     /// [out, in] exactly as stored) under the plain, old llava-hf or new llava-hf names, whichever the
-    /// checkpoint has. The tokenizer comes from tokenizer.json (with tokenizer_config.json, generation_config.json and
-    /// the chat template files, <see cref="HuggingFaceTokenizerFiles"/>) when the folder has one; otherwise
-    /// <see cref="Vocabulary"/> is null.
+    /// checkpoint has. The tokenizer comes from tokenizer.json, or else tokenizer.model (with tokenizer_config.json,
+    /// generation_config.json and the chat template files, <see cref="HuggingFaceTokenizerFiles"/>) when the folder
+    /// has one; otherwise <see cref="Vocabulary"/> is null.
     /// </summary>
     public static DecoderModel LoadHuggingFace(string folder)
     {
@@ -83,7 +83,8 @@ public sealed unsafe class DecoderModel : IDisposable
                 requireAttentionBias: hf.Text.AttentionBias, tieLmHead: hf.TieWordEmbeddings);
             var vocabulary = HuggingFaceTokenizerFiles.Exists(folder) ? HuggingFaceTokenizerFiles.Load(folder) : null;
             if (vocabulary != null && vocabulary.Tokens.Length > config.VocabSize)
-                throw new HuggingFaceTokenizerException(Path.Combine(folder, HuggingFaceTokenizerFiles.TokenizerJson),
+                throw new HuggingFaceTokenizerException(Path.Combine(folder, File.Exists(Path.Combine(folder, HuggingFaceTokenizerFiles.TokenizerJson))
+                        ? HuggingFaceTokenizerFiles.TokenizerJson : HuggingFaceTokenizerFiles.TokenizerModel),
                     $"the tokenizer has {vocabulary.Tokens.Length} tokens but the embedding only {config.VocabSize} rows");
             return new DecoderModel(config, weights, vocabulary, folder, checkpoint);
         }

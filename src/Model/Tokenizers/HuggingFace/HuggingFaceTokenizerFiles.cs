@@ -6,11 +6,15 @@ namespace LlavaNative.Model.Tokenizers.HuggingFace;
 /// The tokenizer of a Hugging Face model folder: <c>tokenizer.json</c> (the pipeline) with what transformers adds
 /// from <c>tokenizer_config.json</c> (bos/eos tokens, add_bos_token/add_eos_token for the Llama-family classes,
 /// added_tokens_decoder, chat_template), <c>generation_config.json</c> (eos ids that end generation) and the
-/// processor's chat template (<c>chat_template.json</c> or <c>chat_template.jinja</c>).
+/// processor's chat template (<c>chat_template.json</c> or <c>chat_template.jinja</c>). A folder with only a
+/// SentencePiece <c>tokenizer.model</c> (older Llama/Vicuna/LLaVA checkpoints) gets transformers' slow
+/// LlamaTokenizer behaviour (legacy: "▁" after every added token), plus <c>added_tokens.json</c>.
 /// </summary>
 public static class HuggingFaceTokenizerFiles
 {
     public const string TokenizerJson = "tokenizer.json";
+    public const string TokenizerModel = "tokenizer.model";
+    public const string AddedTokensJson = "added_tokens.json";
     public const string TokenizerConfigJson = "tokenizer_config.json";
     public const string GenerationConfigJson = "generation_config.json";
     public const string ChatTemplateJson = "chat_template.json";
@@ -22,23 +26,29 @@ public static class HuggingFaceTokenizerFiles
         "LlamaTokenizer", "LlamaTokenizerFast", "CodeLlamaTokenizer", "CodeLlamaTokenizerFast", "GemmaTokenizer", "GemmaTokenizerFast",
     ];
 
-    /// <summary>Whether <paramref name="folder"/> holds a tokenizer.json.</summary>
-    public static bool Exists(string folder) => File.Exists(Path.Combine(folder, TokenizerJson));
+    /// <summary>Whether <paramref name="folder"/> holds a tokenizer.json or a tokenizer.model.</summary>
+    public static bool Exists(string folder) =>
+        File.Exists(Path.Combine(folder, TokenizerJson)) || File.Exists(Path.Combine(folder, TokenizerModel));
 
     /// <summary>Loads the folder's tokenizer as a ready <see cref="Tokenizer"/>.</summary>
     public static Tokenizer LoadTokenizer(string folder) => Tokenizer.FromVocabulary(Load(folder));
 
     /// <summary>
     /// Reads the tokenizer files of <paramref name="folder"/> into a <see cref="VocabularyData"/> for
-    /// <see cref="Tokenizer.FromVocabulary"/>; a tokenizer.json path is accepted too (its folder is used).
+    /// <see cref="Tokenizer.FromVocabulary"/>: tokenizer.json when there is one, else tokenizer.model. A path to
+    /// either file is accepted too (its folder is used).
     /// </summary>
     public static VocabularyData Load(string folder)
     {
-        if (File.Exists(folder) && Path.GetFileName(folder) == TokenizerJson)
+        if (File.Exists(folder) && Path.GetFileName(folder) is TokenizerJson or TokenizerModel)
             folder = Path.GetDirectoryName(Path.GetFullPath(folder))!;
         string tokenizerPath = Path.Combine(folder, TokenizerJson);
         if (!File.Exists(tokenizerPath))
-            throw new FileNotFoundException($"{folder}: no {TokenizerJson} (only tokenizer.json tokenizers are supported; a tokenizer.model alone is not)", tokenizerPath);
+        {
+            if (File.Exists(Path.Combine(folder, TokenizerModel)))
+                return LoadSentencePiece(folder);
+            throw new FileNotFoundException($"{folder}: no {TokenizerJson} or {TokenizerModel}", tokenizerPath);
+        }
 
         using JsonDocument? config = ReadOptional(Path.Combine(folder, TokenizerConfigJson));
         var configReader = config is null ? default : new TokenizerJsonReader(config.RootElement, Path.Combine(folder, TokenizerConfigJson), "");
@@ -60,8 +70,10 @@ public static class HuggingFaceTokenizerFiles
             addEos = configReader["add_eos_token"].BoolOrNull();
             tokenizerClass = configReader["tokenizer_class"].StringOrNull();
 
+            // transformers' SPECIAL_TOKENS_ATTRIBUTES order
             var named = new List<string>();
-            foreach (string? text in new[] { bosText, eosText, unkText, padText })
+            foreach (string? text in new[] { bosText, eosText, unkText, SpecialTokenText(configReader["sep_token"]), padText,
+                         SpecialTokenText(configReader["cls_token"]), SpecialTokenText(configReader["mask_token"]) })
                 if (text is not null) named.Add(text);
             if (!configReader["additional_special_tokens"].IsNull)
                 foreach (var item in configReader["additional_special_tokens"].Items())
@@ -136,6 +148,101 @@ public static class HuggingFaceTokenizerFiles
             AddEos = tokenizer.Suffix.Length > 0,
             ChatTemplate = ReadChatTemplate(folder, hasConfig ? configReader : null),
             HuggingFace = tokenizer,
+        };
+    }
+
+    /// <summary>
+    /// tokenizer.model (+ tokenizer_config.json, added_tokens.json, generation_config.json): the pieces become a
+    /// SentencePiece vocabulary for our llama.cpp-exact encoder, which behaves like transformers' slow LlamaTokenizer
+    /// with legacy=True: text between added tokens gets the "▁" prefix, BOS when add_bos_token (default true), EOS
+    /// when add_eos_token (default false). Added tokens beyond the pieces are control tokens when special, else
+    /// user-defined (always recognised in text).
+    /// </summary>
+    private static VocabularyData LoadSentencePiece(string folder)
+    {
+        string modelPath = Path.Combine(folder, TokenizerModel);
+        var model = SentencePieceModelFile.Read(modelPath);
+        model.CheckSupported(modelPath);
+
+        var tokens = new List<string>(model.Pieces);
+        var scores = new List<float>(model.Scores);
+        var types = new List<int>(model.Types);
+        var pieceIds = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int i = 0; i < tokens.Count; i++)
+            pieceIds.TryAdd(tokens[i], i);
+
+        string configPath = Path.Combine(folder, TokenizerConfigJson);
+        using JsonDocument? config = ReadOptional(configPath);
+        var c = config is null ? (TokenizerJsonReader?)null : new TokenizerJsonReader(config.RootElement, configPath, "");
+
+        // added tokens with their ids: added_tokens.json {"content": id}, then tokenizer_config.json added_tokens_decoder
+        var added = new SortedDictionary<int, (string Content, bool Special)>();
+        string addedPath = Path.Combine(folder, AddedTokensJson);
+        using (JsonDocument? addedJson = ReadOptional(addedPath))
+        {
+            if (addedJson is not null)
+                foreach (var (content, id) in new TokenizerJsonReader(addedJson.RootElement, addedPath, "").Members())
+                    added[id.Int()] = (content, false);
+        }
+        var named = new HashSet<string>(StringComparer.Ordinal);
+        if (c is { } cfg)
+        {
+            foreach (string key in new[] { "bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token" })
+                if (SpecialTokenText(cfg[key]) is { } text) named.Add(text);
+            if (!cfg["additional_special_tokens"].IsNull)
+                foreach (var item in cfg["additional_special_tokens"].Items())
+                    if (SpecialTokenText(item) is { } text) named.Add(text);
+            if (!cfg["added_tokens_decoder"].IsNull)
+            {
+                foreach (var (key, value) in cfg["added_tokens_decoder"].Members())
+                {
+                    if (!int.TryParse(key, out int id) || id < 0)
+                        throw value.Error("has a key that is not a token id");
+                    var token = HuggingFaceTokenizer.ParseAddedToken(value);
+                    added[id] = (token.Content, token.Special);
+                }
+            }
+        }
+        foreach (var (id, (content, special)) in added)
+        {
+            if (id < model.Pieces.Length)
+                continue; // the piece itself (<unk>, <s>, </s>): sentencepiece's own type stays
+            while (tokens.Count < id)
+            {
+                tokens.Add($"[EMPTY_{tokens.Count}]");
+                scores.Add(0);
+                types.Add(5);
+            }
+            tokens.Add(content);
+            scores.Add(0);
+            types.Add(special || named.Contains(content) ? 3 : 4);
+            pieceIds.TryAdd(content, id);
+        }
+
+        int? IdOf(string key)
+        {
+            if (c is not { } cfg || SpecialTokenText(cfg[key]) is not { } text)
+                return null;
+            return pieceIds.TryGetValue(text, out int id) ? id : throw cfg[key].Error($"is '{text}', which is not a token");
+        }
+        int? Valid(int id) => id >= 0 && id < tokens.Count ? id : null;
+        var generationEos = ReadGenerationEos(Path.Combine(folder, GenerationConfigJson));
+
+        return new VocabularyData
+        {
+            Model = "llama",
+            Tokens = [.. tokens],
+            Scores = [.. scores],
+            TokenTypes = [.. types],
+            BosId = IdOf("bos_token") ?? Valid(model.BosId),
+            EosId = IdOf("eos_token") ?? Valid(model.EosId),
+            UnknownId = IdOf("unk_token") ?? Valid(model.UnknownId),
+            PaddingId = IdOf("pad_token") ?? Valid(model.PadId),
+            ExtraEndOfGenerationIds = [.. generationEos.Where(id => id >= 0 && id < tokens.Count)],
+            AddBos = c?["add_bos_token"].BoolOrNull() ?? true,
+            AddEos = c?["add_eos_token"].BoolOrNull() ?? false,
+            AddSpacePrefix = model.AddDummyPrefix,
+            ChatTemplate = ReadChatTemplate(folder, c),
         };
     }
 

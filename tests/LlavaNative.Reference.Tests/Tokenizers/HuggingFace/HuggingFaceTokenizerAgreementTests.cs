@@ -12,7 +12,7 @@ namespace LlavaNative.Reference.Tests.Tokenizers.HuggingFace;
 /// (legacy and Metaspace), plus added-token rules: ids with and without special tokens, special tokens read as
 /// text, and the decoded text of the reference's ids with and without skipping special tokens.
 /// </summary>
-public class HuggingFaceTokenizerAgreementTests
+public class HuggingFaceTokenizerAgreementTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     public static TheoryData<TokenizerJsonKind> Kinds =>
     [
@@ -170,9 +170,48 @@ public class HuggingFaceTokenizerAgreementTests
             Compare(failures, run.Texts[i], "plain (JavaScript)", js.Plain, run.Ours.Encode(run.Texts[i], addSpecial: false, parseSpecial: true));
         }
         AssertNoFailures(kind, failures, (run.Texts.Length - jsDiffers) * 2);
+        output.WriteLine($"{kind}: @huggingface/tokenizers differs from the Rust library on {jsDiffers} of {run.Texts.Length} texts; we agree with it on the other {run.Texts.Length - jsDiffers}");
         // the JavaScript port must be a usable second reference, not one that disagrees everywhere
         Assert.True(jsDiffers <= run.Texts.Length / 10, $"{kind}: the JavaScript implementation differs from the Rust library on {jsDiffers} of {run.Texts.Length} texts");
     }
+
+    /// <summary>
+    /// The tokenizer.json files are faithful: on the vocabulary llama.cpp also reads (the GGUF they were built from),
+    /// Hugging Face tokenizers' ids equal llama.cpp's, given the known legitimate differences: Qwen2's tokenizer.json
+    /// normalizes to NFC and llama.cpp does not, so HF(text) = llama.cpp(NFC(text)); llama.cpp makes every "&lt;/s&gt;"
+    /// an end-of-generation control token (Qwen2's vocabulary has "&lt;/s&gt;" as an ordinary token); and llama.cpp's
+    /// character tables are Unicode 15.1, so texts with characters new in Unicode 16 are left out. Our ids equal the
+    /// Hugging Face ones (checked above), so this also ties our tokenizer.json path to our GGUF path.
+    /// </summary>
+    [Theory]
+    [InlineData(TokenizerJsonKind.Qwen2, "qwen2")]
+    [InlineData(TokenizerJsonKind.Llama3, "llama-bpe")]
+    public void HuggingFaceIds_EqualLlamaCppIds_OnNfcText(TokenizerJsonKind kind, string vocabulary)
+    {
+        var run = Run.Get(kind);
+        var llamaCpp = ReferenceVocabulary.Get(vocabulary).LlamaCpp;
+        var failures = new List<string>();
+        int compared = 0;
+        for (int i = 0; i < run.Texts.Length; i++)
+        {
+            string text = TextSplitting.ReplaceLoneSurrogates(run.Texts[i]);
+            if (HasUnicode16Characters(text) || (kind == TokenizerJsonKind.Qwen2 && text.Contains("</s>", StringComparison.Ordinal)))
+                continue;
+            if (kind == TokenizerJsonKind.Qwen2)
+                text = UnicodeNormalization.Normalize(text, UnicodeForm.Nfc);
+            compared++;
+            var expected = llamaCpp.Tokenize(text, addSpecial: true, parseSpecial: true);
+            if (!expected.AsSpan().SequenceEqual(run.Rust.Encodings[i].WithSpecial))
+                failures.Add($"{Show(run.Texts[i])}\n    llama.cpp: [{string.Join(", ", expected)}]\n    HF:        [{string.Join(", ", run.Rust.Encodings[i].WithSpecial)}]");
+        }
+        Assert.True(compared > run.Texts.Length / 2, $"only {compared} of {run.Texts.Length} texts compared");
+        Assert.True(failures.Count == 0, $"{kind}: {failures.Count} of {compared} texts tokenize differently in llama.cpp:\n" + string.Join("\n", failures.Take(12)));
+    }
+
+    /// <summary>Characters whose category .NET (Unicode 16) knows but llama.cpp's tables (Unicode 15.1) do not.</summary>
+    private static bool HasUnicode16Characters(string text) =>
+        text.EnumerateRunes().Any(r => (LlavaNative.Model.Tokenizers.UnicodeProperties.Of(r.Value) & LlavaNative.Model.Tokenizers.CodepointFlags.Unassigned) != 0
+            && System.Globalization.CharUnicodeInfo.GetUnicodeCategory(r.Value) != System.Globalization.UnicodeCategory.OtherNotAssigned);
 
     /// <summary>Token strings; where the reference has none for an id (a special token it no longer lists) the ids are compared.</summary>
     private static void CompareTokens(List<string> failures, string text, string mode, HuggingFaceTokenizersReference.Encoded expected, bool withSpecial, int[] actual, Tokenizer ours)
