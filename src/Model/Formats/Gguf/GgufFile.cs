@@ -1,6 +1,7 @@
-using System.IO.MemoryMappedFiles;
 using System.Text;
 using LlavaNative.Kernels.Tensors;
+
+using LlavaNative.Model.Formats;
 
 namespace LlavaNative.Model.Formats.Gguf;
 
@@ -35,8 +36,7 @@ public sealed unsafe class GgufFile : IDisposable
     private const int MaxArrayNesting = 8;
     private const int MaxDimensions = 4;
 
-    private readonly MemoryMappedFile? _map;
-    private readonly MemoryMappedViewAccessor? _view;
+    private readonly ReadOnlyFileMapping _mapping;
     private byte* _base;
     private readonly Dictionary<string, GgufValue> _metadata = new(StringComparer.Ordinal);
     private readonly Dictionary<string, GgufTensorInfo> _tensorsByName = new(StringComparer.Ordinal);
@@ -60,13 +60,10 @@ public sealed unsafe class GgufFile : IDisposable
         FileSize = new FileInfo(path).Length;
         if (FileSize < 24) throw Error($"file is {FileSize} bytes, too short for a GGUF header (24 bytes)");
 
-        _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+        _mapping = new ReadOnlyFileMapping(path);
         try
         {
-            _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            byte* p = null;
-            _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
-            _base = p + _view.PointerOffset;
+            _base = _mapping.Pointer;
 
             var r = new Cursor(this, _base, FileSize);
             uint magic = r.UInt32("magic");
@@ -337,13 +334,8 @@ public sealed unsafe class GgufFile : IDisposable
 
     private void ReleaseMapping()
     {
-        if (_base != null)
-        {
-            _view!.SafeMemoryMappedViewHandle.ReleasePointer();
-            _base = null;
-        }
-        _view?.Dispose();
-        _map?.Dispose();
+        _base = null;
+        _mapping.Dispose();
     }
 
     /// <summary>Bounds-checked little-endian reader over the mapped header.</summary>

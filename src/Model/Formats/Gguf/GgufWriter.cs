@@ -2,6 +2,8 @@ using System.Runtime.InteropServices;
 using System.Text;
 using LlavaNative.Kernels.Tensors;
 
+using LlavaNative.Model.Formats;
+
 namespace LlavaNative.Model.Formats.Gguf;
 
 /// <summary>
@@ -295,7 +297,7 @@ public sealed class GgufWriter
                 counter.Write(t.Data.Span);
             else
             {
-                var bounded = new BoundedStream(counter, t.ByteSize, t.Name);
+                var bounded = new BoundedWriteStream(counter, t.ByteSize, t.Name);
                 t.Producer(bounded);
                 if (bounded.Written != t.ByteSize)
                     throw new InvalidOperationException($"tensor '{t.Name}': the producer wrote {bounded.Written} bytes, expected {t.ByteSize}");
@@ -405,27 +407,4 @@ public sealed class GgufWriter
         }
     }
 
-    /// <summary>What a tensor producer sees: refuses to write past the tensor's declared size.</summary>
-    private sealed class BoundedStream(Stream inner, long limit, string tensorName) : Stream
-    {
-        public long Written { get; private set; }
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => Written; set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
-        public override void Write(ReadOnlySpan<byte> buffer)
-        {
-            if (buffer.Length > limit - Written)
-                throw new InvalidOperationException($"tensor '{tensorName}': the producer wrote more than its {limit} bytes");
-            inner.Write(buffer);
-            Written += buffer.Length;
-        }
-    }
 }

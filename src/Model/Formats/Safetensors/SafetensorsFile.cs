@@ -1,5 +1,6 @@
-using System.IO.MemoryMappedFiles;
 using System.Text.Json;
+
+using LlavaNative.Model.Formats;
 
 namespace LlavaNative.Model.Formats.Safetensors;
 
@@ -45,8 +46,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
 
     public const string MetadataKey = "__metadata__";
 
-    private readonly MemoryMappedFile? _map;
-    private readonly MemoryMappedViewAccessor? _view;
+    private readonly ReadOnlyFileMapping _mapping;
     private byte* _base;
     private readonly Dictionary<string, SafetensorsTensorInfo> _byName = new(StringComparer.Ordinal);
 
@@ -69,13 +69,10 @@ public sealed unsafe class SafetensorsFile : IDisposable
         FileSize = new FileInfo(path).Length;
         if (FileSize < 8) throw Error($"file is {FileSize} bytes, too short for the 8-byte header length (truncated, or not a safetensors file)");
 
-        _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+        _mapping = new ReadOnlyFileMapping(path);
         try
         {
-            _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            byte* p = null;
-            _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
-            _base = p + _view.PointerOffset;
+            _base = _mapping.Pointer;
 
             ulong headerLength = *(ulong*)_base; // little-endian, as every platform this engine runs on
             if (headerLength > MaxHeaderBytes)
@@ -253,12 +250,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
 
     private void ReleaseMapping()
     {
-        if (_base != null)
-        {
-            _view!.SafeMemoryMappedViewHandle.ReleasePointer();
-            _base = null;
-        }
-        _view?.Dispose();
-        _map?.Dispose();
+        _base = null;
+        _mapping.Dispose();
     }
 }

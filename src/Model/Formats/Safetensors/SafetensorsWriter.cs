@@ -1,5 +1,7 @@
 using System.Text.Json;
 
+using LlavaNative.Model.Formats;
+
 namespace LlavaNative.Model.Formats.Safetensors;
 
 /// <summary>
@@ -158,7 +160,7 @@ public sealed class SafetensorsWriter
                 output.Write(t.Data.Span);
                 continue;
             }
-            var bounded = new BoundedStream(output, t.ByteSize, t.Name);
+            var bounded = new BoundedWriteStream(output, t.ByteSize, t.Name);
             t.Producer(bounded);
             if (bounded.Written != t.ByteSize)
                 throw new InvalidOperationException($"tensor '{t.Name}': the producer wrote {bounded.Written} bytes, the tensor has {t.ByteSize}");
@@ -200,27 +202,4 @@ public sealed class SafetensorsWriter
         return buffer.ToArray();
     }
 
-    /// <summary>What a tensor producer sees: refuses to write past the tensor's declared size.</summary>
-    private sealed class BoundedStream(Stream inner, long limit, string tensorName) : Stream
-    {
-        public long Written { get; private set; }
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => Written; set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
-        public override void Write(ReadOnlySpan<byte> buffer)
-        {
-            if (buffer.Length > limit - Written)
-                throw new InvalidOperationException($"tensor '{tensorName}': the producer wrote more than its {limit} bytes");
-            inner.Write(buffer);
-            Written += buffer.Length;
-        }
-    }
 }
