@@ -15,50 +15,73 @@ public sealed class EncodeImageCommand : Command
     [
         "llava encode-image --mmproj mmproj-model-f16.gguf --image cat.jpg --out feats.npy",
         "llava encode-image --mmproj mmproj.gguf --image cat.jpg --out feats.npy --pixels-out pixels.npy --image-mode crop",
+        "llava encode-image -m llava-1.5-7b-hf/ --image cat.jpg --out feats.npy",
+        "llava encode-image -m llava-v1.5-7b/ --vision-tower clip-vit-large-patch14-336/ --image cat.jpg --out feats.npy",
     ];
     public override IReadOnlyList<OptionSpec> Options =>
     [
         new(["--mmproj"], "FILE", "vision tower + projector GGUF (llama.cpp mmproj layout)"),
-        new(["-m", "--model"], "FILE", "text model (accepted for symmetry with run; the embeddings need only --mmproj)"),
+        new(["-m", "--model"], "DIR", "Hugging Face LLaVA folder (llava-hf, or original LLaVA with --vision-tower) instead of --mmproj; a GGUF text model here is ignored"),
+        new(["--vision-tower"], "DIR", "CLIP checkpoint folder for an original LLaVA folder (its mm_vision_tower)"),
         new(["--image"], "FILE", "image file (PNG, JPEG, GIF first frame, BMP, PPM/PGM)"),
         new(["--out"], "FILE", "output .npy, float32 [n_image_tokens, n_embd]"),
         new(["--pixels-out"], "FILE", "also write the preprocessed float32 tensor [3, H, W]"),
-        new(["--image-mode"], "MODE", "crop (HF CLIP processor), pad (original LLaVA, default for CLIP), resize-pad (llama.cpp), stretch (SigLIP default)"),
+        new(["--image-mode"], "MODE", "crop (HF CLIP processor), pad (original LLaVA, default for CLIP GGUF), resize-pad (llama.cpp), stretch (SigLIP default); " +
+                                       "default for -m: the folder's preprocessor_config.json"),
         Threads, Help,
     ];
 
     public override int Execute(ParsedArguments args)
     {
-        string mmproj = args.Require("--mmproj", "the vision tower GGUF");
+        string? mmproj = args.Get("--mmproj");
+        string? model = args.Get("-m");
+        string? visionTower = args.Get("--vision-tower");
         string imagePath = args.Require("--image", "the image file");
         string output = args.Require("--out", "the .npy file to write");
         int threads = args.GetInt("-t", ComputeThreadPool.DefaultThreadCount(), 1, 1024);
+        bool huggingFace = mmproj is null && model is not null && Directory.Exists(model);
+        if (mmproj is null && !huggingFace)
+            throw new UsageException(model is null
+                ? "give the vision tower: --mmproj FILE (GGUF) or -m DIR (Hugging Face LLaVA folder)"
+                : $"-m {model} is not a folder: give --mmproj FILE for a GGUF model, or -m DIR for a Hugging Face LLaVA folder");
+        if (visionTower is not null && !huggingFace)
+            throw new UsageException("--vision-tower goes with -m DIR (an original LLaVA folder), not with --mmproj");
 
         using var pool = new ComputeThreadPool(threads);
-        using var encoder = ImageEncoder.LoadGguf(mmproj, pool);
+        using var encoder = huggingFace ? ImageEncoder.LoadHuggingFace(model!, pool, visionTower) : ImageEncoder.LoadGguf(mmproj!, pool);
         var vc = encoder.VisionConfig;
-        var mode = args.Get("--image-mode") switch
+        ImageFitMode? chosen = args.Get("--image-mode") switch
         {
-            null => vc.Kind == VisionTowerKind.SigLip ? ImageFitMode.Stretch : ImageFitMode.Pad,
+            null => null,
             "crop" => ImageFitMode.Crop,
             "pad" => ImageFitMode.Pad,
             "resize-pad" => ImageFitMode.ResizeThenPad,
             "stretch" => ImageFitMode.Stretch,
             var other => throw new UsageException($"--image-mode '{other}' is not one of crop, pad, resize-pad, stretch"),
         };
-        var config = new ImagePreprocessorConfig
+        ImagePreprocessorConfig config;
+        if (huggingFace)
         {
-            ImageSize = vc.ImageSize, Mode = mode, Mean = vc.ImageMean.ToArray(), Std = vc.ImageStd.ToArray(),
-        };
+            config = ImagePreprocessorConfig.FromHuggingFace(model!, visionTower);
+            if (chosen is { } mode) config = config with { Mode = mode };
+        }
+        else
+        {
+            config = new ImagePreprocessorConfig
+            {
+                ImageSize = vc.ImageSize, Mean = vc.ImageMean.ToArray(), Std = vc.ImageStd.ToArray(),
+                Mode = chosen ?? (vc.Kind == VisionTowerKind.SigLip ? ImageFitMode.Stretch : ImageFitMode.Pad),
+            };
+        }
         var image = ImageDecoder.Decode(imagePath).First;
         var pixels = ImagePreprocessor.Process(image, config);
-        if (args.Get("--pixels-out") is { } pixelsOut) NpyFile.WriteFloat32(pixelsOut, pixels, 3, vc.ImageSize, vc.ImageSize);
+        if (args.Get("--pixels-out") is { } pixelsOut) NpyFile.WriteFloat32(pixelsOut, pixels, 3, config.ImageSize, config.ImageSize);
 
         var clock = Stopwatch.StartNew();
         var embeddings = encoder.EncodeAndProject(pixels);
         clock.Stop();
         NpyFile.WriteFloat32(output, embeddings, encoder.ImageTokenCount, encoder.EmbeddingLength);
-        Console.Error.WriteLine($"wrote embeddings [{encoder.ImageTokenCount}, {encoder.EmbeddingLength}] to {output} (encode {clock.Elapsed.TotalMilliseconds:F0} ms, {mode} preprocessing)");
+        Console.Error.WriteLine($"wrote embeddings [{encoder.ImageTokenCount}, {encoder.EmbeddingLength}] to {output} (encode {clock.Elapsed.TotalMilliseconds:F0} ms, {config.Mode} preprocessing)");
         return 0;
     }
 }

@@ -47,6 +47,28 @@ public sealed unsafe class WeightBinder(ITensorSource source)
         return buffer.Floats();
     }
 
+    /// <summary>
+    /// A tensor of exactly <paramref name="shape"/> (outermost first) as F32 in its stored element order: in place
+    /// when stored as F32, else converted once (embedding tables and conv kernels that are added, not multiplied).
+    /// </summary>
+    public float* Floats(string name, params long[] shape)
+    {
+        var t = Get(name);
+        if (!t.Shape.AsSpan().SequenceEqual(shape))
+            throw source.Error(name, $"tensor '{name}' has shape {source.DescribeShape(t.Shape)}, expected {source.DescribeShape(shape)}");
+        var type = WeightType(t);
+        if (type == TensorType.F32) return (float*)t.Data;
+        long n = t.ElementCount;
+        int row = t.Shape.Length == 0 ? 1 : checked((int)t.Shape[^1]);
+        long rowBytes = TensorTypeInfo.RowBytes(type, row);
+        var buffer = NativeBuffer.Floats(n);
+        _owned.Add(buffer);
+        var kernels = QuantRegistry.Kernels(type);
+        float* dst = buffer.Floats();
+        for (long r = 0; r < n / row; r++) kernels.Dequantize(t.Data + r * rowBytes, dst + r * row, row);
+        return dst;
+    }
+
     /// <summary><see cref="Vector"/> when the tensor exists, else null.</summary>
     public float* OptionalVector(string name, int n) => Has(name) ? Vector(name, n) : null;
 

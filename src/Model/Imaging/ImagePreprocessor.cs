@@ -14,10 +14,17 @@ public enum ImageFitMode
 }
 
 /// <summary>Preprocessing settings of one checkpoint (preprocessor_config.json or mmproj metadata).</summary>
-public sealed record ImagePreprocessorConfig
+public sealed partial record ImagePreprocessorConfig
 {
     /// <summary>Side of the square the encoder takes (336 CLIP-L/14-336, 224 CLIP-224, 384 SigLIP).</summary>
     public required int ImageSize { get; init; }
+
+    /// <summary>
+    /// <see cref="ImageFitMode.Crop"/> and <see cref="ImageFitMode.Pad"/>: the side the shortest edge is resized to before
+    /// the center crop to <see cref="ImageSize"/> (CLIPImageProcessor <c>size.shortest_edge</c> vs <c>crop_size</c>);
+    /// null means <see cref="ImageSize"/> (no crop needed after the resize).
+    /// </summary>
+    public int? ShortestEdge { get; init; }
     public required ImageFitMode Mode { get; init; }
     public required float[] Mean { get; init; }
     public required float[] Std { get; init; }
@@ -58,14 +65,18 @@ public static class ImagePreprocessor
                 // transformers get_resize_output_image_size(default_to_square=False): the long side is truncated.
                 bool wide = rgb.Width >= rgb.Height;
                 int shortSide = wide ? rgb.Height : rgb.Width, longSide = wide ? rgb.Width : rgb.Height;
-                int newLong = (int)((long)size * longSide / shortSide);
-                var resized = wide ? BicubicResampler.Resize(rgb, newLong, size) : BicubicResampler.Resize(rgb, size, newLong);
+                int edge = config.ShortestEdge ?? size;
+                int newLong = (int)((long)edge * longSide / shortSide);
+                var resized = wide ? BicubicResampler.Resize(rgb, newLong, edge) : BicubicResampler.Resize(rgb, edge, newLong);
                 return CenterCrop(resized, size, size);
             }
             case ImageFitMode.Pad:
             {
+                // expand2square, then the CLIP processor: the square's shortest edge → ShortestEdge, center crop to size.
                 var square = PasteCentred(rgb, Math.Max(rgb.Width, rgb.Height), config.PadColor);
-                return BicubicResampler.Resize(square, size, size);
+                int edge = config.ShortestEdge ?? size;
+                var resized = BicubicResampler.Resize(square, edge, edge);
+                return edge == size ? resized : CenterCrop(resized, size, size);
             }
             case ImageFitMode.ResizeThenPad:
             {

@@ -1,4 +1,5 @@
 using LlavaNative.Kernels.Tensors;
+using LlavaNative.Model.Formats;
 using LlavaNative.Model.Formats.Gguf;
 using LlavaNative.Model.Vision;
 
@@ -41,6 +42,42 @@ public sealed unsafe class ProjectorWeights : IDisposable
         catch
         {
             foreach (var buffer in owned) buffer.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Binds a Hugging Face projector under <paramref name="names"/>, checking shapes against
+    /// <paramref name="config"/>. Biases are required when <paramref name="requireBias"/> (HF
+    /// <c>multimodal_projector_bias</c>, true by default), else must be absent.
+    /// </summary>
+    public static ProjectorWeights Bind(ITensorSource source, ProjectorTensorNames names, ProjectorConfig config, bool requireBias)
+    {
+        var b = new WeightBinder(source);
+        try
+        {
+            bool mlp = config.Kind == ProjectorKind.Mlp2xGelu;
+            if (mlp && names.Linear2 is null)
+                throw source.Error(null, $"a {config.Kind} projector needs two Linear layers, the {names.Layout} layout has one");
+            float* Bias(string module, int n)
+            {
+                if (requireBias) return b.Vector(module + ".bias", n);
+                if (b.Has(module + ".bias"))
+                    throw source.Error(module + ".bias", $"tensor '{module}.bias' is present but the configuration says multimodal_projector_bias = false");
+                return null;
+            }
+            return new ProjectorWeights
+            {
+                Linear1 = b.Matrix(names.Linear1 + ".weight", config.HiddenSize, config.InputSize),
+                Bias1 = Bias(names.Linear1, config.HiddenSize),
+                Linear2 = mlp ? b.Matrix(names.Linear2 + ".weight", config.OutputSize, config.HiddenSize) : null,
+                Bias2 = mlp ? Bias(names.Linear2!, config.OutputSize) : null,
+                _owned = b.TakeOwnedBuffers(),
+            };
+        }
+        catch
+        {
+            b.ReleaseOwnedBuffers();
             throw;
         }
     }

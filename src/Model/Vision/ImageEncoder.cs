@@ -80,6 +80,44 @@ public sealed unsafe class ImageEncoder : IDisposable
     }
 
     /// <summary>
+    /// Opens the image side of a Hugging Face LLaVA folder (see <see cref="LlavaHfLayout"/>): a llava-hf checkpoint
+    /// (config.json <c>model_type: "llava"</c>, tower and projector under <c>vision_tower.vision_model.*</c> /
+    /// <c>multi_modal_projector.*</c> or the new <c>model.</c>-prefixed names), or an original LLaVA checkpoint
+    /// (<c>model.mm_projector.*</c>) whose CLIP tower is the separate checkpoint in <paramref name="visionTowerFolder"/>.
+    /// Safetensors single or sharded, F32 / F16 / BF16: Linear weights are used in place in the mapped files, the
+    /// rest converted once to F32. Same forward pass as <see cref="LoadGguf"/>; the tower runs only the blocks up
+    /// to the selected hidden state. <see cref="ImageTokenCount"/> is the number of placeholders HF's processor
+    /// expands each image into (checked against processor_config.json when the folder has one).
+    /// </summary>
+    public static ImageEncoder LoadHuggingFace(string folder, ComputeThreadPool? pool = null, string? visionTowerFolder = null)
+    {
+        var layout = LlavaHfLayout.Read(folder, visionTowerFolder);
+        var opened = layout.OpenWeights();
+        VisionWeights? visionWeights = null;
+        ProjectorWeights? projectorWeights = null;
+        try
+        {
+            visionWeights = VisionWeights.Bind(opened.TowerSource, opened.TowerNames, opened.Vision);
+            projectorWeights = ProjectorWeights.Bind(opened.ProjectorSource, opened.ProjectorNames, opened.Projector, layout.ProjectorBias);
+            return new ImageEncoder(opened.Vision, visionWeights, opened.Projector, projectorWeights, pool, folder,
+                new OwnedResources(opened, visionWeights, projectorWeights))
+            {
+                HuggingFaceLayout = layout,
+            };
+        }
+        catch
+        {
+            visionWeights?.Dispose();
+            projectorWeights?.Dispose();
+            opened.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>What the Hugging Face folder's config files said (null when loaded from an mmproj GGUF).</summary>
+    public LlavaHfLayout? HuggingFaceLayout { get; private init; }
+
+    /// <summary>
     /// Encodes and projects one image: <paramref name="pixels"/> [3, S, S] normalized planar RGB →
     /// <paramref name="destination"/> [ImageTokenCount, EmbeddingLength]. Allocates nothing.
     /// </summary>
@@ -115,8 +153,8 @@ public sealed unsafe class ImageEncoder : IDisposable
         if (_ownsPool) Pool.Dispose();
     }
 
-    /// <summary>The mapped file and the converted tensors that point into it or beside it, released together.</summary>
-    private sealed class OwnedResources(GgufFile file, VisionWeights vision, ProjectorWeights projector) : IDisposable
+    /// <summary>The mapped file(s) and the converted tensors that point into them or beside them, released together.</summary>
+    private sealed class OwnedResources(IDisposable file, VisionWeights vision, ProjectorWeights projector) : IDisposable
     {
         public void Dispose()
         {

@@ -1,4 +1,5 @@
 using LlavaNative.Kernels.Tensors;
+using LlavaNative.Model.Formats;
 using LlavaNative.Model.Formats.Gguf;
 
 namespace LlavaNative.Model.Vision;
@@ -114,6 +115,72 @@ public sealed unsafe class VisionWeights : IDisposable
         catch
         {
             foreach (var buffer in owned) buffer.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Binds a Hugging Face tower (<see cref="VisionTensorNames"/>, PyTorch shapes) for <paramref name="config"/>,
+    /// checking every shape. Linear weights stay in the mapped file in their stored type (F32, F16 or BF16:
+    /// PyTorch [out, in] is exactly a <see cref="WeightMatrix"/>); the patch kernel, position table, class
+    /// embedding, norms and biases are F32 — in place when stored as F32, converted once otherwise. Only the
+    /// blocks the forward pass runs are bound; later blocks and the post-layernorm may be absent.
+    /// </summary>
+    public static VisionWeights Bind(ITensorSource source, VisionTensorNames names, VisionConfig config)
+    {
+        var b = new WeightBinder(source);
+        try
+        {
+            int dim = config.HiddenSize, ffn = config.FeedForward, p = config.PatchSize;
+            float* patch = b.Floats(names.PatchEmbedding, dim, 3, p, p); // each output channel one row of 3·p·p
+            float* position = b.Floats(names.PositionEmbedding, config.PositionCount, dim);
+            if (!config.HasClassEmbedding && b.Has(names.ClassEmbedding))
+                throw source.Error(names.ClassEmbedding, $"tensor '{names.ClassEmbedding}' is present but the configuration ({config.Kind}) has no class token");
+            if (!config.HasPatchBias && b.Has(names.PatchBias))
+                throw source.Error(names.PatchBias, $"tensor '{names.PatchBias}' is present but the configuration ({config.Kind}) has no patch bias");
+            float* classEmbedding = config.HasClassEmbedding ? b.Vector(names.ClassEmbedding, dim) : null;
+            float* patchBias = config.HasPatchBias ? b.Vector(names.PatchBias, dim) : null;
+
+            var layers = new VisionLayerWeights[config.LayersToRun];
+            for (int l = 0; l < layers.Length; l++)
+            {
+                string M(string module) => names.Layer(l, module);
+                layers[l] = new VisionLayerWeights
+                {
+                    Norm1Weight = b.Vector(M("layer_norm1.weight"), dim),
+                    Norm1Bias = b.Vector(M("layer_norm1.bias"), dim),
+                    Query = b.Matrix(M("self_attn.q_proj.weight"), dim, dim),
+                    QueryBias = b.Vector(M("self_attn.q_proj.bias"), dim),
+                    Key = b.Matrix(M("self_attn.k_proj.weight"), dim, dim),
+                    KeyBias = b.Vector(M("self_attn.k_proj.bias"), dim),
+                    Value = b.Matrix(M("self_attn.v_proj.weight"), dim, dim),
+                    ValueBias = b.Vector(M("self_attn.v_proj.bias"), dim),
+                    Output = b.Matrix(M("self_attn.out_proj.weight"), dim, dim),
+                    OutputBias = b.Vector(M("self_attn.out_proj.bias"), dim),
+                    Norm2Weight = b.Vector(M("layer_norm2.weight"), dim),
+                    Norm2Bias = b.Vector(M("layer_norm2.bias"), dim),
+                    Up = b.Matrix(M("mlp.fc1.weight"), ffn, dim),
+                    UpBias = b.Vector(M("mlp.fc1.bias"), ffn),
+                    Down = b.Matrix(M("mlp.fc2.weight"), dim, ffn),
+                    DownBias = b.Vector(M("mlp.fc2.bias"), dim),
+                };
+            }
+
+            return new VisionWeights
+            {
+                PatchEmbedding = new WeightMatrix((byte*)patch, TensorType.F32, dim, config.PatchElements),
+                PatchBias = patchBias,
+                ClassEmbedding = classEmbedding,
+                PositionEmbedding = position,
+                PreNormWeight = config.HasPreLayerNorm ? b.Vector(names.PreNorm + ".weight", dim) : null,
+                PreNormBias = config.HasPreLayerNorm ? b.Vector(names.PreNorm + ".bias", dim) : null,
+                Layers = layers,
+                _owned = b.TakeOwnedBuffers(),
+            };
+        }
+        catch
+        {
+            b.ReleaseOwnedBuffers();
             throw;
         }
     }

@@ -94,6 +94,25 @@ internal readonly struct ConfigJson(JsonElement element, string path, string pre
         return [ToInt(v, KeyPath(key))];
     }
 
+    /// <summary>A list of numbers (e.g. <c>image_mean</c>), or null when omitted / null.</summary>
+    public double[]? DoubleListOrNull(string key)
+    {
+        if (!TryGet(key, out var v)) return null;
+        if (v.ValueKind != JsonValueKind.Array) throw Error($"{KeyPath(key)} is {Describe(v)}, expected a list of numbers");
+        var result = new double[v.GetArrayLength()];
+        int i = 0;
+        foreach (var item in v.EnumerateArray())
+        {
+            if (item.ValueKind != JsonValueKind.Number || !item.TryGetDouble(out double d) || !double.IsFinite(d))
+                throw Error($"{KeyPath(key)}[{i}] is {Describe(item)}, expected a number");
+            result[i++] = d;
+        }
+        return result;
+    }
+
+    /// <summary>The key holds a JSON object (rather than a number, string, list or nothing).</summary>
+    public bool IsObject(string key) => TryGet(key, out var v) && v.ValueKind == JsonValueKind.Object;
+
     /// <summary>A nested object, or null when omitted / null.</summary>
     public ConfigJson? Object(string key)
     {

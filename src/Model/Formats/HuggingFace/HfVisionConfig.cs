@@ -49,9 +49,10 @@ public sealed record HfVisionConfig
         NumChannels = 3, ImageSize = 336, PatchSize = 14, HiddenAct = "quick_gelu", LayerNormEps = 1e-5, ProjectionDim = 768,
     };
 
-    internal static HfVisionConfig Parse(ConfigJson json)
+    /// <summary>Reads a vision config object; <paramref name="defaultModelType"/> stands for an omitted model_type.</summary>
+    internal static HfVisionConfig Parse(ConfigJson json, string defaultModelType = Clip)
     {
-        string type = json.String("model_type", Clip);
+        string type = json.String("model_type", defaultModelType);
         if (!SupportedModelTypes.Contains(type))
             throw json.Error($"{json.KeyPath("model_type")} '{type}' is not a supported vision tower (supported: {string.Join(", ", SupportedModelTypes)})");
         bool clip = type == Clip;
