@@ -40,7 +40,48 @@ internal static class TorchVisionReference
                 ["layout"] = c.Layout switch { MmprojLayout.Legacy => "legacy", MmprojLayout.ExplicitFeatureLayer => "explicit", _ => "all" },
             });
         }
-        string casesPath = Path.Combine(cases[0].WorkDirectory, "..", $"cases-{Guid.NewGuid():N}.json");
+        RunScript(list, Path.Combine(cases[0].WorkDirectory, ".."));
+        return cases.Select(c => ReadResult(c.OutDirectory)).ToArray();
+    }
+
+    /// <summary>
+    /// A Hugging Face folder the script reads itself (config.json + safetensors; <see cref="TowerFolder"/> for original
+    /// LLaVA). With <see cref="GgufPath"/>, the script also checks that GGUF (llama.cpp's gguf-py reader) holds the
+    /// folder's weights in the converter layout.
+    /// </summary>
+    public sealed record FolderCase(string HfFolder, string? TowerFolder, float[] Pixels, int ImageSize, string WorkDirectory, string? GgufPath = null)
+    {
+        public string PixelsPath => Path.Combine(WorkDirectory, "pixels.npy");
+        public string OutDirectory => Path.Combine(WorkDirectory, "torch");
+    }
+
+    public static Result[] Run(IReadOnlyList<FolderCase> cases)
+    {
+        var list = new List<Dictionary<string, string?>>();
+        foreach (var c in cases)
+        {
+            Directory.CreateDirectory(c.WorkDirectory);
+            NpyFile.WriteFloat32(c.PixelsPath, c.Pixels, 3, c.ImageSize, c.ImageSize);
+            list.Add(new()
+            {
+                ["hf_folder"] = c.HfFolder, ["tower_folder"] = c.TowerFolder, ["pixels"] = c.PixelsPath, ["out_dir"] = c.OutDirectory,
+                ["gguf"] = c.GgufPath, ["layout"] = c.GgufPath is null ? null : "converted",
+            });
+        }
+        RunScript(list, Path.Combine(cases[0].WorkDirectory, ".."));
+        return cases.Select(c => ReadResult(c.OutDirectory)).ToArray();
+    }
+
+    private static Result ReadResult(string outDirectory)
+    {
+        var (features, featureShape) = NpyFile.ReadFloat32(Path.Combine(outDirectory, "features.npy"));
+        var (projected, projectedShape) = NpyFile.ReadFloat32(Path.Combine(outDirectory, "projected.npy"));
+        return new Result(features, featureShape, projected, projectedShape);
+    }
+
+    private static void RunScript<T>(List<T> list, string directory)
+    {
+        string casesPath = Path.Combine(directory, $"cases-{Guid.NewGuid():N}.json");
         File.WriteAllText(casesPath, JsonSerializer.Serialize(list));
 
         string script = Path.Combine(AppContext.BaseDirectory, "Vision", "torch_reference.py");
@@ -58,12 +99,5 @@ internal static class TorchVisionReference
         }
         if (p.ExitCode != 0)
             throw new InvalidOperationException($"torch_reference.py failed (exit {p.ExitCode}); install the references with tools/install-test-deps.sh.\n{stdout.Result}\n{stderr.Result}");
-
-        return cases.Select(c =>
-        {
-            var (features, featureShape) = NpyFile.ReadFloat32(Path.Combine(c.OutDirectory, "features.npy"));
-            var (projected, projectedShape) = NpyFile.ReadFloat32(Path.Combine(c.OutDirectory, "projected.npy"));
-            return new Result(features, featureShape, projected, projectedShape);
-        }).ToArray();
     }
 }
