@@ -42,6 +42,23 @@ public sealed class HuggingFaceVisionBadInputTests : IDisposable
     }
 
     [Fact]
+    public void EncodingFromAHalfPrecisionFolderAllocatesNothing()
+    {
+        // BF16 matrices used in place from the mapped file, F32 copies of the rest made once at load.
+        var model = RandomVisionModel.Create(RandomVisionSpec.TinyClip);
+        var (folder, _) = RandomLlavaHfFolder.Write(model, Path.Combine(_dir, "bf16"), new LlavaFolderOptions { DType = SafetensorsDType.BF16 });
+        using var pool = new LlavaNative.Kernels.Cpu.ComputeThreadPool(2);
+        using var encoder = ImageEncoder.LoadHuggingFace(folder, pool);
+        var pixels = model.RandomPixels(1);
+        var output = new float[encoder.ImageTokenCount * encoder.EmbeddingLength];
+        for (int i = 0; i < 4; i++) encoder.EncodeAndProject(pixels, output);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 8; i++) encoder.EncodeAndProject(pixels, output);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(TensorType.BF16, encoder.Vision.Weights.Layers[0].Query.Type);
+    }
+
+    [Fact]
     public void MissingTensorNamesTheTensorAndFile()
     {
         string victim = "vision_tower.vision_model.encoder.layers.1.self_attn.q_proj.weight";
