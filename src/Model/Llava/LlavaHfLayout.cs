@@ -141,7 +141,7 @@ public sealed record LlavaHfLayout
             FeatureLayer = FeatureLayerIndex(json, "vision_feature_layer", llava.VisionFeatureLayers[0], vision),
             SelectStrategy = llava.VisionFeatureSelectStrategy == "full" ? FeatureSelectStrategy.Full : FeatureSelectStrategy.Default,
             Projector = ProjectorKind.Mlp2xGelu,
-            ProjectorActivation = ActivationOf(json, "projector_hidden_act", llava.ProjectorHiddenAct),
+            ProjectorActivation = ActivationOf(json.Path, "projector_hidden_act", llava.ProjectorHiddenAct),
             ProjectorBias = llava.MultimodalProjectorBias,
             ImageTokenIndex = llava.ImageTokenIndex,
         };
@@ -233,13 +233,13 @@ public sealed record LlavaHfLayout
         return index;
     }
 
-    /// <summary>transformers' ACT2FN names the engine implements.</summary>
-    internal static ActivationFunction ActivationOf(ConfigJson json, string key, string name) => name switch
+    /// <summary>transformers' ACT2FN names the engine implements; <paramref name="keyPath"/> in <paramref name="file"/> for the message.</summary>
+    internal static ActivationFunction ActivationOf(string file, string keyPath, string name) => name switch
     {
         "quick_gelu" => ActivationFunction.QuickGelu,
         "gelu" => ActivationFunction.GeluErf,
         "gelu_pytorch_tanh" or "gelu_new" => ActivationFunction.GeluTanh,
-        _ => throw json.Error($"{json.KeyPath(key)} '{name}' is not supported (supported: quick_gelu, gelu, gelu_pytorch_tanh, gelu_new)"),
+        _ => throw new HuggingFaceConfigException(file, $"{keyPath} '{name}' is not supported (supported: quick_gelu, gelu, gelu_pytorch_tanh, gelu_new)"),
     };
 
     /// <summary>HF raises "Image features and image tokens do not match" at run time; say so at load time instead.</summary>
@@ -260,8 +260,7 @@ public sealed record LlavaHfLayout
     {
         var v = Vision;
         var kind = v.IsClip ? VisionTowerKind.Clip : VisionTowerKind.SigLip;
-        var json = new ConfigJson(default, VisionConfigPath, Kind == LlavaCheckpointKind.LlavaHf ? "vision_config." : "");
-        var activation = ActivationOf(json, "hidden_act", v.HiddenAct);
+        var activation = ActivationOf(VisionConfigPath, Kind == LlavaCheckpointKind.LlavaHf ? "vision_config.hidden_act" : "hidden_act", v.HiddenAct);
         if (v.NumChannels != 3)
             throw new HuggingFaceConfigException(VisionConfigPath, $"num_channels = {v.NumChannels}: only RGB (3) towers are supported");
         try

@@ -46,8 +46,6 @@ public sealed record HfImageProcessorConfig
     /// <summary>LlavaImageProcessor's <c>do_pad</c>: pad to a square of the mean colour before resizing.</summary>
     public bool DoPad { get; init; }
 
-    public bool IsSiglip => ProcessorType?.StartsWith("Siglip", StringComparison.Ordinal) == true;
-
     /// <summary>Reads <paramref name="path"/>: the file, or a folder holding one.</summary>
     public static HfImageProcessorConfig Load(string path)
     {
