@@ -3,6 +3,8 @@ using LlavaNative.Kernels.Cpu.Quant;
 using LlavaNative.Kernels.Tensors;
 using LlavaNative.Model;
 using LlavaNative.Model.Formats.Gguf;
+using LlavaNative.Model.Formats.Npy;
+using LlavaNative.Reference.Tests.Cli;
 using LlavaNative.Model.Language;
 using LlavaNative.TestSupport;
 using LlavaNative.TestSupport.HuggingFace;
@@ -159,6 +161,48 @@ public sealed unsafe class OnLoadQuantizationTests(ITestOutputHelper output) : I
                          $"llama.cpp vs exact math {exactVsTheirs:E2} (rel L2 {exactRel:E2})");
         Assert.True(oursVsTheirs <= Math.Max(exactVsTheirs, 1e-4),
             $"{type}: our distance to llama.cpp {oursVsTheirs:E3} exceeds llama.cpp's distance to exact math {exactVsTheirs:E3}");
+    }
+
+    [Fact]
+    public void EvalQuantizeOptionGivesLlamaCppsQuantizedLogits()
+    {
+        string gguf = RandomModels.GetPath(Spec(RandomModelArchitecture.Qwen2, 512));
+        string theirsPath = PureQuantized(gguf, TensorType.Q4_K);
+        string folder = Path.Combine(_root, "cli-qwen2");
+        GgufToHuggingFace.Export(gguf, folder, new HfExportOptions());
+        int[] tokens = DecoderAgreementTests.SampleTokens(512, 12, seed: 9);
+        string npy = Path.Combine(_root, "logits.npy");
+
+        var (exit, _, err) = CliContractTests.RunCli("eval", "-m", folder, "--quantize", "q4_k", "--tokens", string.Join(",", tokens), "--logits-out", npy, "-t", "2");
+        Assert.True(exit == 0, err);
+        var (ours, shape) = NpyFile.ReadFloat32(npy);
+        Assert.Equal([tokens.Length, 512], shape);
+        float[] exact;
+        using (var exactModel = DecoderModel.LoadGguf(QuantizedDecoderAgreementTests.DequantizedCopy(theirsPath))) exact = Logits(exactModel, tokens);
+        using var reference = LlamaCppModel.Load(theirsPath);
+        float[][] theirs = reference.EvalLogits(tokens);
+        var (oursVsTheirs, _) = DecoderAgreementTests.Compare(ours, theirs, 512);
+        var (exactVsTheirs, _) = DecoderAgreementTests.Compare(exact, theirs, 512);
+        output.WriteLine($"llava eval --quantize q4_k: vs llama.cpp max abs {oursVsTheirs:E2}; llama.cpp vs exact math {exactVsTheirs:E2}");
+        Assert.True(oursVsTheirs <= Math.Max(exactVsTheirs, 1e-4), $"{oursVsTheirs:E3} > {exactVsTheirs:E3}");
+    }
+
+    [Fact]
+    public void AnAlreadyQuantizedModelOrAnUnknownTypeIsRefused()
+    {
+        string gguf = RandomModels.GetPath(Spec(RandomModelArchitecture.Llama, 512));
+        string quantized = PureQuantized(gguf, TensorType.Q4_0);
+        var e = Assert.Throws<GgufFormatException>(() => DecoderModel.LoadGguf(quantized, new ModelLoadOptions { Quantize = TensorType.Q8_0 }));
+        Assert.Contains(Path.GetFileName(quantized), e.Message);
+        Assert.Contains("is already Q4_0; quantizing on load needs F32, F16 or BF16 weights", e.Message);
+        Assert.Throws<ArgumentException>(() => DecoderModel.LoadGguf(gguf, new ModelLoadOptions { Quantize = TensorType.Q2_K }));
+
+        var (exit, _, err) = CliContractTests.RunCli("eval", "-m", quantized, "--quantize", "q8_0", "--tokens", "1,2", "--logits-out", Path.Combine(_root, "x.npy"));
+        Assert.Equal(1, exit);
+        Assert.Contains("is already Q4_0", err);
+        (exit, _, err) = CliContractTests.RunCli("bench", "-m", gguf, "--quantize", "q3_k", "-p", "1", "-n", "1");
+        Assert.Equal(2, exit);
+        Assert.Contains("--quantize: unknown type 'q3_k'; use one of q8_0, q4_0", err);
     }
 
     private static float[] Logits(DecoderModel model, int[] tokens)
