@@ -1,4 +1,5 @@
 using System.Text.Json;
+using LlavaNative.Kernels.Cpu.Ops;
 using LlavaNative.Kernels.Tensors;
 using LlavaNative.Model;
 using LlavaNative.Model.Formats;
@@ -159,7 +160,18 @@ public sealed unsafe class PyTorchCheckpointTests(TorchSavedFiles files, ITestOu
         Assert.Equal(fromSafetensors.Config, fromBin.Config);
         Assert.Equal(weightType, fromBin.Weights.Layers[0].Query.Type);
         int[] tokens = DecoderAgreementTests.SampleTokens(fromBin.Config.VocabSize, 24, seed: 11);
-        Assert.Equal(Logits(fromSafetensors, tokens), Logits(fromBin, tokens));
+        float[] expected = Logits(fromSafetensors, tokens);
+        Assert.Equal(expected, Logits(fromBin, tokens));
+        if (shards == 1)
+        {
+            // The .bin file given directly opens its folder; a GGUF named .bin (old llama.cpp habit) stays GGUF.
+            using var direct = ModelLoader.Load(Path.Combine(bin, PyTorchCheckpoint.SingleFileName));
+            Assert.Equal(expected, Logits(direct, tokens));
+            string ggufNamedBin = Path.Combine(files.Root, name + "-ggml-model.bin");
+            File.Copy(gguf, ggufNamedBin, overwrite: true);
+            using var fromGguf = ModelLoader.Load(ggufNamedBin);
+            Assert.Equal(RopeMode.Normal, fromGguf.Config.RopeMode); // llama GGUF, not the HF layout
+        }
 
         // Both kinds in one folder: safetensors wins, as in transformers.
         File.Copy(Path.Combine(bin, shards > 1 ? PyTorchCheckpoint.IndexFileName : PyTorchCheckpoint.SingleFileName),

@@ -200,6 +200,15 @@ public sealed unsafe class PyTorchBadInputTests : IDisposable
         Fails(Archive(ValidPickle(stride: [1, 2]), SevenFloats), "is not contiguous (strides [1, 2])", "contiguous()");
 
     [Fact]
+    public void ImpossibleShapesAreErrors()
+    {
+        byte[] Pickle(long[] shape, long[] stride) =>
+            new PickleBuilder().Proto(2).EmptyDict().Mark().Str("w").Tensor("0", 7, 0, shape, stride).SetItems().Stop().ToArray();
+        Fails(Archive(Pickle([2, 3], [1]), SevenFloats), "tensor 'w' has 2 dimensions but 1 strides");
+        Fails(Archive(Pickle([int.MaxValue, int.MaxValue, int.MaxValue], [1, 1, 1]), SevenFloats), "overflows");
+    }
+
+    [Fact]
     public void ACompressedMemberIsAnError() =>
         Fails(Archive(ValidPickle(), SevenFloats, level: CompressionLevel.Optimal), "compressed");
 

@@ -71,7 +71,10 @@ public sealed unsafe class PyTorchCheckpointFile : IDisposable
                 : $"the zip archive has {pickles.Count} data.pkl members ({string.Join(", ", pickles.Select(p => p.Name))})");
         var pickle = pickles[0];
         string prefix = pickle.Name[..^"data.pkl".Length];
-        var members = entries.Where(e => e.Name.StartsWith(prefix, StringComparison.Ordinal)).ToDictionary(e => e.Name[prefix.Length..], StringComparer.Ordinal);
+        var members = new Dictionary<string, ZipEntry>(StringComparer.Ordinal);
+        foreach (var e in entries.Where(e => e.Name.StartsWith(prefix, StringComparison.Ordinal)))
+            if (!members.TryAdd(e.Name[prefix.Length..], e))
+                throw new PyTorchFormatException(path, $"the zip archive holds member '{e.Name}' twice");
         if (pickle.Method != 0)
             throw new PyTorchFormatException(path, $"{pickle.Name} is compressed (zip method {pickle.Method}); torch.save stores members uncompressed");
         if (pickle.Size > int.MaxValue) throw new PyTorchFormatException(path, $"{pickle.Name} is {pickle.Size} bytes, larger than any state dict pickle");
@@ -87,7 +90,10 @@ public sealed unsafe class PyTorchCheckpointFile : IDisposable
         {
             if (value is not TensorReference t) continue; // non-tensor entries (e.g. an epoch counter) are not weights
             if (key is not string name) throw new PyTorchFormatException(path, $"a tensor is stored under the non-string key {key}");
-            if (!tensors.TryAdd(name, View(path, data, members, name, t)))
+            TensorView view;
+            try { view = View(path, data, members, name, t); }
+            catch (OverflowException) { throw new PyTorchFormatException(path, $"tensor '{name}': its size [{string.Join(", ", t.Shape)}] overflows 64-bit byte counts (corrupt pickle)"); }
+            if (!tensors.TryAdd(name, view))
                 throw new PyTorchFormatException(path, $"tensor '{name}' appears twice in the state dict");
             names.Add(name);
         }
@@ -107,20 +113,19 @@ public sealed unsafe class PyTorchCheckpointFile : IDisposable
         if (member.Size < storageBytes)
             throw new PyTorchFormatException(path, $"tensor '{name}': storage data/{storage.Key} holds {member.Size} bytes, but the pickle says {storage.ElementCount} {type.ClassName} elements ({storageBytes} bytes)");
 
+        if (t.Stride.Length != t.Shape.Length)
+            throw new PyTorchFormatException(path, $"tensor '{name}' has {t.Shape.Length} dimensions but {t.Stride.Length} strides");
         long count = 1;
         foreach (long d in t.Shape) count = checked(count * d);
         // Row-major (C order) strides; dimensions of size 1 may carry any stride.
         long expected = 1;
         for (int i = t.Shape.Length - 1; i >= 0; i--)
         {
-            if (t.Stride.Length != t.Shape.Length) break;
             if (t.Shape[i] != 1 && t.Stride[i] != expected)
                 throw new PyTorchFormatException(path, $"tensor '{name}' of shape [{string.Join(", ", t.Shape)}] is not contiguous " +
                                                        $"(strides [{string.Join(", ", t.Stride)}]); re-save it with tensor.contiguous()");
             expected *= t.Shape[i];
         }
-        if (t.Stride.Length != t.Shape.Length)
-            throw new PyTorchFormatException(path, $"tensor '{name}' has {t.Shape.Length} dimensions but {t.Stride.Length} strides");
         if (count > 0 && t.StorageOffset + count > storage.ElementCount)
             throw new PyTorchFormatException(path, $"tensor '{name}' ({count} elements from offset {t.StorageOffset}) runs past the end of its {storage.ElementCount}-element storage data/{storage.Key}");
         return new TensorView

@@ -378,5 +378,5 @@ internal sealed class RestrictedUnpickler
         return long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long v) ? v : throw Error($"'{text}' is not an integer");
     }
 
-    private long ParseMemoKey(string text) => ParseTextInt(text, allowBool: false) is long v ? v : 0;
+    private long ParseMemoKey(string text) => (long)ParseTextInt(text, allowBool: false);
 }
