@@ -92,6 +92,7 @@ public sealed unsafe class OnLoadQuantizationTests(ITestOutputHelper output) : I
         foreach (var type in MatrixQuantizer.Targets) data.Add(type, RandomModelArchitecture.Llama, 512, TensorType.F32);
         data.Add(TensorType.Q4_K, RandomModelArchitecture.Qwen2, 512, TensorType.F32);
         data.Add(TensorType.Q8_0, RandomModelArchitecture.Llama, 512, TensorType.F16);  // F16 source: widened exactly first
+        data.Add(TensorType.Q4_K, RandomModelArchitecture.Qwen2, 512, TensorType.BF16); // BF16 source (a GGUF llama.cpp converted)
         data.Add(TensorType.Q4_K, RandomModelArchitecture.Llama, 160, TensorType.F32);  // ffn_down → Q5_0
         data.Add(TensorType.Q6_K, RandomModelArchitecture.Llama, 160, TensorType.F32);  // ffn_down → Q8_0
         data.Add(TensorType.Q4_K, RandomModelArchitecture.Llama, 176, TensorType.F32);  // ffn_down → F16
@@ -102,12 +103,15 @@ public sealed unsafe class OnLoadQuantizationTests(ITestOutputHelper output) : I
     [Theory, MemberData(nameof(ByteCases))]
     public void QuantizedOnLoadBytesAreTheBytesLlamaCppWrites(TensorType type, RandomModelArchitecture architecture, int ffn, TensorType source)
     {
-        string gguf = RandomModels.GetPath(Spec(architecture, ffn, source));
+        string gguf = source == TensorType.BF16
+            ? RandomModels.GetQuantizedPath(Spec(architecture, ffn), LlamaFtype.MOSTLY_BF16)
+            : RandomModels.GetPath(Spec(architecture, ffn, source));
         string theirs = PureQuantized(gguf, type);
 
         using var pool = new ComputeThreadPool(2);
         using var model = DecoderModel.LoadGguf(gguf, new ModelLoadOptions { Quantize = type, Pool = pool });
         var ours = ByGgufName(model.Weights);
+        using (var input = GgufFile.Open(gguf)) Assert.Equal(source, input.GetTensor("blk.0.attn_q.weight").Type);
         using var file = GgufFile.Open(theirs);
         int compared = 0;
         var types = new SortedSet<string>();
