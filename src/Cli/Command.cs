@@ -1,3 +1,8 @@
+using LlavaNative.Kernels.Cpu;
+using LlavaNative.Kernels.Cpu.Quant;
+using LlavaNative.Kernels.Tensors;
+using LlavaNative.Model;
+
 namespace LlavaNative.Cli;
 
 /// <summary>One verb of the <c>llava</c> CLI.</summary>
@@ -12,10 +17,25 @@ public abstract class Command
     /// <summary>Runs the verb; returns the process exit code.</summary>
     public abstract int Execute(ParsedArguments args);
 
-    public static readonly OptionSpec Model = new(["-m", "--model"], "PATH", "model: a GGUF file, or a Hugging Face folder (config.json, safetensors, tokenizer.json)");
+    public static readonly OptionSpec Model = new(["-m", "--model"], "PATH", "model: a GGUF file, or a Hugging Face folder (config.json, safetensors or pytorch_model.bin, tokenizer.json)");
     public static readonly OptionSpec Threads = new(["-t", "--threads"], "N", "compute threads (default: all cores)");
     public static readonly OptionSpec ContextSize = new(["-c", "--ctx-size"], "N", "context window in tokens (default: model's, at most 4096)");
+    public static readonly OptionSpec Quantize = new(["--quantize"], "TYPE",
+        "quantize F32/F16/BF16 weights while loading: " + string.Join(", ", MatrixQuantizer.Targets.Select(t => TensorTypeInfo.Name(t).ToLowerInvariant())) +
+        " (all matrices incl. embedding and LM head, as llama-quantize --pure; K-quants fall back like llama.cpp when rows are not a multiple of 256)");
     public static readonly OptionSpec Help = new(["-h", "--help"], null, "show this help");
+
+    /// <summary>The <see cref="ModelLoadOptions"/> of <c>--quantize</c>; quantization runs on <paramref name="pool"/>.</summary>
+    protected static ModelLoadOptions LoadOptions(ParsedArguments args, ComputeThreadPool pool)
+    {
+        string? name = args.Get("--quantize");
+        if (name == null) return ModelLoadOptions.Default;
+        foreach (var type in MatrixQuantizer.Targets)
+            if (string.Equals(TensorTypeInfo.Name(type), name, StringComparison.OrdinalIgnoreCase))
+                return new ModelLoadOptions { Quantize = type, Pool = pool };
+        throw new UsageException($"--quantize: unknown type '{name}'; use one of " +
+                                 string.Join(", ", MatrixQuantizer.Targets.Select(t => TensorTypeInfo.Name(t).ToLowerInvariant())));
+    }
 
     public void PrintHelp(TextWriter w)
     {

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using LlavaNative.Kernels.Cpu;
+using LlavaNative.Kernels.Tensors;
 using LlavaNative.Model;
 using LlavaNative.Model.Generation;
 using LlavaNative.Model.Language;
@@ -21,6 +22,7 @@ public sealed class BenchCommand : Command
     [
         "llava bench -m qwen2-0.5b-q4_0.gguf -p 128 -n 64 -t 2",
         "llava bench -m model.gguf -p 512 -n 128 --reps 5 --json",
+        "llava bench -m ./qwen2-hf-folder --quantize q4_k -p 128 -n 64",
     ];
     public override IReadOnlyList<OptionSpec> Options =>
     [
@@ -29,7 +31,7 @@ public sealed class BenchCommand : Command
         new(["-n", "--n-gen"], "N", "generated tokens for tg (default 64; 0 skips)"),
         new(["--reps"], "R", "repetitions, median reported (default 3)"),
         new(["--json"], null, "print one JSON object instead of a table"),
-        Threads, Help,
+        Quantize, Threads, Help,
     ];
 
     public override int Execute(ParsedArguments args)
@@ -42,10 +44,11 @@ public sealed class BenchCommand : Command
         bool json = args.Has("--json");
         if (p == 0 && n == 0) throw new UsageException("nothing to measure: -p and -n are both 0");
 
-        var load = Stopwatch.StartNew();
-        using var model = ModelLoader.Load(path); // a .gguf file or a Hugging Face folder
-        load.Stop();
         using var pool = new ComputeThreadPool(threads);
+        var options = LoadOptions(args, pool);
+        var load = Stopwatch.StartNew();
+        using var model = ModelLoader.Load(path, options); // a .gguf file or a Hugging Face folder
+        load.Stop();
         using var state = model.CreateState(Math.Max(p, n) + 1, maxBatch: Math.Max(p, 1), pool: pool);
         var random = new Random(1234);
         var vocab = model.Config.VocabSize;
@@ -88,7 +91,9 @@ public sealed class BenchCommand : Command
             tg = Median(tgRuns);
         }
 
-        long bytes = new FileInfo(path).Length;
+        long bytes = Directory.Exists(path)
+            ? new DirectoryInfo(path).EnumerateFiles().Sum(f => f.Length)
+            : new FileInfo(path).Length;
         if (json)
         {
             var result = new Dictionary<string, object?>
@@ -105,6 +110,7 @@ public sealed class BenchCommand : Command
                 ["pp_runs"] = ppRuns,
                 ["tg_runs"] = tgRuns,
                 ["load_ms"] = load.Elapsed.TotalMilliseconds,
+                ["quantize"] = options.Quantize is { } q ? TensorTypeInfo.Name(q) : null,
             };
             Console.WriteLine(JsonSerializer.Serialize(result));
         }

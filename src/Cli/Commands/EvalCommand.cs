@@ -11,13 +11,17 @@ public sealed class EvalCommand : Command
 {
     public override string Name => "eval";
     public override string Summary => "run token ids through the model and save every position's logits (.npy)";
-    public override string[] Examples => ["llava eval -m model.gguf --tokens 1,450,4996 --logits-out logits.npy"];
+    public override string[] Examples =>
+    [
+        "llava eval -m model.gguf --tokens 1,450,4996 --logits-out logits.npy",
+        "llava eval -m ./llava-v1-folder --quantize q8_0 --tokens 1,450,4996 --logits-out logits.npy",
+    ];
     public override IReadOnlyList<OptionSpec> Options =>
     [
         Model,
         new(["--tokens"], "IDS", "comma-separated token ids"),
         new(["--logits-out"], "FILE", "output .npy, float32 [n_tokens, n_vocab]"),
-        Threads, Help,
+        Quantize, Threads, Help,
     ];
 
     public override int Execute(ParsedArguments args)
@@ -28,8 +32,9 @@ public sealed class EvalCommand : Command
         int[] tokens = ParseTokens(tokensText);
         int threads = args.GetInt("-t", ComputeThreadPool.DefaultThreadCount(), 1, 1024);
 
-        using var model = ModelLoader.Load(path); // a .gguf file or a Hugging Face folder
         using var pool = new ComputeThreadPool(threads);
+        var options = LoadOptions(args, pool);
+        using var model = ModelLoader.Load(path, options); // a .gguf file or a Hugging Face folder
         using var state = model.CreateState(tokens.Length, pool: pool);
         var logits = new float[(long)tokens.Length * model.Config.VocabSize];
         model.Forward(state, tokens, LogitsMode.All, logits);

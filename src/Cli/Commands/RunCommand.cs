@@ -31,7 +31,7 @@ public sealed class RunCommand : Command
         new(["--repeat-last-n"], "N", "tokens considered by the repetition penalty (default 64)"),
         new(["--stop"], "TEXT", "stop when the output contains TEXT (repeatable)", Repeatable: true),
         new(["--timings"], null, "print prompt and generation speed to stderr at the end"),
-        ContextSize, Threads, Help,
+        ContextSize, Quantize, Threads, Help,
     ];
 
     public override int Execute(ParsedArguments args)
@@ -58,9 +58,10 @@ public sealed class RunCommand : Command
             StopStrings = args.GetAll("--stop").Select(s => s.Replace("\\n", "\n")).ToArray(),
         };
 
-        using var model = ModelLoader.Load(path); // a .gguf file or a Hugging Face folder with tokenizer.json
-        int context = args.GetInt("-c", Math.Min(model.Config.ContextLength, 4096), 1, model.Config.ContextLength);
         using var pool = new ComputeThreadPool(threads);
+        var loadOptions = LoadOptions(args, pool);
+        using var model = ModelLoader.Load(path, loadOptions); // a .gguf file or a Hugging Face folder with tokenizer.json
+        int context = args.GetInt("-c", Math.Min(model.Config.ContextLength, 4096), 1, model.Config.ContextLength);
         using var generator = new TextGenerator(model, context, pool);
 
         using var cancel = new CancellationTokenSource();

@@ -53,3 +53,13 @@ public interface ITensorSource
     /// <summary>A shape given outermost first, written the way this format's tools print it.</summary>
     string DescribeShape(ReadOnlySpan<long> shape) => "[" + string.Join(", ", shape.ToArray()) + "]";
 }
+
+/// <summary>A tensor source that owns open (mapped) files: a whole checkpoint, disposed with the model.</summary>
+public interface ITensorCheckpoint : ITensorSource, IDisposable
+{
+    /// <summary>The checkpoint's file (the index for a sharded one), for messages.</summary>
+    string Path { get; }
+
+    /// <summary>Every tensor name in the checkpoint.</summary>
+    IReadOnlyCollection<string> TensorNames { get; }
+}

@@ -1,7 +1,6 @@
 using LlavaNative.Kernels.Cpu.Ops;
 using LlavaNative.Model.Formats.Gguf;
 using LlavaNative.Model.Formats.HuggingFace;
-using LlavaNative.Model.Formats.Safetensors;
 using LlavaNative.Model.Tokenizers;
 using LlavaNative.Model.Tokenizers.HuggingFace;
 
@@ -40,14 +39,14 @@ public sealed unsafe class DecoderModel : IDisposable
         _weightsSource = weightsSource;
     }
 
-    /// <summary>Opens a GGUF text model (llama or qwen2).</summary>
-    public static DecoderModel LoadGguf(string path)
+    /// <summary>Opens a GGUF text model (llama or qwen2); <paramref name="options"/> may quantize its weights on load.</summary>
+    public static DecoderModel LoadGguf(string path, ModelLoadOptions? options = null)
     {
         var file = GgufFile.Open(path);
         try
         {
             var config = DecoderConfig.FromGguf(file);
-            var weights = DecoderWeights.FromGguf(file, config);
+            var weights = DecoderWeights.FromGguf(file, config, options);
             var vocabulary = file.Contains("tokenizer.ggml.model") ? GgufVocabulary.Load(file) : null;
             if (vocabulary != null && vocabulary.Tokens.Length > config.VocabSize)
                 throw new GgufFormatException(path, $"the tokenizer has {vocabulary.Tokens.Length} tokens but the embedding only {config.VocabSize} rows");
@@ -62,25 +61,26 @@ public sealed unsafe class DecoderModel : IDisposable
 
     /// <summary>
     /// Opens the decoder of a Hugging Face model folder: <c>config.json</c> (a llama or qwen2 model, or the
-    /// <c>text_config</c> of a llava one) and <c>model.safetensors</c> or the shards of
-    /// <c>model.safetensors.index.json</c>. Weights are bound in place in the mapped files (F32, F16 or BF16,
-    /// [out, in] exactly as stored) under the plain, old llava-hf or new llava-hf names, whichever the
-    /// checkpoint has. The tokenizer comes from tokenizer.json, or else tokenizer.model (with tokenizer_config.json,
+    /// <c>text_config</c> of a llava one) and the weights <see cref="HuggingFaceCheckpoint.Open"/> picks:
+    /// safetensors (single or sharded), else <c>pytorch_model.bin</c> (single or sharded). Weights are bound in place
+    /// in the mapped files (F32, F16 or BF16, [out, in] exactly as stored; re-encoded when
+    /// <see cref="ModelLoadOptions.Quantize"/> is set) under the plain, old llava-hf or new llava-hf names, whichever
+    /// the checkpoint has. The tokenizer comes from tokenizer.json, or else tokenizer.model (with tokenizer_config.json,
     /// generation_config.json and the chat template files, <see cref="HuggingFaceTokenizerFiles"/>) when the folder
     /// has one; otherwise <see cref="Vocabulary"/> is null.
     /// </summary>
-    public static DecoderModel LoadHuggingFace(string folder)
+    public static DecoderModel LoadHuggingFace(string folder, ModelLoadOptions? options = null)
     {
         if (!Directory.Exists(folder))
-            throw new DirectoryNotFoundException($"{folder}: folder not found (a Hugging Face model is a folder with config.json and safetensors weights)");
+            throw new DirectoryNotFoundException($"{folder}: folder not found (a Hugging Face model is a folder with config.json and safetensors or pytorch_model.bin weights)");
         var hf = HfModelConfig.Load(folder);
         var config = DecoderConfig.FromHuggingFace(hf.Text);
-        var checkpoint = SafetensorsCheckpoint.Open(folder);
+        var checkpoint = HuggingFaceCheckpoint.Open(folder);
         try
         {
             var names = DecoderTensorNames.DetectHuggingFace(checkpoint);
             var weights = DecoderWeights.Bind(checkpoint, names, config,
-                requireAttentionBias: hf.Text.AttentionBias, tieLmHead: hf.TieWordEmbeddings);
+                requireAttentionBias: hf.Text.AttentionBias, tieLmHead: hf.TieWordEmbeddings, options: options);
             var vocabulary = HuggingFaceTokenizerFiles.Exists(folder) ? HuggingFaceTokenizerFiles.Load(folder) : null;
             if (vocabulary != null && vocabulary.Tokens.Length > config.VocabSize)
                 throw new HuggingFaceTokenizerException(Path.Combine(folder, File.Exists(Path.Combine(folder, HuggingFaceTokenizerFiles.TokenizerJson))

@@ -1,3 +1,4 @@
+using LlavaNative.Kernels.Cpu;
 using LlavaNative.Kernels.Cpu.Quant;
 using LlavaNative.Kernels.Tensors;
 using LlavaNative.Model.Formats;
@@ -34,19 +35,21 @@ public sealed unsafe class DecoderWeights : IDisposable
     public bool TiedEmbeddings { get; init; }
 
     /// <summary>Binds the GGUF tensors of <paramref name="config"/>'s layout, checking every shape.</summary>
-    public static DecoderWeights FromGguf(GgufFile file, DecoderConfig config) =>
-        Bind(new GgufTensorSource(file), DecoderTensorNames.Gguf, config);
+    public static DecoderWeights FromGguf(GgufFile file, DecoderConfig config, ModelLoadOptions? options = null) =>
+        Bind(new GgufTensorSource(file), DecoderTensorNames.Gguf, config, options: options);
 
     /// <summary>
     /// Binds the decoder of <paramref name="config"/> from <paramref name="source"/> under the names of
     /// <paramref name="names"/>, checking every shape ([out, in] matrices, [n] vectors). q/k/v biases are bound
     /// when present and required when <paramref name="requireAttentionBias"/>. The LM head is the token embedding
-    /// when <paramref name="tieLmHead"/> or when the source has no LM head tensor.
+    /// when <paramref name="tieLmHead"/> or when the source has no LM head tensor. With
+    /// <see cref="ModelLoadOptions.Quantize"/> every matrix is re-encoded into buffers these weights own.
     /// </summary>
     public static DecoderWeights Bind(ITensorSource source, DecoderTensorNames names, DecoderConfig config,
-        bool requireAttentionBias = false, bool tieLmHead = false)
+        bool requireAttentionBias = false, bool tieLmHead = false, ModelLoadOptions? options = null)
     {
         var binder = new WeightBinder(source);
+        var quantizer = new LoadQuantizer(source, options ?? ModelLoadOptions.Default);
         try
         {
             int dim = config.Dim, qDim = config.QueryDim, kvDim = config.KvDim, ffn = config.FeedForward;
@@ -54,43 +57,101 @@ public sealed unsafe class DecoderWeights : IDisposable
             for (int l = 0; l < config.Layers; l++)
             {
                 string Name(string tensor) => names.Layer(l, tensor);
+                WeightMatrix Matrix(string tensor, int rows, int cols) => quantizer.Apply(Name(tensor), binder.Matrix(Name(tensor), rows, cols));
                 float* Bias(string tensor, int n) => requireAttentionBias ? binder.Vector(Name(tensor), n) : binder.OptionalVector(Name(tensor), n);
                 layers[l] = new DecoderLayerWeights
                 {
                     AttentionNorm = binder.Vector(Name(names.AttentionNorm), dim),
-                    Query = binder.Matrix(Name(names.Query), qDim, dim),
-                    Key = binder.Matrix(Name(names.Key), kvDim, dim),
-                    Value = binder.Matrix(Name(names.Value), kvDim, dim),
+                    Query = Matrix(names.Query, qDim, dim),
+                    Key = Matrix(names.Key, kvDim, dim),
+                    Value = Matrix(names.Value, kvDim, dim),
                     QueryBias = Bias(names.QueryBias, qDim),
                     KeyBias = Bias(names.KeyBias, kvDim),
                     ValueBias = Bias(names.ValueBias, kvDim),
-                    Output = binder.Matrix(Name(names.Output), dim, qDim),
+                    Output = Matrix(names.Output, dim, qDim),
                     FeedForwardNorm = binder.Vector(Name(names.FeedForwardNorm), dim),
-                    Gate = binder.Matrix(Name(names.Gate), ffn, dim),
-                    Up = binder.Matrix(Name(names.Up), ffn, dim),
-                    Down = binder.Matrix(Name(names.Down), dim, ffn),
+                    Gate = Matrix(names.Gate, ffn, dim),
+                    Up = Matrix(names.Up, ffn, dim),
+                    Down = Matrix(names.Down, dim, ffn),
                 };
             }
-            var embedding = binder.Matrix(names.TokenEmbedding, config.VocabSize, dim);
+            var embedding = quantizer.Apply(names.TokenEmbedding, binder.Matrix(names.TokenEmbedding, config.VocabSize, dim));
             bool tied = tieLmHead || !binder.Has(names.LmHead);
             return new DecoderWeights
             {
                 TokenEmbedding = embedding,
                 Layers = layers,
                 OutputNorm = binder.Vector(names.OutputNorm, dim),
-                LmHead = tied ? embedding : binder.Matrix(names.LmHead, config.VocabSize, dim),
+                LmHead = tied ? embedding : quantizer.Apply(names.LmHead, binder.Matrix(names.LmHead, config.VocabSize, dim)),
                 TiedEmbeddings = tied,
-                Owned = binder.TakeOwnedBuffers(),
+                Owned = [.. binder.TakeOwnedBuffers(), .. quantizer.TakeBuffers()],
             };
         }
         catch
         {
             binder.ReleaseOwnedBuffers();
+            quantizer.Release();
             throw;
         }
     }
 
     private List<NativeBuffer> Owned { init => _owned = value; }
+
+    /// <summary>
+    /// On-load quantization of bound matrices (<see cref="ModelLoadOptions.Quantize"/>; without it matrices pass
+    /// through as stored). Owns the new buffers until <see cref="TakeBuffers"/>.
+    /// </summary>
+    private sealed class LoadQuantizer : IDisposable
+    {
+        private readonly ITensorSource _source;
+        private readonly TensorType? _target;
+        private readonly ComputeThreadPool? _pool;
+        private readonly bool _ownsPool;
+        private readonly List<NativeBuffer> _buffers = [];
+
+        public LoadQuantizer(ITensorSource source, ModelLoadOptions options)
+        {
+            _source = source;
+            _target = options.Quantize;
+            if (_target is not { } target) return;
+            if (!MatrixQuantizer.IsTarget(target))
+                throw new ArgumentException($"cannot quantize to {TensorTypeInfo.Name(target)} on load; supported: {string.Join(", ", MatrixQuantizer.Targets.Select(TensorTypeInfo.Name))}", nameof(options));
+            _ownsPool = options.Pool == null;
+            _pool = options.Pool ?? new ComputeThreadPool();
+        }
+
+        public WeightMatrix Apply(string name, WeightMatrix matrix)
+        {
+            if (_target is not { } target) return matrix;
+            if (!MatrixQuantizer.IsFloatSource(matrix.Type))
+                throw _source.Error(name, $"tensor '{name}' is already {TensorTypeInfo.Name(matrix.Type)}; quantizing on load needs F32, F16 or BF16 weights");
+            var type = MatrixQuantizer.TypeForRowLength(target, matrix.Cols);
+            if (type == matrix.Type) return matrix;
+            var quantized = MatrixQuantizer.Quantize(matrix, type, _pool, out var buffer);
+            _buffers.Add(buffer);
+            return quantized;
+        }
+
+        public List<NativeBuffer> TakeBuffers()
+        {
+            var list = new List<NativeBuffer>(_buffers);
+            _buffers.Clear();
+            Dispose();
+            return list;
+        }
+
+        public void Release()
+        {
+            foreach (var b in _buffers) b.Dispose();
+            _buffers.Clear();
+            Dispose();
+        }
+
+        public void Dispose()
+        {
+            if (_ownsPool) _pool?.Dispose();
+        }
+    }
 
     /// <summary>Writes the embedding row of <paramref name="token"/> into <paramref name="destination"/> [dim].</summary>
     public void Embed(int token, float* destination)

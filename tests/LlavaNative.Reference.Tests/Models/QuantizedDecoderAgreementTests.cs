@@ -53,7 +53,7 @@ public sealed class QuantizedDecoderAgreementTests(ITestOutputHelper output)
     }
 
     /// <summary>An F32 GGUF holding exactly the dequantized weights of <paramref name="path"/>.</summary>
-    private static unsafe string DequantizedCopy(string path)
+    internal static unsafe string DequantizedCopy(string path)
     {
         string target = path.Replace(".gguf", "-dequantized-f32.gguf");
         lock (CacheGate)

@@ -277,10 +277,12 @@ public sealed unsafe class LlamaCppModel : IDisposable
     }
 
     /// <summary>
-    /// Quantizes a GGUF with llama_model_quantize (default parameters, the given ftype's tensor-type mix).
+    /// Quantizes a GGUF with llama_model_quantize (default parameters, the given ftype's tensor-type mix; with
+    /// <paramref name="pure"/>, as <c>llama-quantize --pure</c>: every quantizable tensor gets the ftype's default
+    /// type, except llama.cpp's fallback for rows that are not a whole number of blocks).
     /// <paramref name="threads"/> only changes the speed: each block is quantized the same way.
     /// </summary>
-    public static void Quantize(string inPath, string outPath, LlamaFtype ftype, int threads = 1)
+    public static void Quantize(string inPath, string outPath, LlamaFtype ftype, int threads = 1, bool pure = false)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         if (!File.Exists(inPath))
@@ -289,6 +291,7 @@ public sealed unsafe class LlamaCppModel : IDisposable
         LlamaModelQuantizeParams p = LlamaNative.llama_model_quantize_default_params();
         p.Ftype = (int)ftype;
         p.NThread = threads;
+        p.Pure = pure ? (byte)1 : (byte)0;
         byte[] src = LlamaNative.Utf8Z(inPath), dst = LlamaNative.Utf8Z(outPath);
         uint rc;
         fixed (byte* s = src)

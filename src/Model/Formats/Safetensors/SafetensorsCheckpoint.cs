@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace LlavaNative.Model.Formats.Safetensors;
 
 /// <summary>
@@ -8,7 +6,7 @@ namespace LlavaNative.Model.Formats.Safetensors;
 /// All shards are opened (memory-mapped) up front and every tensor the index names is checked to be in its
 /// shard, so a missing or mismatched shard fails at load time, not halfway through a forward pass.
 /// </summary>
-public sealed class SafetensorsCheckpoint : ITensorSource, IDisposable
+public sealed class SafetensorsCheckpoint : ITensorCheckpoint
 {
     public const string SingleFileName = "model.safetensors";
     public const string IndexFileName = "model.safetensors.index.json";
@@ -100,40 +98,8 @@ public sealed class SafetensorsCheckpoint : ITensorSource, IDisposable
     }
 
     /// <summary>The <c>weight_map</c> of an index, in file order, with shard names checked to stay in the folder.</summary>
-    private static List<KeyValuePair<string, string>> ReadWeightMap(string indexPath)
-    {
-        JsonDocument document;
-        try
-        {
-            document = JsonDocument.Parse(File.ReadAllBytes(indexPath));
-        }
-        catch (JsonException e)
-        {
-            throw new SafetensorsFormatException(indexPath, $"not valid JSON ({e.Message})");
-        }
-        using (document)
-        {
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
-                throw new SafetensorsFormatException(indexPath, "no 'weight_map' object (tensor name → shard file)");
-            var entries = new List<KeyValuePair<string, string>>();
-            var seen = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var entry in map.EnumerateObject())
-            {
-                if (entry.Value.ValueKind != JsonValueKind.String)
-                    throw new SafetensorsFormatException(indexPath, $"weight_map entry '{entry.Name}' is a JSON {entry.Value.ValueKind}, expected a shard file name");
-                if (!seen.Add(entry.Name))
-                    throw new SafetensorsFormatException(indexPath, $"weight_map lists tensor '{entry.Name}' twice");
-                string shard = entry.Value.GetString()!;
-                if (shard.Length == 0 || System.IO.Path.IsPathRooted(shard) || shard.Split('/', '\\').Any(part => part is ".." or ""))
-                    throw new SafetensorsFormatException(indexPath, $"weight_map puts '{entry.Name}' in '{shard}', which is not a file name inside the checkpoint folder");
-                entries.Add(new(entry.Name, shard));
-            }
-            if (entries.Count == 0)
-                throw new SafetensorsFormatException(indexPath, "the weight_map is empty");
-            return entries;
-        }
-    }
+    private static List<KeyValuePair<string, string>> ReadWeightMap(string indexPath) =>
+        CheckpointIndex.ReadWeightMap(indexPath, problem => new SafetensorsFormatException(indexPath, problem));
 
     // ---- lookup ------------------------------------------------------------------------------------------
 
