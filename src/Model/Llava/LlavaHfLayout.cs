@@ -275,11 +275,11 @@ public sealed record LlavaHfLayout
         }
     }
 
-    /// <summary>Opens the safetensors weights and finds the tower and projector under whichever names they have.</summary>
+    /// <summary>Opens the weights (safetensors, else PyTorch .bin: <see cref="HuggingFaceCheckpoint"/>) and finds the tower and projector under whichever names they have.</summary>
     internal LlavaHfWeights OpenWeights()
     {
-        var projectorCheckpoint = SafetensorsCheckpoint.Open(Folder);
-        SafetensorsCheckpoint? towerCheckpoint = null;
+        var projectorCheckpoint = HuggingFaceCheckpoint.Open(Folder);
+        ITensorCheckpoint? towerCheckpoint = null;
         try
         {
             ITensorSource projectorSource = projectorCheckpoint, towerSource = projectorCheckpoint;
@@ -301,7 +301,7 @@ public sealed record LlavaHfLayout
                     string hint = projectorCheckpoint.TryGetTensor(other.Linear1 + ".weight", out _) ? $" (the checkpoint has '{other.Linear1}.weight': does mm_projector_type in {ConfigPath} match?)" : "";
                     throw projectorCheckpoint.Error(null, $"required tensor '{projectorNames.Linear1}.weight' ({projectorNames.Layout}) is missing{hint}");
                 }
-                towerCheckpoint = SafetensorsCheckpoint.Open(VisionTowerFolder!);
+                towerCheckpoint = HuggingFaceCheckpoint.Open(VisionTowerFolder!);
                 towerSource = towerCheckpoint;
                 towerNames = VisionTensorNames.Find(towerCheckpoint, [VisionTensorNames.VisionModel])
                     ?? throw towerCheckpoint.Error(null, $"no vision tower found: expected '{VisionTensorNames.VisionModel.PatchEmbedding}' (a CLIP / SigLIP checkpoint)");
