@@ -339,6 +339,7 @@ public sealed class LlavaSession : IDisposable
             if (stop != StopReason.None)
             {
                 _pendingToken = token; // kept in the conversation, evaluated when it continues
+                _history[State.Position] = token;
                 if (released is { Length: > 0 }) yield return new GeneratedPiece(released, token, StopReason.None);
                 break;
             }
