@@ -92,11 +92,27 @@ public sealed class LlavaCliTests(ITestOutputHelper output)
         string gif = Path.Combine(LlavaFixtures.TempFolder, $"video-{Guid.NewGuid():N}.gif");
         File.WriteAllBytes(gif, TestGif.Build(3, 3, [.. palette, .. new byte[24]], frames));
         var (exit, stdout, err) = RunCli("run", "-m", Text, "--mmproj", LlavaFixtures.ClipMmproj(), "--video", gif, "--frames", "2",
-            "-p", "What happens?", "-n", "2", "--temp", "0", "--json", "-t", "2");
+            "-p", "What happens?", "-n", "2", "--temp", "0", "--json", "-t", "2", "--chat-template", "llava-1.5");
         Assert.True(exit == 0, err);
         using var json = JsonDocument.Parse(stdout);
         Assert.Equal(2, json.RootElement.GetProperty("images").GetInt32());
         Assert.Equal(32, json.RootElement.GetProperty("image_tokens").GetInt32());
+        Assert.Equal("llava-1.5", json.RootElement.GetProperty("chat_template").GetString());
+        // "USER: " + 2 × "<image>\n" + "What happens? ASSISTANT:" — the text tokens of exactly that prompt.
+        using var model = LlavaModel.LoadGguf(Text, LlavaFixtures.ClipMmproj());
+        var frames2 = VideoFrames.Load(gif, 2);
+        var prompt = model.ComposeText("USER: <image>\n<image>\nWhat happens? ASSISTANT:", frames2);
+        Assert.Equal(prompt.TextTokenCount, json.RootElement.GetProperty("prompt_tokens").GetInt32());
+
+        // A template file instead of a name.
+        string templateFile = Path.Combine(LlavaFixtures.TempFolder, $"template-{Guid.NewGuid():N}.jinja");
+        File.WriteAllText(templateFile, "{% for m in messages %}<<{{ m['content'] }}>>{% endfor %}{% if add_generation_prompt %}=>{% endif %}");
+        (exit, stdout, err) = RunCli("run", "-m", Text, "--mmproj", LlavaFixtures.ClipMmproj(), "--image", LlavaFixtures.RandomPngFile(26),
+            "-p", "Q: <image>?", "-n", "1", "--temp", "0", "--json", "-t", "2", "--chat-template", templateFile);
+        Assert.True(exit == 0, err);
+        using var json2 = JsonDocument.Parse(stdout);
+        Assert.Equal(model.ComposeText("<<Q: <image>?>>=>", [LlavaImage.FromFile(LlavaFixtures.RandomPngFile(26))]).TextTokenCount,
+            json2.RootElement.GetProperty("prompt_tokens").GetInt32());
     }
 
     [Fact]
