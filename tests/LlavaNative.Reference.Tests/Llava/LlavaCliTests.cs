@@ -116,6 +116,20 @@ public sealed class LlavaCliTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void TextOnlyRun_TakesAChatTemplateAndJsonToo()
+    {
+        var (exit, stdout, err) = RunCli("run", "-m", Text, "-p", "Hi there", "-n", "3", "--temp", "0", "--json", "--chat-template", "vicuna-v1", "-t", "2");
+        Assert.True(exit == 0, err);
+        using var json = JsonDocument.Parse(stdout);
+        using var reference = LlamaCppModel.LoadVocabOnly(Text);
+        string rendered = Model.Templates.ChatTemplate.BuiltIn("vicuna-v1").Render([Model.Templates.ChatMessage.FromText("user", "Hi there")],
+            new Model.Templates.ChatTemplateOptions { AddGenerationPrompt = true, BosToken = "", EosToken = "" });
+        Assert.EndsWith("USER: Hi there ASSISTANT:", rendered);
+        Assert.Equal(reference.Tokenize(rendered, addSpecial: true, parseSpecial: true).Length, json.RootElement.GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(0, json.RootElement.GetProperty("image_tokens").GetInt32());
+    }
+
+    [Fact]
     public void CommandLineMistakes_ExitWith2()
     {
         string image = LlavaFixtures.RandomPngFile(24);
