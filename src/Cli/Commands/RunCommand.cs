@@ -215,19 +215,37 @@ public sealed class RunCommand : Command
         var other => throw new UsageException($"--image-mode '{other}' is not one of crop, pad, resize-pad, stretch"),
     };
 
-    /// <summary>A one-line status on stderr, only when stderr is a terminal and the work takes more than a moment.</summary>
+    /// <summary>
+    /// A one-line status on stderr, only when stderr is a terminal and a phase (loading, encoding images, prompt) has
+    /// lasted more than a moment: a phase's first message appears after 300 ms, later ones at once.
+    /// </summary>
     private sealed class Progress : IProgress<LlavaProgress>
     {
-        private readonly Stopwatch _since = Stopwatch.StartNew();
+        private readonly object _gate = new();
+        private Timer? _timer;
+        private string? _text;
         private bool _shown;
 
         public static Progress? ToStderr() => Console.IsErrorRedirected ? null : new Progress();
 
         public void Show(string text)
         {
-            if (_since.ElapsedMilliseconds < 300 && !_shown) return;
-            Console.Error.Write("\r\u001b[K" + text);
-            _shown = true;
+            lock (_gate)
+            {
+                _text = text;
+                if (_shown) Write(text);
+                else _timer ??= new Timer(_ => ShowPending(), null, 300, Timeout.Infinite);
+            }
+        }
+
+        private void ShowPending()
+        {
+            lock (_gate)
+            {
+                if (_text is null) return;
+                _shown = true;
+                Write(_text);
+            }
         }
 
         public void Report(LlavaProgress p) => Show(p.Stage == LlavaStage.EncodingImage
@@ -236,8 +254,16 @@ public sealed class RunCommand : Command
 
         public void Clear()
         {
-            if (_shown) Console.Error.Write("\r\u001b[K");
-            _shown = false;
+            lock (_gate)
+            {
+                _timer?.Dispose();
+                _timer = null;
+                _text = null;
+                if (_shown) Console.Error.Write("\r\u001b[K");
+                _shown = false;
+            }
         }
+
+        private static void Write(string text) => Console.Error.Write("\r\u001b[K" + text);
     }
 }
