@@ -40,7 +40,9 @@ catch (UsageException e)
 }
 catch (Exception e) when (e is ModelFormatException or FileNotFoundException or DirectoryNotFoundException
                               or ContextOverflowException or IOException or ArgumentException
-                              or NotSupportedException or UnauthorizedAccessException)
+                              or NotSupportedException or UnauthorizedAccessException
+                              or LlavaNative.Model.Llava.LlavaContextOverflowException
+                              or LlavaNative.Model.Templates.TemplateException or FormatException)
 {
     Console.Error.WriteLine($"llava {command.Name}: error: {e.Message}");
     return 1;

@@ -126,7 +126,7 @@ public sealed class TextGenerator : IDisposable
     /// Returns the text that can no longer be part of a stop string and removes it from <paramref name="pending"/>;
     /// on a stop-string match, keeps only the text before it and sets <paramref name="stop"/>.
     /// </summary>
-    private static string? Release(System.Text.StringBuilder pending, IReadOnlyList<string> stopStrings, ref StopReason stop)
+    internal static string? Release(System.Text.StringBuilder pending, IReadOnlyList<string> stopStrings, ref StopReason stop)
     {
         if (pending.Length == 0) return null;
         if (stopStrings.Count == 0)

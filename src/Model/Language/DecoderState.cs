@@ -74,6 +74,13 @@ public sealed unsafe class DecoderState : IDisposable
         Scratch = scratchBuffer.Pointer;
     }
 
+    /// <summary>Row <paramref name="row"/> of <see cref="Logits"/> [vocab] (row 0 after a pass that computed only the last position).</summary>
+    public ReadOnlySpan<float> LogitsRow(int row)
+    {
+        if ((uint)row >= (uint)MaxBatch) throw new ArgumentOutOfRangeException(nameof(row));
+        return new ReadOnlySpan<float>(Logits + (long)row * Config.VocabSize, Config.VocabSize);
+    }
+
     /// <summary>Bytes held by the KV cache.</summary>
     public long KvCacheBytes => 2L * Config.Layers * ContextSize * Config.KvDim * sizeof(float);
 
