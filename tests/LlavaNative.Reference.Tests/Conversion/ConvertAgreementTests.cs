@@ -147,9 +147,12 @@ public sealed class ConvertAgreementTests(ITestOutputHelper output) : IDisposabl
         using var reference = LlamaCppModel.LoadVocabOnly(gguf);
         Assert.Equal(rows, reference.VocabSize);
         var ours = HuggingFaceTokenizerFiles.LoadTokenizer(folder);
-        foreach (string text in TokenizerCorpus.Tricky.Take(30))
-            Assert.Equal(ours.Encode(text.Normalize(NormalizationForm.FormC), addSpecial: true, parseSpecial: true),
-                reference.Tokenize(text.Normalize(NormalizationForm.FormC), addSpecial: true, parseSpecial: true));
+        foreach (string raw in TokenizerCorpus.Tricky.Take(30))
+        {
+            string text = UnicodeNormalization.Normalize(TextSplitting.ReplaceLoneSurrogates(raw), UnicodeForm.Nfc);
+            if (HuggingFaceTokenizerAgreementTests.HasUnicode16Characters(text)) continue;
+            Assert.Equal(ours.Encode(text, addSpecial: true, parseSpecial: true), reference.Tokenize(text, addSpecial: true, parseSpecial: true));
+        }
     }
 
     public static TheoryData<TokenizerJsonKind> TokenizerKinds => new() { TokenizerJsonKind.Qwen2, TokenizerJsonKind.Llama3, TokenizerJsonKind.LlamaSentencePiece };
@@ -169,7 +172,7 @@ public sealed class ConvertAgreementTests(ITestOutputHelper output) : IDisposabl
         string folder = HfFolder($"tok-{kind}", spec, tokenizerFolder: TokenizerJsonFixtures.Folder(kind));
         string gguf = Path.Combine(_root, $"tok-{kind}.gguf");
         var summary = HuggingFaceToGguf.Convert(folder, gguf, GgufOutputType.Q8_0);
-        output.WriteLine($"{kind}: {summary.Tokenizer}");
+        output.WriteLine($"{kind}: {summary.Tokenizer.Model} pre {summary.Tokenizer.PreTokenizer}, {summary.Tokenizer.TokenCount} tokens; {string.Join("; ", summary.Tokenizer.Notes)}");
         Assert.Equal(kind == TokenizerJsonKind.LlamaSentencePiece ? "llama" : "gpt2", summary.Tokenizer.Model);
         Assert.Equal(kind switch { TokenizerJsonKind.Qwen2 => "qwen2", TokenizerJsonKind.Llama3 => "llama-bpe", _ => null }, summary.Tokenizer.PreTokenizer);
 
@@ -177,17 +180,27 @@ public sealed class ConvertAgreementTests(ITestOutputHelper output) : IDisposabl
         using var reference = LlamaCppModel.LoadVocabOnly(gguf);
         string[] texts = [.. HuggingFaceTokenizerAgreementTests.Corpus, .. TokenizerCorpus.Random(seed: 77, count: 150)];
         var failures = new List<string>();
+        int compared = 0;
         foreach (string raw in texts)
         {
-            string text = TextSplitting.ReplaceLoneSurrogates(raw).Normalize(NormalizationForm.FormC);
+            // the known legitimate differences (HuggingFaceTokenizerAgreementTests.HuggingFaceIds_EqualLlamaCppIds_OnNfcText):
+            // llama.cpp's character tables are Unicode 15.1, it makes "</s>" an end-of-generation control token
+            // (an ordinary token in Qwen2's vocabulary), and it does not apply Qwen2's NFC normalizer
+            string text = TextSplitting.ReplaceLoneSurrogates(raw);
+            if (HuggingFaceTokenizerAgreementTests.HasUnicode16Characters(text) || kind == TokenizerJsonKind.Qwen2 && text.Contains("</s>", StringComparison.Ordinal))
+                continue;
+            text = UnicodeNormalization.Normalize(text, UnicodeForm.Nfc);
+            compared++;
             int[] expected = ours.Encode(text, addSpecial: true, parseSpecial: true);
             int[] actual = reference.Tokenize(text, addSpecial: true, parseSpecial: true);
             if (!expected.AsSpan().SequenceEqual(actual))
                 failures.Add($"{HuggingFaceTokenizerAgreementTests.Show(text)}\n    HF:        [{string.Join(", ", expected)}]\n    llama.cpp: [{string.Join(", ", actual)}]");
         }
-        output.WriteLine($"{texts.Length - failures.Count} of {texts.Length} texts tokenized identically");
-        Assert.True(failures.Count == 0, $"{failures.Count} of {texts.Length} texts differ:\n" + string.Join("\n", failures.Take(10)));
-        Assert.Equal(ours.BosId, reference.BosId);
+        Assert.True(compared > texts.Length * 3 / 4, $"only {compared} of {texts.Length} texts compared");
+        output.WriteLine($"{compared - failures.Count} of {compared} texts tokenized identically ({texts.Length - compared} with known differences left out)");
+        Assert.True(failures.Count == 0, $"{failures.Count} of {compared} texts differ:\n" + string.Join("\n", failures.Take(10)));
+        // a tokenizer without BOS (Qwen2) gets llama.cpp's default id, which add_bos_token=false leaves unused
+        if (ours.BosId >= 0) Assert.Equal(ours.BosId, reference.BosId);
         Assert.Equal(ours.EosId, reference.EosId);
     }
 
