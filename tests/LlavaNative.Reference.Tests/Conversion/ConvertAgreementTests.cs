@@ -41,8 +41,12 @@ public sealed class ConvertAgreementTests(ITestOutputHelper output) : IDisposabl
     /// <summary>F32 bound of the task; measured ≈ 2e-5 (q·k summed in another order for llama's permuted rows).</summary>
     private const double F32MaxAbs = 1e-4;
 
-    /// <summary>A small byte-level BPE tokenizer.json (Qwen2 pipeline) of <paramref name="mergeCount"/> + 257 tokens.</summary>
-    internal static void WriteSmallByteLevelTokenizer(string folder, int mergeCount)
+    /// <summary>
+    /// A small byte-level BPE tokenizer.json (GPT-2's first merges) of up to <paramref name="mergeCount"/> + 257
+    /// tokens, with the pre-tokenizer of <paramref name="pre"/>: "qwen2" or "llama-bpe" (their Split regex, then
+    /// ByteLevel without regex), or "gpt-2" (ByteLevel with its own regex).
+    /// </summary>
+    internal static void WriteSmallByteLevelTokenizer(string folder, int mergeCount, string pre = "qwen2")
     {
         var (vocab, merges) = TokenizerJsonFixtures.SmallByteLevel(mergeCount);
         const string byteLevel = "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": false, \"use_regex\": false}";
@@ -51,8 +55,11 @@ public sealed class ConvertAgreementTests(ITestOutputHelper output) : IDisposabl
             ModelOptions = "\"type\": \"BPE\", \"dropout\": null, \"unk_token\": null, \"continuing_subword_prefix\": \"\", \"end_of_word_suffix\": \"\", \"fuse_unk\": false, \"byte_fallback\": false",
             Vocab = vocab,
             Merges = merges,
-            PreTokenizer = "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": " +
-                           System.Text.Json.JsonSerializer.Serialize(TokenizerJsonFixtures.Qwen2Pattern) + "}, \"behavior\": \"Isolated\", \"invert\": false}, " + byteLevel + "]}",
+            PreTokenizer = pre == "gpt-2"
+                ? "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": true, \"use_regex\": true}"
+                : "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": " +
+                  System.Text.Json.JsonSerializer.Serialize(pre == "qwen2" ? TokenizerJsonFixtures.Qwen2Pattern : TokenizerJsonFixtures.Llama3Pattern) +
+                  "}, \"behavior\": \"Isolated\", \"invert\": false}, " + byteLevel + "]}",
             PostProcessor = byteLevel,
             Decoder = byteLevel,
         };
@@ -153,6 +160,42 @@ public sealed class ConvertAgreementTests(ITestOutputHelper output) : IDisposabl
             if (HuggingFaceTokenizerAgreementTests.HasUnicode16Characters(text)) continue;
             Assert.Equal(ours.Encode(text, addSpecial: true, parseSpecial: true), reference.Tokenize(text, addSpecial: true, parseSpecial: true));
         }
+    }
+
+    /// <summary>
+    /// Each pre-tokenizer the converter recognises, on a small vocabulary of GPT-2's first merges: llama.cpp with the
+    /// written <c>tokenizer.ggml.pre</c> splits and merges as Hugging Face tokenization of the folder.
+    /// </summary>
+    [Theory]
+    [InlineData("qwen2")]
+    [InlineData("llama-bpe")]
+    [InlineData("gpt-2")]
+    public void EachRecognisedPreTokenizerTokenizesLikeTheFolder(string pre)
+    {
+        var spec = RandomModelSpec.Tiny(RandomModelArchitecture.Qwen2, RandomModelVocabulary.Synthetic) with { SyntheticVocabularySize = 1080 };
+        string folder = Path.Combine(_root, $"pre-{pre}");
+        GgufToHuggingFace.Export(RandomModels.GetPath(spec), folder);
+        WriteSmallByteLevelTokenizer(folder, 800, pre);
+        string gguf = Path.Combine(_root, $"pre-{pre}.gguf");
+        Assert.Equal(pre, HuggingFaceToGguf.Convert(folder, gguf, GgufOutputType.Q8_0).Tokenizer.PreTokenizer);
+
+        var ours = HuggingFaceTokenizerFiles.LoadTokenizer(folder);
+        using var reference = LlamaCppModel.LoadVocabOnly(gguf);
+        var failures = new List<string>();
+        string[] texts = [.. HuggingFaceTokenizerAgreementTests.Corpus, .. TokenizerCorpus.Random(seed: 5, count: 100)];
+        int compared = 0;
+        foreach (string raw in texts)
+        {
+            string text = TextSplitting.ReplaceLoneSurrogates(raw);
+            if (HuggingFaceTokenizerAgreementTests.HasUnicode16Characters(text)) continue;
+            compared++;
+            int[] expected = ours.Encode(text, addSpecial: true, parseSpecial: true);
+            int[] actual = reference.Tokenize(text, addSpecial: true, parseSpecial: true);
+            if (!expected.AsSpan().SequenceEqual(actual))
+                failures.Add($"{HuggingFaceTokenizerAgreementTests.Show(text)}\n    HF:        [{string.Join(", ", expected)}]\n    llama.cpp: [{string.Join(", ", actual)}]");
+        }
+        output.WriteLine($"{pre}: {compared - failures.Count} of {compared} texts tokenized identically");
+        Assert.True(failures.Count == 0, $"{failures.Count} of {compared} texts differ:\n" + string.Join("\n", failures.Take(10)));
     }
 
     public static TheoryData<TokenizerJsonKind> TokenizerKinds => new() { TokenizerJsonKind.Qwen2, TokenizerJsonKind.Llama3, TokenizerJsonKind.LlamaSentencePiece };
