@@ -163,8 +163,8 @@ public sealed class ConvertBadInputTests : IDisposable
     [Fact]
     public void UnsupportedTypesAreNamedWithTheSupportedOnes()
     {
-        var e = Assert.Throws<ArgumentException>(() => GgufOutputType.Parse("q4_k_m"));
-        Assert.Contains("'q4_k_m'", e.Message);
+        var e = Assert.Throws<ArgumentException>(() => GgufOutputType.Parse("q3_k_m"));
+        Assert.Contains("'q3_k_m'", e.Message);
         Assert.Contains("f32, f16, bf16, q8_0, q4_0", e.Message);
         Assert.Contains("llama-quantize", e.Message);
         Assert.Throws<ArgumentException>(() => GgufOutputType.Parse("int8"));
@@ -183,5 +183,10 @@ public sealed class ConvertBadInputTests : IDisposable
         Assert.Equal(TensorType.Q8_0, GgufOutputType.Q8_0.TypeFor("output.weight", [256, 512], true));
         Assert.Equal(TensorType.F16, GgufOutputType.Q4_0.TypeFor("blk.0.ffn_down.weight", [48, 64], false));
         Assert.Equal(TensorType.Q4_0, GgufOutputType.Q4_0.TypeFor("token_embd.weight", [64, 512], false));
+        // Q4_K_M: attn_v / ffn_down of layers 0, 3, 6, 7 of 8 get Q6_K (llama.cpp's use_more_bits); rows of 64 fall back to Q5_0
+        Assert.Equal([0, 3, 6, 7], Enumerable.Range(0, 8).Where(l => GgufOutputType.Q4_K_M.TypeFor($"blk.{l}.ffn_down.weight", [256, 64], false, l, 8) == TensorType.Q6_K));
+        Assert.Equal(TensorType.Q4_K, GgufOutputType.Q4_K_M.TypeFor("blk.0.attn_q.weight", [256, 256], false, 0, 8));
+        Assert.Equal(TensorType.Q5_0, GgufOutputType.Q4_K_M.TypeFor("blk.1.attn_q.weight", [64, 64], false, 1, 8));
+        Assert.Equal(TensorType.Q8_0, GgufOutputType.Q4_K_M.TypeFor("blk.0.attn_v.weight", [64, 64], false, 0, 8));
     }
 }

@@ -80,13 +80,13 @@ public static class HuggingFaceToGguf
 
         var counts = new Dictionary<TensorType, int>();
         var used = new HashSet<string>(StringComparer.Ordinal);
-        void Add(string ggufName, string hfName, int permuteHeads = 0, bool isOutput = false)
+        void Add(string ggufName, string hfName, int permuteHeads = 0, bool isOutput = false, int layer = -1)
         {
             if (!checkpoint.TryGetTensor(hfName, out SafetensorsTensorInfo info, out _))
                 throw checkpoint.Error(hfName, $"required tensor '{hfName}' is missing");
             used.Add(hfName);
             long[] ne = info.Shape.Reverse().ToArray();
-            TensorType target = type.TypeFor(ggufName, ne, isOutput);
+            TensorType target = type.TypeFor(ggufName, ne, isOutput, layer, text.NumHiddenLayers);
             counts[target] = counts.GetValueOrDefault(target) + 1;
             writer.AddTensor(ggufName, target, ne, stream => WriteRows(info, target, permuteHeads, text.HeadDim, stream));
         }
@@ -97,21 +97,21 @@ public static class HuggingFaceToGguf
             string Hf(string tensor) => names.Layer(l, tensor);
             string blk = $"blk.{l.ToString(CultureInfo.InvariantCulture)}.";
             bool permute = arch == "llama";
-            Add(blk + "attn_norm.weight", Hf(names.AttentionNorm));
-            Add(blk + "attn_q.weight", Hf(names.Query), permute ? text.NumAttentionHeads : 0);
-            Add(blk + "attn_k.weight", Hf(names.Key), permute ? text.NumKeyValueHeads : 0);
-            Add(blk + "attn_v.weight", Hf(names.Value));
+            Add(blk + "attn_norm.weight", Hf(names.AttentionNorm), layer: l);
+            Add(blk + "attn_q.weight", Hf(names.Query), permute ? text.NumAttentionHeads : 0, layer: l);
+            Add(blk + "attn_k.weight", Hf(names.Key), permute ? text.NumKeyValueHeads : 0, layer: l);
+            Add(blk + "attn_v.weight", Hf(names.Value), layer: l);
             if (text.AttentionBias)
             {
-                Add(blk + "attn_q.bias", Hf(names.QueryBias));
-                Add(blk + "attn_k.bias", Hf(names.KeyBias));
-                Add(blk + "attn_v.bias", Hf(names.ValueBias));
+                Add(blk + "attn_q.bias", Hf(names.QueryBias), layer: l);
+                Add(blk + "attn_k.bias", Hf(names.KeyBias), layer: l);
+                Add(blk + "attn_v.bias", Hf(names.ValueBias), layer: l);
             }
-            Add(blk + "attn_output.weight", Hf(names.Output));
-            Add(blk + "ffn_norm.weight", Hf(names.FeedForwardNorm));
-            Add(blk + "ffn_gate.weight", Hf(names.Gate));
-            Add(blk + "ffn_up.weight", Hf(names.Up));
-            Add(blk + "ffn_down.weight", Hf(names.Down));
+            Add(blk + "attn_output.weight", Hf(names.Output), layer: l);
+            Add(blk + "ffn_norm.weight", Hf(names.FeedForwardNorm), layer: l);
+            Add(blk + "ffn_gate.weight", Hf(names.Gate), layer: l);
+            Add(blk + "ffn_up.weight", Hf(names.Up), layer: l);
+            Add(blk + "ffn_down.weight", Hf(names.Down), layer: l);
         }
         Add("output_norm.weight", names.OutputNorm);
         if (!tied) Add("output.weight", names.LmHead, isOutput: true);
