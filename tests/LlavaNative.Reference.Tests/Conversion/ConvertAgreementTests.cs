@@ -242,6 +242,7 @@ public sealed class ConvertAgreementTests(ITestOutputHelper output) : IDisposabl
         Assert.True(compared > texts.Length * 3 / 4, $"only {compared} of {texts.Length} texts compared");
         output.WriteLine($"{compared - failures.Count} of {compared} texts tokenized identically ({texts.Length - compared} with known differences left out)");
         Assert.True(failures.Count == 0, $"{failures.Count} of {compared} texts differ:\n" + string.Join("\n", failures.Take(10)));
+        Assert.Equal(HuggingFaceTokenizerFiles.Load(folder).ChatTemplate, reference.MetadataString("tokenizer.chat_template"));
         // a tokenizer without BOS (Qwen2) gets llama.cpp's default id, which add_bos_token=false leaves unused
         if (ours.BosId >= 0) Assert.Equal(ours.BosId, reference.BosId);
         Assert.Equal(ours.EosId, reference.EosId);
@@ -256,6 +257,7 @@ public sealed class ConvertAgreementTests(ITestOutputHelper output) : IDisposabl
         { RandomModelArchitecture.Llama, "q4_0", LlamaFtype.MOSTLY_Q4_0, false },
         { RandomModelArchitecture.Llama, "q5_1", LlamaFtype.MOSTLY_Q5_1, true },
         { RandomModelArchitecture.Qwen2, "f16", LlamaFtype.MOSTLY_F16, false },
+        { RandomModelArchitecture.Llama, "bf16", LlamaFtype.MOSTLY_BF16, false },
         { RandomModelArchitecture.Llama, "q4_k_m", LlamaFtype.MOSTLY_Q4_K_M, true },
         { RandomModelArchitecture.Qwen2, "q4_k_m", LlamaFtype.MOSTLY_Q4_K_M, true },
         { RandomModelArchitecture.Llama, "q4_k_m", LlamaFtype.MOSTLY_Q4_K_M, false },
@@ -294,7 +296,8 @@ public sealed class ConvertAgreementTests(ITestOutputHelper output) : IDisposabl
                 Assert.True(new ReadOnlySpan<byte>(expected.Data, (int)expected.ByteSize).SequenceEqual(new ReadOnlySpan<byte>(actual.Data, (int)actual.ByteSize)),
                     $"{expected.Name} ({expected.Type}): bytes differ from llama.cpp's quantizer");
             }
-            types.Add($"{(expected.Name.StartsWith("blk.", StringComparison.Ordinal) ? expected.Name[4..^7] : expected.Name[..^7])}={actual.Type}");
+            string shortName = expected.Name.StartsWith("blk.", StringComparison.Ordinal) ? expected.Name[4..] : expected.Name;
+            types.Add($"{shortName.Replace(".weight", "", StringComparison.Ordinal)}={actual.Type}");
         }
         Assert.Equal((uint)ftype, (uint)a.GetInt32("general.file_type"));
         output.WriteLine($"{architecture} {type} (rows of {(rowsOf256 ? 256 : 64)}): {a.Tensors.Count} tensors identical; {string.Join(" ", types)}");

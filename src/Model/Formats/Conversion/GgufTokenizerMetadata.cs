@@ -34,8 +34,12 @@ public static class GgufTokenizerMetadata
     /// <summary>What was written, for the conversion summary.</summary>
     public sealed record Summary(string Model, string? PreTokenizer, string Source, int TokenCount, int PaddedTokens, IReadOnlyList<string> Notes);
 
-    /// <summary>Adds the tokenizer keys of <paramref name="folder"/> for a model whose embedding has <paramref name="embeddingRows"/> rows.</summary>
-    public static Summary Add(GgufWriter writer, string folder, string architecture, int embeddingRows)
+    /// <summary>
+    /// Adds the tokenizer keys of <paramref name="folder"/> for a model whose embedding has <paramref name="embeddingRows"/>
+    /// rows. BOS / EOS ids the tokenizer files do not name come from config.json (<paramref name="configBos"/>,
+    /// <paramref name="configEos"/>), as llama.cpp's converter takes them.
+    /// </summary>
+    public static Summary Add(GgufWriter writer, string folder, string architecture, int embeddingRows, int? configBos = null, int? configEos = null)
     {
         string json = Path.Combine(folder, HuggingFaceTokenizerFiles.TokenizerJson);
         string model = Path.Combine(folder, HuggingFaceTokenizerFiles.TokenizerModel);
@@ -70,8 +74,8 @@ public static class GgufTokenizerMetadata
         {
             if (id is { } x && x >= 0 && x < n) writer.SetUInt32(key, (uint)x);
         }
-        Id("tokenizer.ggml.bos_token_id", v.BosId);
-        Id("tokenizer.ggml.eos_token_id", v.EosId);
+        Id("tokenizer.ggml.bos_token_id", v.BosId ?? configBos);
+        Id("tokenizer.ggml.eos_token_id", v.EosId ?? configEos);
         Id("tokenizer.ggml.unknown_token_id", v.UnknownId);
         Id("tokenizer.ggml.padding_token_id", v.PaddingId);
         writer.SetBool("tokenizer.ggml.add_bos_token", v.AddBos ?? false);

@@ -76,7 +76,8 @@ public static class HuggingFaceToGguf
         writer.SetUInt32("general.file_type", type.FileType);
         if (type.IsQuantized) writer.SetUInt32("general.quantization_version", 2);
 
-        var tokenizer = GgufTokenizerMetadata.Add(writer, folder, arch, config.VocabSize);
+        var tokenizer = GgufTokenizerMetadata.Add(writer, folder, arch, config.VocabSize,
+            configBos: text.BosTokenId, configEos: text.EosTokenIds.Length > 0 ? text.EosTokenIds[0] : null);
 
         var counts = new Dictionary<TensorType, int>();
         var used = new HashSet<string>(StringComparer.Ordinal);
