@@ -248,6 +248,49 @@ public sealed class ConvertAgreementTests(ITestOutputHelper output) : IDisposabl
         Assert.Equal(ours.EosId, reference.EosId);
     }
 
+    /// <summary>
+    /// Half-precision checkpoints: an F16 (or BF16) GGUF in llama.cpp's layout, exported to F16 (BF16) safetensors and
+    /// converted back to f16 (bf16), has every tensor bit for bit (the llama q/k rows permuted back) and the same
+    /// hyper-parameters; the BF16 model is llama.cpp's own quantization of the random F32 model.
+    /// </summary>
+    [Theory]
+    [InlineData(RandomModelArchitecture.Llama, "f16")]
+    [InlineData(RandomModelArchitecture.Qwen2, "f16")]
+    [InlineData(RandomModelArchitecture.Llama, "bf16")]
+    public void HalfPrecisionFolderConvertsBackToTheSameBytes(RandomModelArchitecture architecture, string type)
+    {
+        var spec = RandomModelSpec.Tiny(architecture, RandomModelVocabulary.Synthetic);
+        string original = type == "f16"
+            ? RandomModels.GetPath(spec with { WeightType = TensorType.F16 })
+            : RandomModels.GetQuantizedPath(spec, LlamaFtype.MOSTLY_BF16);
+        string folder = Path.Combine(_root, $"half-{architecture}-{type}");
+        GgufToHuggingFace.Export(original, folder, new HfExportOptions { Shards = 3 });
+        WriteSmallByteLevelTokenizer(folder, 100);
+        string gguf = Path.Combine(_root, $"half-{architecture}-{type}.gguf");
+        HuggingFaceToGguf.Convert(folder, gguf, GgufOutputType.Parse(type));
+
+        using var a = GgufFile.Open(original);
+        using var b = GgufFile.Open(gguf);
+        Assert.Equal(a.Tensors.Select(t => t.Name).Order(), b.Tensors.Select(t => t.Name).Order());
+        foreach (var expected in a.Tensors)
+        {
+            var actual = b.GetTensor(expected.Name);
+            Assert.Equal(expected.Type, actual.Type);
+            Assert.Equal(expected.Dimensions, actual.Dimensions);
+            unsafe
+            {
+                Assert.True(new ReadOnlySpan<byte>(expected.Data, (int)expected.ByteSize).SequenceEqual(new ReadOnlySpan<byte>(actual.Data, (int)actual.ByteSize)),
+                    $"{expected.Name} ({expected.Type}): bytes differ from the original GGUF");
+            }
+        }
+        string arch = a.GetString("general.architecture");
+        Assert.Equal(arch, b.GetString("general.architecture"));
+        foreach (string key in new[] { "context_length", "embedding_length", "block_count", "feed_forward_length", "attention.head_count", "attention.head_count_kv" })
+            Assert.Equal(a.GetInt32($"{arch}.{key}"), b.GetInt32($"{arch}.{key}"));
+        foreach (string key in new[] { "rope.freq_base", "attention.layer_norm_rms_epsilon" })
+            Assert.Equal(a.GetFloat32($"{arch}.{key}"), b.GetFloat32($"{arch}.{key}"));
+    }
+
     public static TheoryData<RandomModelArchitecture, string, LlamaFtype, bool> QuantizedCases => new()
     {
         { RandomModelArchitecture.Llama, "q8_0", LlamaFtype.MOSTLY_Q8_0, true },
