@@ -299,6 +299,8 @@ public sealed class ConvertAgreementTests(ITestOutputHelper output) : IDisposabl
         { RandomModelArchitecture.Qwen2, "q8_0", LlamaFtype.MOSTLY_Q8_0, false },
         { RandomModelArchitecture.Llama, "q4_0", LlamaFtype.MOSTLY_Q4_0, false },
         { RandomModelArchitecture.Llama, "q5_1", LlamaFtype.MOSTLY_Q5_1, true },
+        { RandomModelArchitecture.Qwen2, "q4_1", LlamaFtype.MOSTLY_Q4_1, false },
+        { RandomModelArchitecture.Llama, "q5_0", LlamaFtype.MOSTLY_Q5_0, false },
         { RandomModelArchitecture.Qwen2, "f16", LlamaFtype.MOSTLY_F16, false },
         { RandomModelArchitecture.Llama, "bf16", LlamaFtype.MOSTLY_BF16, false },
         { RandomModelArchitecture.Llama, "q4_k_m", LlamaFtype.MOSTLY_Q4_K_M, true },
