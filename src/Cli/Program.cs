@@ -7,7 +7,7 @@ using LlavaNative.Model.Language;
 Command[] commands =
 [
     new RunCommand(), new EvalCommand(), new TokenizeCommand(), new InfoCommand(), new BenchCommand(),
-    new ImageInfoCommand(), new EncodeImageCommand(),
+    new ImageInfoCommand(), new EncodeImageCommand(), new ConvertCommand(),
 ];
 
 if (args.Length == 0 || args[0] is "-h" or "--help" or "help")

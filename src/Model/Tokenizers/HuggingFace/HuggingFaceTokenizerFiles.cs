@@ -158,7 +158,7 @@ public static class HuggingFaceTokenizerFiles
     /// when add_eos_token (default false). Added tokens beyond the pieces are control tokens when special, else
     /// user-defined (always recognised in text).
     /// </summary>
-    private static VocabularyData LoadSentencePiece(string folder)
+    internal static VocabularyData LoadSentencePiece(string folder)
     {
         string modelPath = Path.Combine(folder, TokenizerModel);
         var model = SentencePieceModelFile.Read(modelPath);

@@ -209,7 +209,7 @@ public class HuggingFaceTokenizerAgreementTests(Xunit.Abstractions.ITestOutputHe
     }
 
     /// <summary>Characters whose category .NET (Unicode 16) knows but llama.cpp's tables (Unicode 15.1) do not.</summary>
-    private static bool HasUnicode16Characters(string text) =>
+    internal static bool HasUnicode16Characters(string text) =>
         text.EnumerateRunes().Any(r => (LlavaNative.Model.Tokenizers.UnicodeProperties.Of(r.Value) & LlavaNative.Model.Tokenizers.CodepointFlags.Unassigned) != 0
             && System.Globalization.CharUnicodeInfo.GetUnicodeCategory(r.Value) != System.Globalization.UnicodeCategory.OtherNotAssigned);
 
