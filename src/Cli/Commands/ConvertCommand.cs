@@ -1,4 +1,6 @@
+using LlavaNative.Kernels.Tensors;
 using LlavaNative.Model.Formats.Conversion;
+using LlavaNative.Model.Vision;
 
 namespace LlavaNative.Cli.Commands;
 
@@ -6,11 +8,12 @@ namespace LlavaNative.Cli.Commands;
 public sealed class ConvertCommand : Command
 {
     public override string Name => "convert";
-    public override string Summary => "convert a Hugging Face folder (llama, qwen2, llava) to a GGUF text model";
+    public override string Summary => "convert a Hugging Face folder (llama, qwen2, llava) to a GGUF text model (and an mmproj GGUF)";
     public override string[] Examples =>
     [
         "llava convert -m llava-1.5-7b-hf -o llava-1.5-7b-f16.gguf",
         "llava convert -m Qwen2-0.5B --type q8_0 -o qwen2-0.5b-q8_0.gguf",
+        "llava convert -m llava-interleave-qwen-0.5b-hf -o text-f16.gguf --mmproj-out mmproj-f16.gguf",
     ];
     public override IReadOnlyList<OptionSpec> Options =>
     [
@@ -18,7 +21,8 @@ public sealed class ConvertCommand : Command
         new(["-o", "--outfile"], "FILE", "the GGUF file to write"),
         new(["--type"], "TYPE", $"tensor type: {GgufOutputType.SupportedNames} (default f16; quantized types choose per tensor as llama.cpp's quantizer does)"),
         new(["--name"], "NAME", "general.name (default: the folder's name)"),
-        new(["--mmproj-out"], "FILE", "also write the vision tower and projector as an mmproj GGUF (not supported in this build)"),
+        new(["--mmproj-out"], "FILE", "also write the vision tower and projector as an mmproj GGUF (llama.cpp clip layout; F32 for --type f32, BF16 for bf16, Q8_0 for q8_0, else F16)"),
+        new(["--vision-tower"], "DIR", "the CLIP folder of an original LLaVA checkpoint (for --mmproj-out)"),
         Help,
     ];
 
@@ -39,13 +43,16 @@ public sealed class ConvertCommand : Command
         {
             if (Path.GetFullPath(mmprojOut) == Path.GetFullPath(output))
                 throw new UsageException("--mmproj-out must differ from -o");
-            // MERGE POINT (issue #3, branch hfvision): when MmprojConverter is in the build, replace this throw with
-            //     MmprojConverter.Convert(folder, mmprojOut, type.IsQuantized ? TensorType.F16 : type.DefaultType);
-            // and run it after the text model below.
-            throw new UsageException("--mmproj-out is not supported in this build: the vision-tower converter is not part of it yet; convert the text model alone");
+
         }
 
         var summary = HuggingFaceToGguf.Convert(folder, output, type, args.Get("--name"));
+        if (args.Get("--mmproj-out") is { } mmprojPath)
+        {
+            var mmprojType = type.DefaultType is TensorType.F32 or TensorType.BF16 or TensorType.Q8_0 ? type.DefaultType : TensorType.F16;
+            MmprojConverter.Convert(folder, mmprojPath, mmprojType, args.Get("--vision-tower"));
+            Console.Error.WriteLine($"vision tower + projector → {mmprojPath} ({TensorTypeInfo.Name(mmprojType)} matrices)");
+        }
         var t = summary.Tokenizer;
         Console.Error.WriteLine($"{summary.Layout} {summary.Architecture} → {output}: {summary.TensorCount} tensors (" +
                                 string.Join(", ", summary.TensorTypes.OrderBy(kv => kv.Key).Select(kv => $"{kv.Value} {kv.Key}")) + ")");

@@ -51,17 +51,6 @@ public sealed class ConvertCliTests : IDisposable
         Assert.False(File.Exists(output));
     }
 
-    /// <summary>The mmproj converter is not in this build: the option is refused, and nothing is written.</summary>
-    [Fact]
-    public void MmprojOutIsRefusedInThisBuild()
-    {
-        string output = Path.Combine(_root, "out.gguf");
-        var (exit, _, err) = CliContractTests.RunCli("convert", "-m", Folder(), "-o", output, "--mmproj-out", Path.Combine(_root, "mmproj.gguf"));
-        Assert.Equal(2, exit);
-        Assert.Contains("--mmproj-out is not supported in this build", err);
-        Assert.Empty(Directory.GetFiles(_root, "*.gguf"));
-    }
-
     [Fact]
     public void BadFoldersFailWithTheReason()
     {
