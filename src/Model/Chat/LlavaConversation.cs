@@ -87,7 +87,9 @@ public readonly record struct LlavaAppendResult(LlavaCacheUpdate Update, int Eva
 /// "&lt;/s&gt;"), since the end-of-generation token itself is not kept. When the template writes the last answer
 /// differently, what it writes after the answer is appended. Otherwise, everything is evaluated again. An answer's
 /// leading whitespace (the space a SentencePiece model puts before its first word) is not part of its text but stays in
-/// the cache; an answer stopped by a stop string keeps the stop string's tokens in the cache.
+/// the cache; an answer stopped by a stop string keeps the stop string's tokens in the cache. When the appended messages
+/// end with an answer (a loaded conversation, a history given to <see cref="LlavaChatClient"/>), trailing white space
+/// waits for the next turn, so that it is tokenized with the word that follows as in a one-pass tokenization.
 /// </para>
 /// Not thread-safe: one call at a time.
 /// </summary>
@@ -170,9 +172,21 @@ public sealed class LlavaConversation
             if (delta is null) update = LlavaCacheUpdate.Reevaluated;
         }
 
+        // Without an answer opening to generate from, trailing white space stays out of the cache: a one-pass
+        // tokenization joins it to the next word ("noise. USER" → "▁USER"), and the next turn's text starts with it.
+        if (!generationPrompt)
+        {
+            if (delta is not null) delta = delta.TrimEnd();
+            else full = full.TrimEnd();
+        }
+
         int reused = update is LlavaCacheUpdate.Suffix or LlavaCacheUpdate.AfterAnswer ? Session.Position : 0;
+        // The new text continues the cache's text unless the cache ends with a special token or an image row, after
+        // which a one-pass tokenization also starts a new piece (SentencePiece: with its space prefix).
+        int lastToken = Session.Position > 0 ? Session.History[^1] : -1;
+        bool continuesText = lastToken >= 0 && Model.Tokenizer is { } tokenizer && !tokenizer.IsSpecial(lastToken);
         LlavaPrompt prompt = delta is not null
-            ? Model.ComposeText(delta, newImages, addSpecial: false, continuesText: true)
+            ? Model.ComposeText(delta, newImages, addSpecial: false, continuesText)
             : Model.ComposeText(full, all.SelectMany(m => m.Images).ToList(), addSpecial: true);
         int positions = prompt.PositionCount(Model.ImageTokenCount);
         if (delta is null)

@@ -162,6 +162,16 @@ public sealed class Tokenizer
         return (_attributes[id] & TokenAttributes.Control) != 0;
     }
 
+    /// <summary>
+    /// Whether <paramref name="id"/> is a special token that text is split around (control, user-defined, unknown):
+    /// SentencePiece text after it gets its space prefix again (see <see cref="EncodeContinuation"/>).
+    /// </summary>
+    public bool IsSpecial(int id)
+    {
+        CheckId(id);
+        return (_attributes[id] & (TokenAttributes.Control | TokenAttributes.UserDefined | TokenAttributes.Unknown)) != 0;
+    }
+
     /// <summary>The token's text as stored in the vocabulary (e.g. "Ġhello" or "▁hello").</summary>
     public string TokenText(int id)
     {
