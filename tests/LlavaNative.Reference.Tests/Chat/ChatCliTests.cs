@@ -72,6 +72,42 @@ public sealed class ChatCliTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task CtrlC_StopsTheAnswer_WhichStaysMarked_AndTheChatGoesOn()
+    {
+        var (text, mmproj) = OnePassChat.Pair;
+        string saved = Path.Combine(LlavaFixtures.TempFolder, $"chat-{Guid.NewGuid():N}.json");
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true,
+            WorkingDirectory = LlavaFixtures.TempFolder,
+        };
+        foreach (var a in (string[])[Path.Combine(AppContext.BaseDirectory, "llava.dll"), "chat", "-m", text, "--mmproj", mmproj,
+                     "--temp", "0", "-n", "3000", "-c", "4096", "-t", "2"])
+            psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        p.StandardInput.WriteLine("Tell me a long story.");
+        p.StandardInput.Flush();
+        var first = new char[1];
+        Assert.Equal(1, p.StandardOutput.Read(first, 0, 1)); // the answer is streaming
+        using (var kill = Process.Start("kill", ["-INT", p.Id.ToString()])) kill.WaitForExit();
+        p.StandardInput.WriteLine($"/save {saved}");
+        p.StandardInput.Close();
+        string rest = p.StandardOutput.ReadToEnd();
+        if (!p.WaitForExit(120_000)) { p.Kill(true); throw new TimeoutException("llava chat did not finish after Ctrl-C"); }
+        string err = await stderr;
+        output.WriteLine(err);
+        Assert.Equal(0, p.ExitCode);
+        Assert.Contains("answer interrupted", err);
+
+        using var json = JsonDocument.Parse(File.ReadAllText(saved));
+        var answer = json.RootElement.GetProperty("messages")[1];
+        Assert.Equal("Cancelled", answer.GetProperty("stop").GetString());
+        Assert.True(answer.GetProperty("incomplete").GetBoolean());
+        Assert.Equal(answer.GetProperty("text").GetString() + "\n", first[0] + rest);
+    }
+
+    [Fact]
     public void Reset_StartsOver_AndBadImagesAreReportedWhileTheChatGoesOn()
     {
         var (text, mmproj) = OnePassChat.Pair;
