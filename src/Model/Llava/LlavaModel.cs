@@ -180,10 +180,23 @@ public sealed class LlavaModel : IDisposable
         if (template is null) return userText;
         bool hasMarkers = userText.Contains(PromptFormat.ImageMarker, StringComparison.Ordinal);
         var message = hasMarkers || imageCount == 0 ? ChatMessage.FromText("user", userText) : ChatMessage.User(userText, imageCount);
-        return template.Render([message], new ChatTemplateOptions
+        return RenderChat(template, [message], addGenerationPrompt: true);
+    }
+
+    /// <summary>
+    /// Renders a conversation with this checkpoint's conventions: image parts become <see cref="LlavaPromptFormat.ImageMarker"/>
+    /// (for <see cref="ComposeText"/>), <c>bos_token</c> renders empty (the tokenizer adds BOS at the start of a session,
+    /// so a template printing it must not add a second), <c>eos_token</c> is the tokenizer's EOS text.
+    /// </summary>
+    /// <exception cref="TemplateException">The template failed or raised (e.g. roles not alternating).</exception>
+    public string RenderChat(ChatTemplate template, IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt)
+    {
+        ArgumentNullException.ThrowIfNull(template);
+        ArgumentNullException.ThrowIfNull(messages);
+        return template.Render(messages, new ChatTemplateOptions
         {
-            AddGenerationPrompt = true,
-            BosToken = "", // the tokenizer adds BOS itself; a template printing bos_token must not add a second one
+            AddGenerationPrompt = addGenerationPrompt,
+            BosToken = "",
             EosToken = Tokenizer is { EosId: >= 0 } t ? t.TokenText(t.EosId) : "",
             ImageMarker = PromptFormat.ImageMarker,
         });

@@ -67,6 +67,26 @@ public sealed class HuggingFacePlaceholderTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void PlaceholderRunSplitByText_TakesConsecutiveRowsOfOneImage_LikeMaskedScatter()
+    {
+        string gguf = RandomModels.GetPath(LlavaFixtures.LlamaText);
+        using var hf = LlavaModel.Load(Folder.Value, LlavaFixtures.ClipMmproj());
+        int p = hf.PromptFormat.PlaceholderTokenId, n = hf.ImageTokenCount, vocab = hf.Decoder.Config.VocabSize;
+        var image = LlavaImage.FromBytes(LlavaFixtures.RandomPng(14), "a.png");
+        int[] ids = [1, 450, .. Enumerable.Repeat(p, 5), 322, .. Enumerable.Repeat(p, n - 5), 29889];
+        var prompt = hf.ComposeTokens(ids, [image]);
+        var rows = prompt.Chunks.OfType<ImageChunk>().Select(c => (c.FirstRow, c.Rows(n))).ToArray();
+        Assert.Equal([(0, 5), (5, n - 5)], rows);
+        using var session = hf.CreateSession(new LlavaSessionOptions { ContextSize = 64 });
+        var logits = new float[(long)ids.Length * vocab];
+        session.Append(prompt, logits);
+        using var reference = LlamaCppModel.Load(gguf);
+        double maxAbs = LlavaLlamaCppAgreementTests.MaxAbs(logits, reference.EvalLogits(LlavaLlamaCppAgreementTests.ReferenceInputs(session, prompt)), vocab);
+        output.WriteLine($"split placeholder run vs llama.cpp: max abs {maxAbs:E2}");
+        Assert.True(maxAbs <= 1e-4, $"max abs {maxAbs:E3}");
+    }
+
+    [Fact]
     public void PlaceholderCountMismatch_IsAClearError()
     {
         using var hf = LlavaModel.Load(Folder.Value, LlavaFixtures.ClipMmproj());

@@ -1,0 +1,213 @@
+using LlavaNative.Model.Formats;
+using LlavaNative.Model.Generation;
+using LlavaNative.Model.Imaging;
+using LlavaNative.Model.Language;
+using LlavaNative.Model.Llava;
+using LlavaNative.Model.Vision;
+using LlavaNative.TestSupport;
+using LlavaNative.TestSupport.Llava;
+using Xunit;
+
+namespace LlavaNative.Tests.Llava;
+
+/// <summary>
+/// The session's bookkeeping and its bad-input behaviour on tiny random models (synthetic vocabulary, no reference
+/// needed). Numerical agreement with llama.cpp is in LlavaNative.Reference.Tests/Llava.
+/// </summary>
+public sealed class LlavaSessionTests
+{
+    private static LlavaModel Open() => LlavaModel.LoadGguf(RandomModels.GetPath(LlavaFixtures.LlamaSynthetic), LlavaFixtures.ClipMmproj());
+
+    private static LlavaImage Png(int seed) => LlavaImage.FromBytes(LlavaFixtures.RandomPng(seed), $"image{seed}.png");
+
+    [Fact]
+    public void SameImageBytesTwice_AreEncodedOnce()
+    {
+        using var model = Open();
+        using var session = model.CreateSession(new LlavaSessionOptions { ContextSize = 128 });
+        session.AppendPrompt("<image> and <image>", [Png(1), Png(1)]);
+        Assert.Equal(1, session.Stats.ImagesEncoded);
+        Assert.Equal(1, session.Stats.ImageCacheHits);
+        Assert.Equal(32, session.Stats.PromptImagePositions);
+        Assert.Same(session.EncodeImage(Png(1)), session.EncodeImage(Png(1)));
+        Assert.Equal(1, session.Stats.ImagesEncoded);
+
+        // The cache survives Reset; a different picture is a miss.
+        session.Reset();
+        session.AppendPrompt("<image>", [Png(2)]);
+        Assert.Equal(1, session.Stats.ImagesEncoded);
+        Assert.Equal(0, session.Stats.ImageCacheHits);
+    }
+
+    [Fact]
+    public void ResetThenTheSamePrompt_GivesTheSameLogitsAsAFreshSession()
+    {
+        using var model = Open();
+        using var session = model.CreateSession(new LlavaSessionOptions { ContextSize = 128 });
+        session.AppendPrompt("tell me about <image> please", [Png(3)]);
+        float[] first = session.Logits.ToArray();
+        session.AppendText(" more text");
+        session.Reset();
+        Assert.Equal(0, session.Position);
+        session.AppendPrompt("tell me about <image> please", [Png(3)]);
+        Assert.Equal(first, session.Logits.ToArray());
+    }
+
+    [Fact]
+    public void WithoutMarkers_ImagesGoFirstAfterBos()
+    {
+        using var model = Open();
+        var prompt = model.ComposeText("what is this?", [Png(4), Png(5)]);
+        Assert.Equal([model.Tokenizer!.BosId], Assert.IsType<TokenChunk>(prompt.Chunks[0]).Ids);
+        Assert.Equal("image4.png", Assert.IsType<ImageChunk>(prompt.Chunks[1]).Image.Name);
+        Assert.Equal("image5.png", Assert.IsType<ImageChunk>(prompt.Chunks[2]).Image.Name);
+        Assert.Equal(model.Tokenizer.Encode("what is this?", addSpecial: false), Assert.IsType<TokenChunk>(prompt.Chunks[3]).Ids);
+    }
+
+    [Fact]
+    public void MarkerAndImageCountMismatch_IsAClearError()
+    {
+        using var model = Open();
+        var e = Assert.Throws<LlavaPromptException>(() => model.ComposeText("<image> vs <image>", [Png(1)]));
+        Assert.Contains("2 image marker(s) '<image>' but 1 image(s)", e.Message);
+        e = Assert.Throws<LlavaPromptException>(() => model.ComposeText("just <image>", [Png(1), Png(2), Png(3)]));
+        Assert.Contains("1 image marker(s) '<image>' but 3 image(s)", e.Message);
+        using var session = model.CreateSession(new LlavaSessionOptions { ContextSize = 64 });
+        Assert.Throws<LlavaPromptException>(() => session.AppendPrompt("<image>", []));
+        Assert.Equal(0, session.Position);
+    }
+
+    [Fact]
+    public void ContextOverflowWithImages_SaysWhatIsNeededAndWhatFits_BeforeAnyWork()
+    {
+        using var model = Open();
+        using var session = model.CreateSession(new LlavaSessionOptions { ContextSize = 50 });
+        session.AppendText("hello");
+        int used = session.Position;
+        var e = Assert.Throws<LlavaContextOverflowException>(() => session.AppendPrompt("<image><image><image>", [Png(1), Png(2), Png(3)]));
+        Assert.Contains("48 image positions for 3 image(s)", e.Message);
+        Assert.Contains($"only {50 - used} of the 50-position context are free", e.Message);
+        Assert.Equal(48 + e.Needed - 48, e.Needed);
+        Assert.Equal(used, session.Position);
+        Assert.Equal(0, session.Stats.ImagesEncoded); // checked before encoding anything
+    }
+
+    [Fact]
+    public void MissingUnsupportedOrCorruptImages_AreClearErrors_AndLeaveTheSessionAsItWas()
+    {
+        string missing = Path.Combine(LlavaFixtures.TempFolder, "missing.jpg");
+        Assert.Contains("missing.jpg: image file not found", Assert.Throws<FileNotFoundException>(() => LlavaImage.FromFile(missing)).Message);
+
+        using var model = Open();
+        using var session = model.CreateSession(new LlavaSessionOptions { ContextSize = 64 });
+        session.AppendText("before");
+        int position = session.Position;
+        var text = LlavaImage.FromBytes("GIF? no, plain text"u8.ToArray(), "story.txt");
+        var e = Assert.Throws<ImageFormatException>(() => session.AppendPrompt("look: <image>", [text]));
+        Assert.Contains("story.txt", e.Message);
+        Assert.Contains("unrecognised image format", e.Message);
+
+        byte[] png = LlavaFixtures.RandomPng(7);
+        var truncated = LlavaImage.FromBytes(png[..(png.Length / 2)], "half.png");
+        e = Assert.Throws<ImageFormatException>(() => session.AppendImage(truncated));
+        Assert.Contains("half.png", e.Message);
+        Assert.Equal(position, session.Position);
+    }
+
+    [Fact]
+    public void ProjectorWidthDifferentFromTheTextDimension_NamesBothFiles()
+    {
+        string text = RandomModels.GetPath(LlavaFixtures.LlamaSynthetic);
+        string mmproj = LlavaFixtures.ClipMmproj(textDim: 96);
+        var e = Assert.Throws<ModelFormatException>(() => LlavaModel.LoadGguf(text, mmproj));
+        Assert.Contains(mmproj, e.Message);
+        Assert.Contains(text, e.Message);
+        Assert.Contains("96-wide", e.Message);
+        Assert.Contains("dimension 64", e.Message);
+    }
+
+    [Fact]
+    public void GeneratingBeforeAnyPrompt_IsAClearError()
+    {
+        using var model = Open();
+        using var session = model.CreateSession(new LlavaSessionOptions { ContextSize = 64 });
+        Assert.Throws<InvalidOperationException>(() => session.Generate(new GenerationOptions { MaxTokens = 1 }));
+    }
+
+    [Fact]
+    public async Task AsyncGeneration_StreamsWhatSyncGenerationStreams_AndCancels()
+    {
+        using var model = Open();
+        var options = new GenerationOptions { MaxTokens = 10, Sampling = SamplingOptions.Greedy };
+        using var sync = model.CreateSession(new LlavaSessionOptions { ContextSize = 128 });
+        sync.AppendPrompt("<image> describe", [Png(8)]);
+        var expected = sync.Generate(options).ToList();
+
+        using var session = model.CreateSession(new LlavaSessionOptions { ContextSize = 128 });
+        session.AppendPrompt("<image> describe", [Png(8)]);
+        var pieces = new List<GeneratedPiece>();
+        await foreach (var piece in session.GenerateAsync(options)) pieces.Add(piece);
+        Assert.Equal(expected, pieces);
+        Assert.NotEqual(StopReason.None, pieces[^1].Stop);
+
+        using var cancel = new CancellationTokenSource();
+        var afterCancel = new List<GeneratedPiece>();
+        await foreach (var piece in session.GenerateAsync(new GenerationOptions { MaxTokens = 50, Sampling = SamplingOptions.Greedy }, cancel.Token))
+        {
+            afterCancel.Add(piece);
+            cancel.Cancel();
+        }
+        Assert.Equal(StopReason.Cancelled, afterCancel[^1].Stop);
+        Assert.True(afterCancel.Count <= 3);
+    }
+
+    [Fact]
+    public void DecodeSteps_AllocateOnlyTheStreamedText()
+    {
+        using var model = Open();
+        using var session = model.CreateSession(new LlavaSessionOptions { ContextSize = 256 });
+        session.AppendPrompt("<image> go", [Png(9)]);
+        var options = new GenerationOptions { MaxTokens = 100, Sampling = new SamplingOptions { Temperature = 0.7f, Seed = 3, RepeatPenalty = 1.1f } };
+        using var steps = session.Generate(options).GetEnumerator();
+        for (int i = 0; i < 8; i++) Assert.True(steps.MoveNext()); // warm-up
+        // Each MoveNext runs forward + sample + detokenize until a piece is released; only the piece's string is new.
+        long start = GC.GetAllocatedBytesForCurrentThread();
+        long textBytes = 0;
+        int count = 0;
+        while (count < 20 && steps.MoveNext() && steps.Current.Stop == StopReason.None)
+        {
+            textBytes += 2L * steps.Current.Text.Length + 32;
+            count++;
+        }
+        long total = GC.GetAllocatedBytesForCurrentThread() - start;
+        Assert.True(count > 0);
+        Assert.True(total <= textBytes, $"{count} decode steps allocated {total} bytes; their text accounts for at most {textBytes}");
+    }
+
+    [Fact]
+    public void PatchTokenFormat_KeepsStartAndEndTokensAroundTheRows()
+    {
+        string text = RandomModels.GetPath(LlavaFixtures.LlamaSynthetic);
+        using var decoder = DecoderModel.LoadGguf(text);
+        using var encoder = ImageEncoder.LoadGguf(LlavaFixtures.ClipMmproj());
+        using var model = LlavaModel.Compose(decoder, encoder, LlavaPromptFormat.PatchTokens(patch: 300, start: 301, end: 302),
+            LlavaModel.DefaultPreprocessing(encoder.VisionConfig));
+        Assert.Equal("llama-2", model.DefaultChatTemplateName);
+        var image = Png(10);
+
+        var fromText = model.ComposeText("q <image> a", [image]);
+        var kinds = fromText.Chunks.Select(c => c is TokenChunk t ? string.Join(",", t.Ids.TakeLast(1)) : "img").ToArray();
+        Assert.Equal("301", kinds[1]);
+        Assert.Equal("img", kinds[2]);
+        Assert.Equal(302, Assert.IsType<TokenChunk>(fromText.Chunks[3]).Ids[0]);
+
+        int n = model.ImageTokenCount;
+        int[] ids = [1, 301, .. Enumerable.Repeat(300, n), 302, 5];
+        var fromIds = model.ComposeTokens(ids, [image]);
+        Assert.Equal(ids.Length, fromIds.PositionCount(n));
+        Assert.Equal([1, 301], Assert.IsType<TokenChunk>(fromIds.Chunks[0]).Ids);
+        Assert.Equal(n, Assert.IsType<ImageChunk>(fromIds.Chunks[1]).Rows(n));
+        Assert.Equal([302, 5], Assert.IsType<TokenChunk>(fromIds.Chunks[2]).Ids);
+        Assert.Throws<LlavaPromptException>(() => model.ComposeTokens([1, 301, 300, 300, 302], [image]));
+    }
+}
