@@ -297,14 +297,7 @@ public sealed class LlavaConversation
             parts.Add(ChatContentPart.FromText(m.Text));
             return Templates.ChatMessage.FromParts(m.Role, parts);
         }).ToList();
-        var tokenizer = Model.Tokenizer;
-        return Template.Render(rendered, new ChatTemplateOptions
-        {
-            AddGenerationPrompt = addGenerationPrompt,
-            BosToken = "", // the tokenizer adds BOS itself
-            EosToken = tokenizer is { EosId: >= 0 } t ? t.TokenText(t.EosId) : "",
-            ImageMarker = marker,
-        });
+        return Model.RenderChat(Template, rendered, addGenerationPrompt);
     }
 
     private static int CountMarkers(string text, string marker)
