@@ -69,7 +69,10 @@ public enum LlavaCacheUpdate
     /// </summary>
     AfterAnswer,
 
-    /// <summary>Neither rule applies (the template changed earlier text): the cache was cleared and everything re-evaluated.</summary>
+    /// <summary>
+    /// Neither rule applies (the template changed text before the last answer, e.g. a date or a message count in the
+    /// system prompt): the cache was cleared and the whole conversation evaluated again.
+    /// </summary>
     Reevaluated,
 }
 
@@ -101,6 +104,7 @@ public sealed class LlavaConversation
     private int _cachedMessages;                 // messages whose rendering is in the cache
     private readonly StringBuilder _cachedText = new(); // the text the cache holds (answers as generated)
     private bool _cachedTextExact = true;        // false after a stop string: its tokens are in the cache, not in the text
+    private int _answerStart = -1;               // length of _cachedText before the last generated answer (−1: none)
 
     public LlavaConversation(LlavaSession session, ChatTemplate template, string? systemPrompt = null)
     {
@@ -153,7 +157,7 @@ public sealed class LlavaConversation
                 delta = full[cached.Length..];
                 update = LlavaCacheUpdate.Suffix;
             }
-            else if (_messages.Count > 0 && _messages[^1].Role == "assistant")
+            else if (_messages.Count > 0 && _messages[^1].Role == "assistant" && _answerStart >= 0)
             {
                 // Render with the answer replaced by a sentinel: what follows it is what the template adds after the answer.
                 var probe = all.ToList();
@@ -161,7 +165,9 @@ public sealed class LlavaConversation
                 probe[last] = new LlavaChatMessage("assistant", Sentinel);
                 string rendered = Render(probe, generationPrompt);
                 int at = rendered.IndexOf(Sentinel, StringComparison.Ordinal);
-                if (at >= 0 && rendered.IndexOf(Sentinel, at + 1, StringComparison.Ordinal) < 0)
+                // Only the answer may differ: the text before it must still be what the cache holds before it.
+                if (at >= 0 && rendered.IndexOf(Sentinel, at + 1, StringComparison.Ordinal) < 0
+                    && rendered.AsSpan(0, at).StartsWith(cached.AsSpan(0, _answerStart), StringComparison.Ordinal))
                 {
                     delta = rendered[(at + Sentinel.Length)..];
                     update = LlavaCacheUpdate.AfterAnswer;
@@ -200,6 +206,7 @@ public sealed class LlavaConversation
 
         if (delta is null) _cachedText.Clear();
         _cachedText.Append(delta ?? full);
+        _answerStart = -1;
         _messages.AddRange(messages);
         _cachedMessages = _messages.Count;
         return new LlavaAppendResult(update, positions, reused);
@@ -254,6 +261,7 @@ public sealed class LlavaConversation
         finally
         {
             string answer = raw.ToString();
+            _answerStart = _cachedText.Length;
             _messages.Add(new LlavaChatMessage("assistant", answer.TrimStart()) { Stop = stop });
             _cachedMessages = _messages.Count;
             _cachedText.Append(answer);
@@ -284,6 +292,7 @@ public sealed class LlavaConversation
         _cachedMessages = 0;
         _cachedText.Clear();
         _cachedTextExact = true;
+        _answerStart = -1;
     }
 
     private string Render(IReadOnlyList<LlavaChatMessage> messages, bool addGenerationPrompt)

@@ -67,6 +67,28 @@ public sealed class LlavaChatClientTests
     }
 
     [Fact]
+    public async Task StopSequences_EndTheAnswerWithFinishReasonStop_AndASeedRepeatsASample()
+    {
+        var (text, mmproj) = OnePassChat.Pair;
+        using var model = LlavaModel.LoadGguf(text, mmproj);
+        using var client = new LlavaChatClient(model, new LlavaChatClientOptions { Session = new LlavaSessionOptions { ContextSize = 256 } });
+        ChatMessage[] question = [new(ChatRole.User, "Say something.")];
+        var whole = await client.GetResponseAsync(question, new ChatOptions { Temperature = 0, MaxOutputTokens = 12 });
+        string answer = whole.Text;
+        Assert.True(answer.Length >= 4, $"answer '{answer}' too short to cut");
+        string stop = answer.Substring(answer.Length / 2, 2);
+        var cut = await client.GetResponseAsync(question, new ChatOptions { Temperature = 0, MaxOutputTokens = 12, StopSequences = [stop] });
+        Assert.Equal(answer[..answer.IndexOf(stop, StringComparison.Ordinal)], cut.Text);
+        Assert.Equal(ChatFinishReason.Stop, cut.FinishReason);
+
+        var sampled = new ChatOptions { Temperature = 1.5f, TopK = 0, TopP = 1, Seed = 7, MaxOutputTokens = 8 };
+        var a = await client.GetResponseAsync(question, sampled);
+        var b = await client.GetResponseAsync(question, sampled);
+        Assert.Equal(a.Text, b.Text);
+        Assert.Equal(ChatFinishReason.Length, a.FinishReason);
+    }
+
+    [Fact]
     public async Task FileUri_EqualsDataContent_AndMetadataNamesTheModel()
     {
         var (text, mmproj) = OnePassChat.Pair;

@@ -105,6 +105,31 @@ public sealed class LlavaConversationTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void TemplateChangingEarlierText_ReevaluatesTheWholeConversation_AsOnePass()
+    {
+        // A header that counts the messages changes with every turn: no cached text can be kept.
+        var (text, mmproj) = OnePassChat.Pair;
+        using var model = LlavaModel.LoadGguf(text, mmproj);
+        var template = Model.Templates.ChatTemplate.FromSource(
+            "{{ messages | length }} messages\n{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}" +
+            "{% if add_generation_prompt %}assistant:{% endif %}", "counting");
+        using var session = model.CreateSession(new LlavaSessionOptions { ContextSize = 512 });
+        var chat = new LlavaConversation(session, template);
+        chat.AddUserMessage("Look <image> here", [LlavaImage.FromBytes(LlavaFixtures.RandomPng(47), "a.png")]);
+        chat.GenerateReply(OnePassChat.Greedy(3)).ToList();
+        var next = chat.AddUserMessage("And now?");
+        Assert.Equal(LlavaCacheUpdate.Reevaluated, next.Update);
+        Assert.Equal(0, next.ReusedPositions);
+        Assert.StartsWith("3 messages\n", chat.CachedText);
+
+        using var reference = model.CreateSession(new LlavaSessionOptions { ContextSize = 512 });
+        reference.Append(model.ComposeText(chat.Render(), [LlavaImage.FromBytes(LlavaFixtures.RandomPng(47), "a.png")]));
+        Assert.Equal(reference.History.ToArray(), session.History.ToArray());
+        OnePassChat.AssertClose(reference.Logits, session.Logits, "re-evaluated conversation");
+        Assert.Equal(1, session.Stats.ImageCacheHits); // the image was not encoded again
+    }
+
+    [Fact]
     public void ContextFull_KeepsTheConversation_AndResetStartsOver()
     {
         var (text, mmproj) = OnePassChat.Pair;
