@@ -6,7 +6,7 @@ using LlavaNative.Model.Language;
 // Exit codes: 0 success, 1 the work failed (bad model file, bad input, I/O), 2 command-line mistake.
 Command[] commands =
 [
-    new RunCommand(), new EvalCommand(), new TokenizeCommand(), new InfoCommand(), new BenchCommand(),
+    new RunCommand(), new ChatCommand(), new EvalCommand(), new TokenizeCommand(), new InfoCommand(), new BenchCommand(),
     new ImageInfoCommand(), new EncodeImageCommand(), new ConvertCommand(),
 ];
 

@@ -227,10 +227,12 @@ public sealed class LlavaModel : IDisposable
     /// <summary>
     /// Text with image markers → chunks. The k-th marker receives the k-th image; with no marker at all the images go
     /// first (after BOS), as the templates put them. Text between markers is tokenized piece by piece (special tokens
-    /// recognised), BOS before the first piece when <paramref name="addSpecial"/>.
+    /// recognised), BOS before the first piece when <paramref name="addSpecial"/>. With <paramref name="continuesText"/>
+    /// the first piece continues text already in the cache (<see cref="Tokenizer.EncodeContinuation"/>: no
+    /// SentencePiece space prefix), as a later chat turn does.
     /// </summary>
     /// <exception cref="LlavaPromptException">The number of markers is neither 0 nor the number of images.</exception>
-    public LlavaPrompt ComposeText(string text, IReadOnlyList<LlavaImage> images, bool addSpecial = true)
+    public LlavaPrompt ComposeText(string text, IReadOnlyList<LlavaImage> images, bool addSpecial = true, bool continuesText = false)
     {
         ArgumentNullException.ThrowIfNull(text);
         ArgumentNullException.ThrowIfNull(images);
@@ -249,7 +251,7 @@ public sealed class LlavaModel : IDisposable
             }
             else
             {
-                AddTokens(chunks, tokenizer.Encode(text, addSpecial, parseSpecial: true));
+                AddTokens(chunks, continuesText ? tokenizer.EncodeContinuation(text) : tokenizer.Encode(text, addSpecial, parseSpecial: true));
             }
             return new LlavaPrompt(chunks);
         }
@@ -259,7 +261,8 @@ public sealed class LlavaModel : IDisposable
                 "(the k-th image goes to the k-th marker), or no marker at all to put the images first");
         for (int k = 0; k < pieces.Length; k++)
         {
-            AddTokens(chunks, tokenizer.Encode(pieces[k], addSpecial: addSpecial && k == 0, parseSpecial: true));
+            AddTokens(chunks, continuesText && k == 0 ? tokenizer.EncodeContinuation(pieces[k])
+                : tokenizer.Encode(pieces[k], addSpecial: addSpecial && k == 0, parseSpecial: true));
             if (k < images.Count) AddImage(chunks, images[k]);
         }
         return new LlavaPrompt(chunks);

@@ -162,6 +162,16 @@ public sealed class Tokenizer
         return (_attributes[id] & TokenAttributes.Control) != 0;
     }
 
+    /// <summary>
+    /// Whether <paramref name="id"/> is a special token that text is split around (control, user-defined, unknown):
+    /// SentencePiece text after it gets its space prefix again (see <see cref="EncodeContinuation"/>).
+    /// </summary>
+    public bool IsSpecial(int id)
+    {
+        CheckId(id);
+        return (_attributes[id] & (TokenAttributes.Control | TokenAttributes.UserDefined | TokenAttributes.Unknown)) != 0;
+    }
+
     /// <summary>The token's text as stored in the vocabulary (e.g. "Ġhello" or "▁hello").</summary>
     public string TokenText(int id)
     {
@@ -211,6 +221,23 @@ public sealed class Tokenizer
 
     /// <summary>Tokenizes <paramref name="text"/>, appending the ids to <paramref name="output"/>.</summary>
     public void Encode(ReadOnlySpan<char> text, List<int> output, bool addSpecial = true, bool parseSpecial = true)
+        => Encode(text, output, addSpecial, parseSpecial, continuesText: false);
+
+    /// <summary>
+    /// Tokenizes text that continues a sequence already in a KV cache (a later chat turn): no BOS/EOS, and for
+    /// SentencePiece no space prefix at the start, so " USER: hi" becomes "▁USER" … as it does inside a longer text
+    /// (after a special token written in the text the usual prefix applies). A tokenizer.json tokenizer encodes the
+    /// text on its own, as <see cref="Encode(string, bool, bool)"/> does without special tokens.
+    /// </summary>
+    public int[] EncodeContinuation(string text, bool parseSpecial = true)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var output = new List<int>(text.Length / 3 + 4);
+        Encode(text.AsSpan(), output, addSpecial: false, parseSpecial, continuesText: true);
+        return output.ToArray();
+    }
+
+    private void Encode(ReadOnlySpan<char> text, List<int> output, bool addSpecial, bool parseSpecial, bool continuesText)
     {
         ArgumentNullException.ThrowIfNull(output);
         if (_huggingFace is not null)
@@ -228,7 +255,7 @@ public sealed class Tokenizer
         if (addSpecial && AddBos)
             output.Add(BosId >= 0 ? BosId : throw new InvalidOperationException("the vocabulary asks for a BOS token but has none"));
 
-        bool previousWasSpecial = true; // SentencePiece: the start counts as "after a special token"
+        bool previousWasSpecial = !continuesText; // SentencePiece: the start counts as "after a special token"
         foreach (Fragment fragment in fragments)
         {
             if (fragment.Token >= 0)
