@@ -80,6 +80,10 @@ internal static unsafe class Q4_0PackedGemm
                 {
                     int pr = Math.Min(PanelRows, rows - r0);
                     Pack(w + r0 * wStride + (long)b0 * Q4_0Kernels.BlockBytes, wStride, pr, kb, panel);
+                    // The next panel's rows are 16 scattered pieces (one K-chunk of each row): ask for them now, so
+                    // that packing it does not wait on L3/DRAM after this panel's tokens are done.
+                    if (r0 + PanelRows < rows)
+                        Prefetch(w + (r0 + PanelRows) * wStride + (long)b0 * Q4_0Kernels.BlockBytes, wStride, Math.Min(PanelRows, rows - r0 - PanelRows), kb * Q4_0Kernels.BlockBytes);
                     // A full panel accumulates straight into y (16 consecutive floats per token); a short one into
                     // `partial`, copied out after the last K-chunk.
                     float* acc = pr == PanelRows ? y + t0 * yStride + r0 : partial;
@@ -118,6 +122,15 @@ internal static unsafe class Q4_0PackedGemm
                 offsets[t * ChunkBlocks + b] = -8 * sum;
             }
         }
+    }
+
+    /// <summary>Prefetches <paramref name="bytes"/> bytes of each of <paramref name="rows"/> rows into L2.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Prefetch(byte* w, long wStride, int rows, int bytes)
+    {
+        for (int r = 0; r < rows; r++)
+            for (int o = 0; o < bytes; o += 64)
+                Sse.Prefetch1(w + r * wStride + o);
     }
 
     /// <summary>
