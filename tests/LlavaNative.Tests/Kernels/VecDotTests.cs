@@ -161,3 +161,36 @@ public unsafe class F16NonFiniteTests
         }
     }
 }
+
+/// <summary>
+/// The F16 decode kernel's own half → float conversion (<see cref="F16Kernels.VecDotAvx512"/>: 16-bit shifts and
+/// unpacks after a qword permutation) on every finite half: 32-half rows against one-hot activations return each
+/// weight exactly, in its position, equal to <see cref="Fp16.ToFloat"/>.
+/// </summary>
+public unsafe class F16DecodeConversionTests
+{
+    [Fact]
+    public void EveryFiniteHalfConvertsExactly()
+    {
+        if (!QuantSimd.UseAvx512) return; // the AVX2 and scalar paths are covered by IsaCheck and VecDotTests
+        var halves = new List<ushort>();
+        for (int h = 0; h < 65536; h++) if ((h & 0x7C00) != 0x7C00) halves.Add((ushort)h); // zero/subnormal chunks take the exact path
+        while (halves.Count % 32 != 0) halves.Add(0x3C00);
+        ushort[] row = halves.ToArray();
+        var x = new float[32];
+        fixed (ushort* pw = row)
+        fixed (float* px = x)
+        {
+            for (int c = 0; c < row.Length; c += 32)
+                for (int j = 0; j < 32; j++)
+                {
+                    x[j] = 1f;
+                    float got = F16Kernels.VecDotAvx512(32, (byte*)(pw + c), (byte*)px);
+                    x[j] = 0f;
+                    float expected = Fp16.ToFloat(row[c + j]);
+                    Assert.True(BitConverter.SingleToInt32Bits(got) == BitConverter.SingleToInt32Bits(expected) || (got == 0 && expected == 0),
+                        $"half 0x{row[c + j]:X4} at lane {j}: {got:R}, expected {expected:R}");
+                }
+        }
+    }
+}
