@@ -164,8 +164,9 @@ public unsafe class F16NonFiniteTests
 
 /// <summary>
 /// The F16 decode kernel's own half → float conversion (<see cref="F16Kernels.VecDotAvx512"/>: 16-bit shifts and
-/// unpacks after a qword permutation) on every finite half: 32-half rows against one-hot activations return each
-/// weight exactly, in its position, equal to <see cref="Fp16.ToFloat"/>.
+/// unpacks after a qword permutation, lane fix-ups in chunks with special halves) on every finite half, in chunks
+/// with and without a zero beside it (inf/NaN lanes: <see cref="F16NonFiniteTests"/>): 32-half rows against one-hot activations return each weight exactly, in
+/// its position, equal to <see cref="Fp16.ToFloat"/>.
 /// </summary>
 public unsafe class F16DecodeConversionTests
 {
@@ -174,7 +175,11 @@ public unsafe class F16DecodeConversionTests
     {
         if (!QuantSimd.UseAvx512) return; // the AVX2 and scalar paths are covered by IsaCheck and VecDotTests
         var halves = new List<ushort>();
-        for (int h = 0; h < 65536; h++) if ((h & 0x7C00) != 0x7C00) halves.Add((ushort)h); // zero/subnormal chunks take the exact path
+        // Every finite half in order (the first 32 chunks hold zeros and subnormals, the last ones normals), then
+        // every finite half again, each chunk with a zero in lane (chunk mod 32), so normals go through the fix-up path.
+        for (int h = 0; h < 65536; h++) if ((h & 0x7C00) != 0x7C00) halves.Add((ushort)h);
+        int finite = halves.Count;
+        for (int k = 0; k < finite; k++) halves.Add((k / 32) % 32 == k % 32 ? (ushort)0 : halves[k]);
         while (halves.Count % 32 != 0) halves.Add(0x3C00);
         ushort[] row = halves.ToArray();
         var x = new float[32];
