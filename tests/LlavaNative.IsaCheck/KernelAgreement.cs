@@ -141,7 +141,8 @@ internal static unsafe class KernelAgreement
         var best = QuantRegistry.Kernels(type);
         var scalar = QuantRegistry.ScalarKernels(type);
         // Float types: more than one 1024-column F16 panel and a tail that is not a multiple of 16.
-        int cols = TensorTypeInfo.BlockElements(type) switch { 256 => 768, 32 => 352, _ => 1100 };
+        // 32-element blocks: 35 blocks, odd (the 4 × 4 tiles pair blocks) and more than one 32-block K-chunk of the Q4_0 packed GEMM.
+        int cols = TensorTypeInfo.BlockElements(type) switch { 256 => 768, 32 => 1120, _ => 1100 };
         const int rows = 37;
         int failures = 0;
         double worst = 0;
@@ -149,7 +150,7 @@ internal static unsafe class KernelAgreement
         var w = new byte[rowBytes * rows];
         for (int r = 0; r < rows; r++) QuantTestData.RandomRow(type, cols, rng).CopyTo(w, r * rowBytes);
         var wf = new float[rows * cols];
-        foreach (int tokens in new[] { 1, 3, 6, 9 })
+        foreach (int tokens in new[] { 1, 3, 6, 9, 21 })
         {
             float[] x = QuantTestData.RandomActivations(cols * tokens, rng);
             var y1 = new float[rows * tokens];

@@ -161,3 +161,42 @@ public unsafe class F16NonFiniteTests
         }
     }
 }
+
+/// <summary>
+/// The F16 decode kernel's own half → float conversion (<see cref="F16Kernels.VecDotAvx512"/>: 16-bit shifts and
+/// unpacks after a qword permutation, lane fix-ups in chunks with special halves) on every finite half, in chunks
+/// with and without a zero beside it (inf/NaN lanes: <see cref="F16NonFiniteTests"/>): 64-half rows against one-hot activations return each weight exactly, in
+/// its position, equal to <see cref="Fp16.ToFloat"/>.
+/// </summary>
+public unsafe class F16DecodeConversionTests
+{
+    [Fact]
+    public void EveryFiniteHalfConvertsExactly()
+    {
+        if (!QuantSimd.UseAvx512) return; // the AVX2 and scalar paths are covered by IsaCheck and VecDotTests
+        var halves = new List<ushort>();
+        // Every finite half in order (the first 32 chunks hold zeros and subnormals, the last ones normals), then
+        // every finite half again, each chunk with a zero in lane (chunk mod 32), so normals go through the fix-up path.
+        for (int h = 0; h < 65536; h++) if ((h & 0x7C00) != 0x7C00) halves.Add((ushort)h);
+        int finite = halves.Count;
+        for (int k = 0; k < finite; k++) halves.Add((k / 32) % 32 == k % 32 ? (ushort)0 : halves[k]);
+        while (halves.Count % 64 != 0) halves.Add(0x3C00);
+        ushort[] row = halves.ToArray();
+        var x = new float[64];
+        fixed (ushort* pw = row)
+        fixed (float* px = x)
+        {
+            // 64-half rows: the kernel's main step (two 32-half chunks); the 32-half step and tails are in VecDotTests.
+            for (int c = 0; c < row.Length; c += 64)
+                for (int j = 0; j < 64; j++)
+                {
+                    x[j] = 1f;
+                    float got = F16Kernels.VecDotAvx512(64, (byte*)(pw + c), (byte*)px);
+                    x[j] = 0f;
+                    float expected = Fp16.ToFloat(row[c + j]);
+                    Assert.True(BitConverter.SingleToInt32Bits(got) == BitConverter.SingleToInt32Bits(expected) || (got == 0 && expected == 0),
+                        $"half 0x{row[c + j]:X4} at lane {j}: {got:R}, expected {expected:R}");
+                }
+        }
+    }
+}

@@ -19,8 +19,8 @@ internal static unsafe class Q4_0Kernels
     {
         Type = TensorType.Q4_0, DotType = TensorType.Q8_0, Dequantize = &Dequantize,
         VecDot = QuantSimd.UseAvx512 ? &VecDotAvx512 : QuantSimd.UseAvx2 ? &VecDotAvx2 : &VecDotScalar,
-        MatMulTile = QuantSimd.UseAvx512 ? &LegacyTileKernels.TileUnsignedAvx512<LegacyTileKernels.Q4_0Blocks> : QuantSimd.UseAvx2 ? &LegacyTileKernels.TileUnsignedAvx2<LegacyTileKernels.Q4_0Blocks> : null,
-        TileRows = QuantSimd.UseAvx512 ? 4 : 2, TileTokens = 4,
+        MatMulTile = QuantSimd.UseAvx512 ? &Q4_0PackedGemm.TileAvx512 : QuantSimd.UseAvx2 ? &LegacyTileKernels.TileUnsignedAvx2<LegacyTileKernels.Q4_0Blocks> : null,
+        TileRows = QuantSimd.UseAvx512 ? Q4_0PackedGemm.ChunkRows : 2, TileTokens = QuantSimd.UseAvx512 ? int.MaxValue : 4,
     };
 
     public static QuantKernels ScalarTable => new()
