@@ -218,6 +218,21 @@ public sealed class LlavaCheckpointAgreementTests(ITestOutputHelper output)
             double cli = MaxAbs(NpyFile.ReadFloat32(npy).Data, ours);
             output.WriteLine($"llava eval --vision-tower vs in-process: max abs {cli:E2}");
             Assert.True(cli <= 1e-5, $"CLI vs in-process: max abs {cli:E3}");
+
+            // llava run -m folder --vision-tower clip: the vicuna-v1 prompt above, greedy, as the session generates it.
+            (exit, string stdout, err) = CliContractTests.RunCli("run", "-m", folder, "--vision-tower", tower!, "--image", png,
+                "-p", "What is unusual here?", "-n", "3", "--temp", "0", "--json", "-t", "2");
+            Assert.True(exit == 0, err);
+            using var json = System.Text.Json.JsonDocument.Parse(stdout);
+            var root = json.RootElement;
+            Assert.Equal("vicuna-v1", root.GetProperty("chat_template").GetString());
+            Assert.Equal(model.ImageTokenCount, root.GetProperty("image_tokens").GetInt32());
+            Assert.Equal(prompt.TextTokenCount, root.GetProperty("prompt_tokens").GetInt32());
+            string generated = string.Concat(session.Generate(new Model.Generation.GenerationOptions
+            {
+                MaxTokens = 3, Sampling = Model.Generation.SamplingOptions.Greedy,
+            }).Select(p => p.Text));
+            Assert.Equal(generated, root.GetProperty("text").GetString());
         }
     }
 
