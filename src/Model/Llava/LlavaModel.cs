@@ -140,6 +140,10 @@ public sealed class LlavaModel : IDisposable
                     $"{hf.Path}: image_token_index {llava.ImageTokenIndex} is outside the text model's vocabulary (0..{decoder.Config.VocabSize - 1}, " +
                     "text_config.vocab_size / embedding rows); the placeholder must be a token id, e.g. the tokenizer's added '<image>'");
             var format = LlavaPromptFormat.Detect(decoder.Vocabulary, hf);
+            if (hf is { UsesImStartEnd: true } && format.Placement != ImagePlacement.PatchTokens)
+                throw new ModelFormatException(
+                    $"{hf.Path}: mm_use_im_start_end is true but the tokenizer of {decoder.SourcePath} has no '<im_patch>', '<im_start>' and '<im_end>' tokens " +
+                    "(LLaVA v1 adds them: the image rows replace the <im_patch> tokens between <im_start> and <im_end>)");
             string template = DefaultTemplateFor(decoder, encoder, format, huggingFace: hf is { IsOriginalLlava: false });
             clock.Stop();
             return new LlavaModel(decoder, encoder, format, preprocessing, template, clock.Elapsed, ownsParts: true, ownedPool);

@@ -65,6 +65,16 @@ public sealed class LlavaCheckpointBadInputTests
     }
 
     [Fact]
+    public void ImStartEndWithoutThePatchTokens_NamesTheMissingTokens()
+    {
+        var (folder, tower) = Write("im-start-end-no-tokens", new LlavaFolderOptions { Layout = LlavaFolderLayout.Original, UseImStartEnd = true });
+        var e = Assert.ThrowsAny<ModelFormatException>(() => LlavaModel.Load(folder, mmproj: null, visionTower: tower));
+        Assert.Contains(Path.Combine(folder, "config.json"), e.Message);
+        Assert.Contains("mm_use_im_start_end is true", e.Message);
+        Assert.Contains("'<im_patch>', '<im_start>' and '<im_end>'", e.Message);
+    }
+
+    [Fact]
     public void OriginalConfig_ReadsTheTopLevelLlamaFields()
     {
         var (folder, _) = Write("original-config", new LlavaFolderOptions { Layout = LlavaFolderLayout.Original });

@@ -76,6 +76,9 @@ public sealed record HfModelConfig
     /// </summary>
     public bool IsOriginalLlava { get; init; }
 
+    /// <summary>Original LLaVA's <c>mm_use_im_start_end</c>: the image rows sit between <c>&lt;im_start&gt;</c> and <c>&lt;im_end&gt;</c> in place of <c>&lt;im_patch&gt;</c> tokens (LLaVA v1).</summary>
+    public bool UsesImStartEnd { get; init; }
+
     /// <summary>A LLaVA checkpoint of either layout (it has an image side).</summary>
     public bool IsLlava => Llava != null || IsOriginalLlava;
 
@@ -114,6 +117,7 @@ public sealed record HfModelConfig
                 return new HfModelConfig
                 {
                     Path = json.Path, ModelType = modelType, Text = text, IsOriginalLlava = true, TieWordEmbeddings = text.TieWordEmbeddings,
+                    UsesImStartEnd = json.Bool("mm_use_im_start_end", false),
                 };
             }
             case "llava_llama":
