@@ -108,7 +108,7 @@ public sealed record LlavaHfLayout
         using var document = ConfigJson.ParseFile(configPath);
         var json = new ConfigJson(document.RootElement, configPath, "");
 
-        bool original = json.Has("mm_vision_tower") || json.Has("mm_projector_type") || json.Has("mm_hidden_size") || json.Has("mm_vision_select_layer");
+        bool original = HfModelConfig.IsOriginalLlavaLayout(json);
         var layout = original ? ReadOriginal(json, folder, visionTowerFolder) : ReadLlavaHf(json, folder, visionTowerFolder);
 
         var imageProcessor = FindImageProcessor(folder, layout.VisionTowerFolder);

@@ -135,8 +135,16 @@ public sealed class LlavaModel : IDisposable
                 preprocessing = ImagePreprocessorConfig.FromHuggingFace(hfVisionFolder!, visionTower);
             }
             CheckWidths(decoder, encoder);
+            if (hf?.Llava is { } llava && (llava.ImageTokenIndex < 0 || llava.ImageTokenIndex >= decoder.Config.VocabSize))
+                throw new ModelFormatException(
+                    $"{hf.Path}: image_token_index {llava.ImageTokenIndex} is outside the text model's vocabulary (0..{decoder.Config.VocabSize - 1}, " +
+                    "text_config.vocab_size / embedding rows); the placeholder must be a token id, e.g. the tokenizer's added '<image>'");
             var format = LlavaPromptFormat.Detect(decoder.Vocabulary, hf);
-            string template = DefaultTemplateFor(decoder, encoder, format, huggingFace: hf is not null);
+            if (hf is { UsesImStartEnd: true } && format.Placement != ImagePlacement.PatchTokens)
+                throw new ModelFormatException(
+                    $"{hf.Path}: mm_use_im_start_end is true but the tokenizer of {decoder.SourcePath} has no '<im_patch>', '<im_start>' and '<im_end>' tokens " +
+                    "(LLaVA v1 adds them: the image rows replace the <im_patch> tokens between <im_start> and <im_end>)");
+            string template = DefaultTemplateFor(decoder, encoder, format, huggingFace: hf is { IsOriginalLlava: false });
             clock.Stop();
             return new LlavaModel(decoder, encoder, format, preprocessing, template, clock.Elapsed, ownsParts: true, ownedPool);
         }
@@ -171,8 +179,8 @@ public sealed class LlavaModel : IDisposable
 
     /// <summary>
     /// llava-reference §3d: LLaVA v1 patch tokens → llama-2 (Chinese-LLaVA); a SigLIP tower or a Qwen2 decoder →
-    /// llava-interleave (ChatML); a llava-hf folder → llava-1.5 as llava-hf writes it; any other GGUF (LLaVA-1.5
-    /// converted by llama.cpp) → vicuna-v1, the original conversation format.
+    /// llava-interleave (ChatML); a llava-hf folder → llava-1.5 as llava-hf writes it; an original LLaVA checkpoint
+    /// folder or any other GGUF (LLaVA-1.5 converted by llama.cpp) → vicuna-v1, the original conversation format.
     /// </summary>
     private static string DefaultTemplateFor(DecoderModel decoder, ImageEncoder encoder, LlavaPromptFormat format, bool huggingFace)
     {

@@ -41,40 +41,13 @@ public sealed class ConvertAgreementTests(ITestOutputHelper output) : IDisposabl
     /// <summary>F32 bound of the task; measured ≈ 2e-5 (q·k summed in another order for llama's permuted rows).</summary>
     private const double F32MaxAbs = 1e-4;
 
-    /// <summary>
-    /// A small byte-level BPE tokenizer.json (GPT-2's first merges) of up to <paramref name="mergeCount"/> + 257
-    /// tokens, with the pre-tokenizer of <paramref name="pre"/>: "qwen2" or "llama-bpe" (their Split regex, then
-    /// ByteLevel without regex), or "gpt-2" (ByteLevel with its own regex).
-    /// </summary>
-    internal static void WriteSmallByteLevelTokenizer(string folder, int mergeCount, string pre = "qwen2")
-    {
-        var (vocab, merges) = TokenizerJsonFixtures.SmallByteLevel(mergeCount);
-        const string byteLevel = "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": false, \"use_regex\": false}";
-        var json = new TokenizerJsonFixtures.TokenizerJson
-        {
-            ModelOptions = "\"type\": \"BPE\", \"dropout\": null, \"unk_token\": null, \"continuing_subword_prefix\": \"\", \"end_of_word_suffix\": \"\", \"fuse_unk\": false, \"byte_fallback\": false",
-            Vocab = vocab,
-            Merges = merges,
-            PreTokenizer = pre == "gpt-2"
-                ? "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": true, \"use_regex\": true}"
-                : "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": " +
-                  System.Text.Json.JsonSerializer.Serialize(pre == "qwen2" ? TokenizerJsonFixtures.Qwen2Pattern : TokenizerJsonFixtures.Llama3Pattern) +
-                  "}, \"behavior\": \"Isolated\", \"invert\": false}, " + byteLevel + "]}",
-            PostProcessor = byteLevel,
-            Decoder = byteLevel,
-        };
-        json.AddedTokens.Add(new TokenizerJsonFixtures.Added(vocab.Count, "<|endoftext|>", Special: true));
-        var config = new JsonObject { ["eos_token"] = "<|endoftext|>", ["bos_token"] = null, ["tokenizer_class"] = "Qwen2Tokenizer" };
-        TokenizerJsonFixtures.WriteFolder(folder, json, config);
-    }
-
     /// <summary>An HF folder of the random model <paramref name="spec"/> with the tokenizer files of <paramref name="tokenizerFolder"/>.</summary>
     private string HfFolder(string name, RandomModelSpec spec, HfExportOptions? options = null, string? tokenizerFolder = null, int smallTokenizerMerges = 200)
     {
         string folder = Path.Combine(_root, name);
         GgufToHuggingFace.Export(RandomModels.GetPath(spec), folder, options);
         if (tokenizerFolder is null)
-            WriteSmallByteLevelTokenizer(folder, smallTokenizerMerges);
+            TokenizerJsonFixtures.WriteSmallByteLevel(folder, smallTokenizerMerges);
         else
             foreach (string file in Directory.GetFiles(tokenizerFolder))
                 File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
@@ -175,7 +148,7 @@ public sealed class ConvertAgreementTests(ITestOutputHelper output) : IDisposabl
         var spec = RandomModelSpec.Tiny(RandomModelArchitecture.Qwen2, RandomModelVocabulary.Synthetic) with { SyntheticVocabularySize = 1080 };
         string folder = Path.Combine(_root, $"pre-{pre}");
         GgufToHuggingFace.Export(RandomModels.GetPath(spec), folder);
-        WriteSmallByteLevelTokenizer(folder, 800, pre);
+        TokenizerJsonFixtures.WriteSmallByteLevel(folder, 800, pre);
         string gguf = Path.Combine(_root, $"pre-{pre}.gguf");
         Assert.Equal(pre, HuggingFaceToGguf.Convert(folder, gguf, GgufOutputType.Q8_0).Tokenizer.PreTokenizer);
 
@@ -265,7 +238,7 @@ public sealed class ConvertAgreementTests(ITestOutputHelper output) : IDisposabl
             : RandomModels.GetQuantizedPath(spec, LlamaFtype.MOSTLY_BF16);
         string folder = Path.Combine(_root, $"half-{architecture}-{type}");
         GgufToHuggingFace.Export(original, folder, new HfExportOptions { Shards = 3 });
-        WriteSmallByteLevelTokenizer(folder, 100);
+        TokenizerJsonFixtures.WriteSmallByteLevel(folder, 100);
         string gguf = Path.Combine(_root, $"half-{architecture}-{type}.gguf");
         HuggingFaceToGguf.Convert(folder, gguf, GgufOutputType.Parse(type));
 

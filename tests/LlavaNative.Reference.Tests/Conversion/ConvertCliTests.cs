@@ -22,7 +22,7 @@ public sealed class ConvertCliTests : IDisposable
         string folder = Path.Combine(_root, "qwen2-hf");
         GgufToHuggingFace.Export(RandomModels.GetPath(RandomModelSpec.Tiny(RandomModelArchitecture.Qwen2, RandomModelVocabulary.Synthetic)), folder,
             new HfExportOptions { Layout = HfCheckpointLayout.LlavaOld });
-        ConvertAgreementTests.WriteSmallByteLevelTokenizer(folder, 100);
+        TokenizerJsonFixtures.WriteSmallByteLevel(folder, 100);
         return folder;
     }
 

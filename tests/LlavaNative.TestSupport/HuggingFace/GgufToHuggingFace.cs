@@ -95,6 +95,76 @@ public static class GgufToHuggingFace
         File.WriteAllText(Path.Combine(folder, "config.json"), ConfigJson(gguf, arch, (int)embedding.Dimensions[1], tied, options.Layout));
     }
 
+    /// <summary>
+    /// The decoder of <paramref name="ggufPath"/> as Hugging Face tensors in F32 (dequantized, llama q/k rows
+    /// un-permuted) under <paramref name="modelPrefix"/> and <paramref name="lmHead"/>, for writers that add other
+    /// tensors beside it (a whole LLaVA folder). <paramref name="vocabularyRows"/> above the GGUF's rows pads the
+    /// embedding (and an untied LM head) with random rows, as llava-1.5-hf's 32064-row table is padded.
+    /// </summary>
+    public static unsafe List<(string Name, long[] Shape, float[] Data)> DecoderTensors(string ggufPath, string modelPrefix, string lmHead, int vocabularyRows = 0)
+    {
+        using var gguf = GgufFile.Open(ggufPath);
+        string arch = gguf.GetString("general.architecture");
+        int heads = gguf.GetInt32($"{arch}.attention.head_count");
+        int kvHeads = gguf.GetInt32($"{arch}.attention.head_count_kv", heads);
+        int headDim = gguf.GetInt32($"{arch}.embedding_length") / heads;
+        var rng = new Random(17);
+        var result = new List<(string, long[], float[])>();
+        foreach (var t in gguf.Tensors)
+        {
+            int? permuteHeads = arch == "llama" && t.Name.EndsWith(".attn_q.weight", StringComparison.Ordinal) ? heads
+                : arch == "llama" && t.Name.EndsWith(".attn_k.weight", StringComparison.Ordinal) ? kvHeads
+                : null;
+            long cols = t.Dimensions[0], rows = t.ElementCount / cols;
+            bool padded = t.Name is "token_embd.weight" or "output.weight" && vocabularyRows > rows;
+            long outRows = padded ? vocabularyRows : rows;
+            var data = new float[checked(outRows * cols)];
+            long rowBytes = TensorTypeInfo.RowBytes(t.Type, cols);
+            fixed (float* dst = data)
+                for (long r = 0; r < rows; r++)
+                {
+                    long target = permuteHeads is null ? r : UnpermutedRow((int)r, headDim);
+                    QuantRegistry.ScalarKernels(t.Type).Dequantize(t.Data + r * rowBytes, dst + target * cols, (int)cols);
+                }
+            for (long i = rows * cols; i < data.Length; i++) data[i] = (float)(rng.NextDouble() - 0.5) * 0.1f;
+            long[] shape = t.Dimensions.Reverse().ToArray();
+            if (padded) shape[0] = outRows; // [vocab, dim]
+            result.Add((HfName(t.Name, modelPrefix, lmHead), shape, data));
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// The decoder's config.json fields (LlamaConfig / Qwen2Config names) from the GGUF metadata, with
+    /// <paramref name="vocabularyRows"/> as vocab_size when given (else the embedding's rows).
+    /// </summary>
+    public static Dictionary<string, object?> TextConfig(string ggufPath, int vocabularyRows = 0)
+    {
+        using var gguf = GgufFile.Open(ggufPath);
+        string arch = gguf.GetString("general.architecture");
+        int rows = (int)gguf.GetTensor("token_embd.weight").Dimensions[1];
+        return TextConfigFields(gguf, arch, Math.Max(rows, vocabularyRows), tied: !gguf.HasTensor("output.weight"));
+    }
+
+    private static Dictionary<string, object?> TextConfigFields(GgufFile gguf, string arch, int vocab, bool tied) => new()
+    {
+        ["model_type"] = arch,
+        ["architectures"] = new[] { arch == "llama" ? "LlamaForCausalLM" : "Qwen2ForCausalLM" },
+        ["vocab_size"] = vocab,
+        ["hidden_size"] = gguf.GetInt32($"{arch}.embedding_length"),
+        ["intermediate_size"] = gguf.GetInt32($"{arch}.feed_forward_length"),
+        ["num_hidden_layers"] = gguf.GetInt32($"{arch}.block_count"),
+        ["num_attention_heads"] = gguf.GetInt32($"{arch}.attention.head_count"),
+        ["num_key_value_heads"] = gguf.GetInt32($"{arch}.attention.head_count_kv"),
+        ["max_position_embeddings"] = gguf.GetInt32($"{arch}.context_length"),
+        // float → double through the shortest decimal string: 1e-5f is written "1E-05", as Python would read it.
+        ["rms_norm_eps"] = double.Parse(gguf.GetFloat32($"{arch}.attention.layer_norm_rms_epsilon").ToString("R", System.Globalization.CultureInfo.InvariantCulture), System.Globalization.CultureInfo.InvariantCulture),
+        ["rope_theta"] = (double)gguf.GetFloat32($"{arch}.rope.freq_base"),
+        ["hidden_act"] = "silu",
+        ["tie_word_embeddings"] = tied,
+        ["torch_dtype"] = "float32",
+    };
+
     /// <summary>GGUF tensor name → Hugging Face name.</summary>
     public static string HfName(string gguf, string modelPrefix, string lmHead)
     {
@@ -187,23 +257,11 @@ public static class GgufToHuggingFace
         {
             void WriteText(bool nested)
             {
-                json.WriteString("model_type", arch);
-                json.WriteStartArray("architectures");
-                json.WriteStringValue(arch == "llama" ? "LlamaForCausalLM" : "Qwen2ForCausalLM");
-                json.WriteEndArray();
-                json.WriteNumber("vocab_size", vocab);
-                json.WriteNumber("hidden_size", gguf.GetInt32($"{arch}.embedding_length"));
-                json.WriteNumber("intermediate_size", gguf.GetInt32($"{arch}.feed_forward_length"));
-                json.WriteNumber("num_hidden_layers", gguf.GetInt32($"{arch}.block_count"));
-                json.WriteNumber("num_attention_heads", gguf.GetInt32($"{arch}.attention.head_count"));
-                json.WriteNumber("num_key_value_heads", gguf.GetInt32($"{arch}.attention.head_count_kv"));
-                json.WriteNumber("max_position_embeddings", gguf.GetInt32($"{arch}.context_length"));
-                // float → double through the shortest decimal string: 1e-5f is written "1E-05", as Python would read it.
-                json.WriteNumber("rms_norm_eps", double.Parse(gguf.GetFloat32($"{arch}.attention.layer_norm_rms_epsilon").ToString("R", System.Globalization.CultureInfo.InvariantCulture), System.Globalization.CultureInfo.InvariantCulture));
-                json.WriteNumber("rope_theta", (double)gguf.GetFloat32($"{arch}.rope.freq_base"));
-                json.WriteString("hidden_act", "silu");
-                json.WriteBoolean("tie_word_embeddings", tied);
-                json.WriteString("torch_dtype", "float32");
+                foreach (var (key, value) in TextConfigFields(gguf, arch, vocab, tied))
+                {
+                    json.WritePropertyName(key);
+                    JsonSerializer.Serialize(json, value);
+                }
                 if (!nested) json.WriteString("transformers_version", "4.46.0");
             }
 

@@ -21,6 +21,14 @@ public enum TokenizerJsonKind
     /// merges derived from the SentencePiece scores, Replace/ByteFallback/Fuse/Strip decoder, BOS.</summary>
     LlamaSentencePiece,
 
+    /// <summary>llava-1.5-7b-hf: <see cref="LlamaSentencePiece"/> (legacy) plus the added <c>&lt;image&gt;</c> (32000) and
+    /// <c>&lt;pad&gt;</c> (32001) special tokens.</summary>
+    LlavaSentencePiece,
+
+    /// <summary>LLaVA v1 / Chinese-LLaVA: <see cref="LlamaSentencePiece"/> plus <c>&lt;im_patch&gt;</c> (32000),
+    /// <c>&lt;im_start&gt;</c> (32001), <c>&lt;im_end&gt;</c> (32002), added in that order.</summary>
+    LlavaV1SentencePiece,
+
     /// <summary>Llama 2 written with legacy=false: Metaspace (prepend_scheme first, no split) pre-tokenizer and decoder,
     /// plus llava-hf's <c>&lt;image&gt;</c> and <c>&lt;pad&gt;</c> added tokens.</summary>
     LlamaMetaspace,
@@ -100,7 +108,9 @@ public static class TokenizerJsonFixtures
             TokenizerJsonKind.Qwen2AddedTokenRules => Qwen2(addedTokenRules: true),
             TokenizerJsonKind.Llama3 => Llama3(),
             TokenizerJsonKind.LlamaSentencePiece => LlamaSentencePiece(metaspace: false),
-            TokenizerJsonKind.LlamaMetaspace => LlamaSentencePiece(metaspace: true),
+            TokenizerJsonKind.LlavaSentencePiece => LlamaSentencePiece(metaspace: false, llavaTokens: true),
+            TokenizerJsonKind.LlavaV1SentencePiece => LlamaSentencePiece(metaspace: false, patchTokens: true),
+            TokenizerJsonKind.LlamaMetaspace => LlamaSentencePiece(metaspace: true, llavaTokens: true),
             _ => throw new ArgumentOutOfRangeException(nameof(kind)),
         };
         if (specialTokensAsText)
@@ -301,7 +311,7 @@ public static class TokenizerJsonFixtures
         return (json, config);
     }
 
-    private static (TokenizerJson, System.Text.Json.Nodes.JsonObject) LlamaSentencePiece(bool metaspace)
+    private static (TokenizerJson, System.Text.Json.Nodes.JsonObject) LlamaSentencePiece(bool metaspace, bool llavaTokens = false, bool patchTokens = false)
     {
         var v = ReadGguf("llama-spm");
         var vocab = new List<(string, int)>();
@@ -323,13 +333,22 @@ public static class TokenizerJsonFixtures
         {
             json.PreTokenizer = "{\"type\": \"Metaspace\", \"replacement\": \"▁\", \"prepend_scheme\": \"first\", \"split\": false}";
             json.Decoder = "{\"type\": \"Sequence\", \"decoders\": [{\"type\": \"Metaspace\", \"replacement\": \"▁\", \"prepend_scheme\": \"first\", \"split\": false}, {\"type\": \"ByteFallback\"}, {\"type\": \"Fuse\"}]}";
-            json.AddedTokens.Add(new Added(v.Tokens.Length, "<image>", Special: true));
-            json.AddedTokens.Add(new Added(v.Tokens.Length + 1, "<pad>", Special: true));
         }
         else
         {
             json.Normalizer = "{\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Prepend\", \"prepend\": \"▁\"}, {\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, \"content\": \"▁\"}]}";
             json.Decoder = "{\"type\": \"Sequence\", \"decoders\": [{\"type\": \"Replace\", \"pattern\": {\"String\": \"▁\"}, \"content\": \" \"}, {\"type\": \"ByteFallback\"}, {\"type\": \"Fuse\"}, {\"type\": \"Strip\", \"content\": \" \", \"start\": 1, \"stop\": 0}]}";
+        }
+        if (llavaTokens)
+        {
+            json.AddedTokens.Add(new Added(v.Tokens.Length, "<image>", Special: true));
+            json.AddedTokens.Add(new Added(v.Tokens.Length + 1, "<pad>", Special: true));
+        }
+        if (patchTokens)
+        {
+            json.AddedTokens.Add(new Added(v.Tokens.Length, "<im_patch>", Special: true));
+            json.AddedTokens.Add(new Added(v.Tokens.Length + 1, "<im_start>", Special: true));
+            json.AddedTokens.Add(new Added(v.Tokens.Length + 2, "<im_end>", Special: true));
         }
         var config = new System.Text.Json.Nodes.JsonObject
         {
@@ -338,7 +357,7 @@ public static class TokenizerJsonFixtures
             ["bos_token"] = new System.Text.Json.Nodes.JsonObject { ["__type"] = "AddedToken", ["content"] = "<s>", ["lstrip"] = false, ["normalized"] = false, ["rstrip"] = false, ["single_word"] = false },
             ["eos_token"] = new System.Text.Json.Nodes.JsonObject { ["__type"] = "AddedToken", ["content"] = "</s>", ["lstrip"] = false, ["normalized"] = false, ["rstrip"] = false, ["single_word"] = false },
             ["unk_token"] = new System.Text.Json.Nodes.JsonObject { ["__type"] = "AddedToken", ["content"] = "<unk>", ["lstrip"] = false, ["normalized"] = false, ["rstrip"] = false, ["single_word"] = false },
-            ["pad_token"] = metaspace ? "<pad>" : null,
+            ["pad_token"] = llavaTokens ? "<pad>" : null,
             ["legacy"] = !metaspace,
             ["clean_up_tokenization_spaces"] = false,
             ["model_max_length"] = 4096,
@@ -423,6 +442,36 @@ public static class TokenizerJsonFixtures
             bool self = b is (>= 0x21 and <= 0x7E) or (>= 0xA1 and <= 0xAC) or (>= 0xAE and <= 0xFF);
             yield return self ? (char)b : (char)next++;
         }
+    }
+
+    /// <summary>
+    /// A small byte-level BPE tokenizer.json (GPT-2's first merges) of up to <paramref name="mergeCount"/> + 257
+    /// tokens, with the pre-tokenizer of <paramref name="pre"/>: "qwen2" or "llama-bpe" (their Split regex, then
+    /// ByteLevel without regex), or "gpt-2" (ByteLevel with its own regex). Added special tokens: <c>&lt;|endoftext|&gt;</c>
+    /// (EOS), then <paramref name="extraSpecialTokens"/> (e.g. llava-interleave's <c>&lt;image&gt;</c>) with the next ids.
+    /// </summary>
+    public static void WriteSmallByteLevel(string folder, int mergeCount, string pre = "qwen2", params string[] extraSpecialTokens)
+    {
+        var (vocab, merges) = SmallByteLevel(mergeCount);
+        const string byteLevel = "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": false, \"use_regex\": false}";
+        var json = new TokenizerJson
+        {
+            ModelOptions = "\"type\": \"BPE\", \"dropout\": null, \"unk_token\": null, \"continuing_subword_prefix\": \"\", \"end_of_word_suffix\": \"\", \"fuse_unk\": false, \"byte_fallback\": false",
+            Vocab = vocab,
+            Merges = merges,
+            PreTokenizer = pre == "gpt-2"
+                ? "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": true, \"use_regex\": true}"
+                : "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": " +
+                  JsonSerializer.Serialize(pre == "qwen2" ? Qwen2Pattern : Llama3Pattern) +
+                  "}, \"behavior\": \"Isolated\", \"invert\": false}, " + byteLevel + "]}",
+            PostProcessor = byteLevel,
+            Decoder = byteLevel,
+        };
+        json.AddedTokens.Add(new Added(vocab.Count, "<|endoftext|>", Special: true));
+        for (int i = 0; i < extraSpecialTokens.Length; i++)
+            json.AddedTokens.Add(new Added(vocab.Count + 1 + i, extraSpecialTokens[i], Special: true));
+        var config = new System.Text.Json.Nodes.JsonObject { ["eos_token"] = "<|endoftext|>", ["bos_token"] = null, ["tokenizer_class"] = "Qwen2Tokenizer" };
+        WriteFolder(folder, json, config);
     }
 
     /// <summary>Writes <paramref name="tokenizer"/> (and a tokenizer_config.json when given) into <paramref name="folder"/>.</summary>

@@ -5,6 +5,7 @@ using LlavaNative.Kernels.Tensors;
 using LlavaNative.Model.Formats.Safetensors;
 using LlavaNative.Model.Llava;
 using LlavaNative.Model.Vision;
+using LlavaNative.TestSupport.HuggingFace;
 
 namespace LlavaNative.TestSupport.Vision;
 
@@ -37,6 +38,20 @@ public sealed record LlavaFolderOptions
     public bool TowerAsClipModel { get; init; } = true;
     /// <summary>Original layout: <c>image_aspect_ratio</c> in config.json (null: omitted).</summary>
     public string? ImageAspectRatio { get; init; } = "pad";
+    /// <summary>
+    /// A random decoder GGUF (<c>RandomModels</c>) whose tensors become the folder's text model (GgufToHuggingFace's
+    /// naming under the layout's prefixes) and whose metadata becomes text_config (the top-level Llama fields for
+    /// <see cref="LlavaFolderLayout.Original"/>); null: only a small dummy embedding the vision loader must ignore.
+    /// </summary>
+    public string? TextGguf { get; init; }
+    /// <summary>With <see cref="TextGguf"/>: embedding / LM head rows (padded with random rows above the GGUF's), 0 = as the GGUF.</summary>
+    public int VocabularyRows { get; init; }
+    /// <summary>A folder whose files (tokenizer.json, tokenizer_config.json, …) are copied into the model folder.</summary>
+    public string? TokenizerFolder { get; init; }
+    /// <summary>llava-hf <c>image_token_index</c>.</summary>
+    public int ImageTokenIndex { get; init; } = 7;
+    /// <summary>Original layout: <c>mm_use_im_start_end</c>.</summary>
+    public bool UseImStartEnd { get; init; }
     /// <summary>Called with each (name, shape, values) before writing: return false to drop the tensor (bad-input tests).</summary>
     public Func<string, long[], float[], bool>? Filter { get; init; }
     /// <summary>Applied to config.json (the LLaVA one) before it is written.</summary>
@@ -48,6 +63,9 @@ public sealed record LlavaFolderOptions
 /// sharded, F32/F16/BF16), preprocessor_config.json, optionally processor_config.json — in the llava-hf old or new
 /// layout, or as an original LLaVA checkpoint plus a separate CLIP checkpoint folder. Tensors a loader must ignore
 /// are written too: a small decoder embedding, the tower's post_layernorm and (CLIP folder) a text-tower tensor.
+/// With <see cref="LlavaFolderOptions.TextGguf"/> (and a <see cref="LlavaFolderOptions.TokenizerFolder"/>) the folder
+/// is a whole checkpoint: the decoder of a random GGUF replaces the dummy embedding (<c>LlavaFixtures</c>
+/// writes the CLIP + llama and SigLIP + qwen2 pairs).
 /// </summary>
 public static class RandomLlavaHfFolder
 {
@@ -101,7 +119,14 @@ public static class RandomLlavaHfFolder
             LlavaFolderLayout.LlavaHfNew => "model.language_model.embed_tokens.weight",
             _ => "model.embed_tokens.weight",
         };
-        main.Insert(0, (embed, [8, s.TextHiddenSize], new float[8 * s.TextHiddenSize]));
+        if (options.TextGguf is null)
+            main.Insert(0, (embed, [8, s.TextHiddenSize], new float[8 * s.TextHiddenSize]));
+        else
+        {
+            string modelPrefix = embed[..^"embed_tokens.weight".Length];
+            string lmHead = options.Layout == LlavaFolderLayout.LlavaHfOld ? "language_model.lm_head.weight" : "lm_head.weight";
+            main.InsertRange(0, GgufToHuggingFace.DecoderTensors(options.TextGguf, modelPrefix, lmHead, options.VocabularyRows));
+        }
         if (towerFolder != null) tower.Add(("text_model.embeddings.token_embedding.weight", [4, 8], new float[32]));
 
         WriteSafetensors(folder, main, options);
@@ -121,8 +146,11 @@ public static class RandomLlavaHfFolder
                 ["mm_vision_select_layer"] = s.VisionFeatureLayer,
                 ["mm_vision_select_feature"] = s.SelectStrategy == "full" ? "cls_patch" : "patch",
                 ["mm_vision_tower"] = "openai/clip-vit-large-patch14-336",
-                ["mm_use_im_start_end"] = false,
+                ["mm_use_im_start_end"] = options.UseImStartEnd,
             };
+            if (options.TextGguf is not null)
+                foreach (var (key, value) in GgufToHuggingFace.TextConfig(options.TextGguf, options.VocabularyRows))
+                    if (key is not ("model_type" or "architectures")) config[key] = value;
             if (options.ImageAspectRatio != null) config["image_aspect_ratio"] = options.ImageAspectRatio;
             object towerConfig = options.TowerAsClipModel
                 ? new Dictionary<string, object?> { ["model_type"] = "clip", ["projection_dim"] = 16, ["vision_config"] = visionConfig, ["text_config"] = new Dictionary<string, object?> { ["hidden_size"] = 8 } }
@@ -135,13 +163,13 @@ public static class RandomLlavaHfFolder
             {
                 ["architectures"] = new[] { "LlavaForConditionalGeneration" },
                 ["model_type"] = "llava",
-                ["image_token_index"] = 7,
+                ["image_token_index"] = options.ImageTokenIndex,
                 ["projector_hidden_act"] = "gelu",
                 ["multimodal_projector_bias"] = options.ProjectorBias,
                 ["vision_feature_layer"] = s.VisionFeatureLayer,
                 ["vision_feature_select_strategy"] = s.SelectStrategy,
                 ["vision_config"] = visionConfig,
-                ["text_config"] = new Dictionary<string, object?>
+                ["text_config"] = options.TextGguf is not null ? GgufToHuggingFace.TextConfig(options.TextGguf, options.VocabularyRows) : new Dictionary<string, object?>
                 {
                     ["model_type"] = "llama", ["hidden_size"] = s.TextHiddenSize, ["intermediate_size"] = 2 * s.TextHiddenSize,
                     ["num_hidden_layers"] = 1, ["num_attention_heads"] = 2, ["vocab_size"] = 8,
@@ -151,6 +179,9 @@ public static class RandomLlavaHfFolder
         options.EditConfig?.Invoke(config);
         WriteJson(Path.Combine(folder, "config.json"), config);
 
+        if (options.TokenizerFolder is not null)
+            foreach (string file in Directory.GetFiles(options.TokenizerFolder))
+                File.Copy(file, Path.Combine(folder, Path.GetFileName(file)), overwrite: true);
         if (options.PreprocessorConfig) WriteJson(Path.Combine(towerFolder ?? folder, "preprocessor_config.json"), PreprocessorConfigJson(s));
         if (options.ProcessorConfig)
             WriteJson(Path.Combine(folder, "processor_config.json"), new Dictionary<string, object?>

@@ -40,19 +40,25 @@ public sealed record HfLlavaConfig
 }
 
 /// <summary>
-/// A Hugging Face model folder's <c>config.json</c>: a plain decoder (<c>model_type</c> llama or qwen2) or a
-/// LLaVA model (<c>model_type</c> llava, with <c>text_config</c> and <c>vision_config</c>, whose
-/// <c>model_type</c>s default to llama and clip_vision_model as LlavaConfig does).
+/// A Hugging Face model folder's <c>config.json</c>: a plain decoder (<c>model_type</c> llama or qwen2), a
+/// llava-hf model (<c>model_type</c> llava, with <c>text_config</c> and <c>vision_config</c>, whose
+/// <c>model_type</c>s default to llama and clip_vision_model as LlavaConfig does), or an original haotian-liu/LLaVA
+/// checkpoint (<c>model_type</c> llava or llava_llama, <c>LlavaLlamaForCausalLM</c>): the Llama fields at the top level
+/// beside flat <c>mm_*</c> fields and no <c>text_config</c> — its decoder is read from the top level, its image side
+/// by <c>LlavaHfLayout</c>.
 /// </summary>
 public sealed record HfModelConfig
 {
     public const string FileName = "config.json";
-    public static readonly string[] SupportedModelTypes = ["llama", "qwen2", "llava"];
+    public static readonly string[] SupportedModelTypes = ["llama", "qwen2", "llava", "llava_llama"];
+
+    /// <summary>The flat fields haotian-liu/LLaVA writes into a Llama config (any one marks the original layout).</summary>
+    public static readonly string[] OriginalLlavaKeys = ["mm_vision_tower", "mm_projector_type", "mm_hidden_size", "mm_vision_select_layer"];
 
     /// <summary>The config.json read.</summary>
     public required string Path { get; init; }
 
-    /// <summary>Top-level model_type: "llama", "qwen2" or "llava".</summary>
+    /// <summary>Top-level model_type: "llama", "qwen2", "llava" or (original LLaVA) "llava_llama".</summary>
     public required string ModelType { get; init; }
 
     /// <summary>The decoder (the whole config, or LLaVA's text_config).</summary>
@@ -61,10 +67,20 @@ public sealed record HfModelConfig
     /// <summary>LLaVA's vision tower; null for a plain decoder.</summary>
     public HfVisionConfig? Vision { get; init; }
 
-    /// <summary>LLaVA's own fields; null for a plain decoder.</summary>
+    /// <summary>llava-hf's own fields; null for a plain decoder and for an original LLaVA checkpoint.</summary>
     public HfLlavaConfig? Llava { get; init; }
 
-    public bool IsLlava => Llava != null;
+    /// <summary>
+    /// An original haotian-liu/LLaVA checkpoint (flat <c>mm_*</c> fields, no <c>text_config</c>): the decoder is the
+    /// top-level Llama config, images have no placeholder id (LLaVA's −200 sentinel), the tower is a separate folder.
+    /// </summary>
+    public bool IsOriginalLlava { get; init; }
+
+    /// <summary>Original LLaVA's <c>mm_use_im_start_end</c>: the image rows sit between <c>&lt;im_start&gt;</c> and <c>&lt;im_end&gt;</c> in place of <c>&lt;im_patch&gt;</c> tokens (LLaVA v1).</summary>
+    public bool UsesImStartEnd { get; init; }
+
+    /// <summary>A LLaVA checkpoint of either layout (it has an image side).</summary>
+    public bool IsLlava => Llava != null || IsOriginalLlava;
 
     /// <summary>
     /// Whether the LM head is the embedding matrix. LlavaConfig forwards text_config's tie_word_embeddings
@@ -94,6 +110,18 @@ public sealed record HfModelConfig
                 var text = HfTextConfig.Parse(json, modelType);
                 return new HfModelConfig { Path = json.Path, ModelType = modelType, Text = text, TieWordEmbeddings = text.TieWordEmbeddings };
             }
+            case "llava" or "llava_llama" when IsOriginalLlavaLayout(json):
+            {
+                // LlavaLlamaForCausalLM subclasses LlamaForCausalLM: its config is a LlamaConfig plus mm_* fields.
+                var text = HfTextConfig.Parse(json, "llama");
+                return new HfModelConfig
+                {
+                    Path = json.Path, ModelType = modelType, Text = text, IsOriginalLlava = true, TieWordEmbeddings = text.TieWordEmbeddings,
+                    UsesImStartEnd = json.Bool("mm_use_im_start_end", false),
+                };
+            }
+            case "llava_llama":
+                throw json.Error("model_type 'llava_llama' without mm_* fields (mm_vision_tower, mm_projector_type, …): not an original LLaVA checkpoint");
             case "llava":
             {
                 HfTextConfig text;
@@ -116,6 +144,13 @@ public sealed record HfModelConfig
                 throw json.Error($"model_type '{modelType}' is not supported (supported: {string.Join(", ", SupportedModelTypes)})");
         }
     }
+
+    /// <summary>
+    /// haotian-liu/LLaVA's layout: an <c>mm_*</c> field and no <c>text_config</c> (llava-hf configs nest the decoder;
+    /// a top-level <c>hidden_size</c> there would be ignored by transformers, so text_config decides).
+    /// </summary>
+    internal static bool IsOriginalLlavaLayout(ConfigJson json) =>
+        !json.Has("text_config") && OriginalLlavaKeys.Any(json.Has);
 
     /// <summary>Stands for an omitted text_config: every field takes LlamaConfig's default.</summary>
     private static readonly System.Text.Json.JsonElement EmptyObject = ParseEmptyObject();
