@@ -4,13 +4,13 @@ tensors for the C# engine; measures the exported model's accuracy.
   /usr/bin/python3 tools/tiny-llava/export.py --ckpt RUN/best.pt --tokenizer RUN/tokenizer.model --repo .
 
 Writes (paths relative to --repo):
-  models/tiny-llava/hf/                 config.json, model.safetensors (F16, old llava-hf key names), tokenizer.model,
+  models/tiny-llava/hf/                 config.json, model.safetensors (F32 or F16, old llava-hf key names), tokenizer.model,
                                         tokenizer_config.json, special_tokens_map.json, chat_template.json,
                                         generation_config.json, preprocessor_config.json, processor_config.json
   samples/                              a few PNG images from the generator
   tests/data/tiny-llava-eval/           PNG images + items.jsonl (data seed EVAL_SEED, never used in training)
-  tests/data/tiny-llava-eval/reference/ cases.json + .npy tensors computed in float64 from the F16 weights
-Every number is computed from the weights as written (F16 rounded), not from the training checkpoint.
+  tests/data/tiny-llava-eval/reference/ cases.json + .npy tensors computed in float64 from the stored weights
+Every number is computed from the weights as written (read back from model.safetensors), not from the checkpoint.
 """
 import argparse
 import json
@@ -142,12 +142,16 @@ def special(content):
             "special": True}
 
 
-def write_hf_folder(folder, state, c, image_token_index, tokenizer_path):
+def write_hf_folder(folder, state, c, image_token_index, tokenizer_path, dtype):
     os.makedirs(folder, exist_ok=True)
     dump = lambda name, obj: open(os.path.join(folder, name), "w").write(json.dumps(obj, indent=2) + "\n")
-    dump("config.json", hf_config(c, image_token_index))
+    config = hf_config(c, image_token_index)
+    torch_dtype = {"F16": "float16", "F32": "float32"}[dtype]
+    for section in (config, config["text_config"], config["vision_config"]):
+        section["torch_dtype"] = torch_dtype
+    dump("config.json", config)
     dump("generation_config.json", {"bos_token_id": M.BOS, "eos_token_id": M.EOS})
-    write_safetensors(os.path.join(folder, "model.safetensors"), state, "F16")
+    write_safetensors(os.path.join(folder, "model.safetensors"), state, dtype)
     shutil.copyfile(tokenizer_path, os.path.join(folder, "tokenizer.model"))
     # LlamaTokenizer, legacy=True: '<image>' is listed as a special added token, so transformers splits the text
     # around it before SentencePiece (and SentencePiece adds its dummy '▁' to the text that follows).
@@ -225,7 +229,7 @@ def write_eval_set(folder, items):
 # ----------------------------------------------------------------------------------------------- reference
 def reference_cases(folder, model64, sp, items):
     """Fixed inputs -> ids after placeholder expansion, pixel values, projected image embeddings, logits; all in
-    float64 from the F16-rounded weights, saved as float32 (ids as int64)."""
+    float64 from the weights as written, saved as float32 (ids as int64)."""
     os.makedirs(folder, exist_ok=True)
     single = next(i for i, it in enumerate(items) if it["task"] == "where")
     multi = next(i for i, it in enumerate(items) if it["task"] == "change")
@@ -263,7 +267,7 @@ def reference_cases(folder, model64, sp, items):
         entry["next_token_piece"] = sp.id_to_piece(top)
         entry["logits_std"] = float(logits.std())
         meta.append(entry)
-    info = {"computed_with": "PyTorch float64 from the F16 weights in models/tiny-llava/hf/model.safetensors "
+    info = {"computed_with": "PyTorch float64 from the weights as stored in models/tiny-llava/hf/model.safetensors "
                              "(tools/tiny-llava/export.py); saved as float32, ids int64",
             "image_embeds_shape": "[n_images, image_seq_length, text hidden]", "logits_shape": "[n_tokens, vocab]",
             "pixel_values_shape": "[3, S, S] per image", "cases": meta}
@@ -294,6 +298,8 @@ def main():
     ap.add_argument("--tokenizer", required=True)
     ap.add_argument("--repo", required=True)
     ap.add_argument("--report", default=None, help="write accuracy json here")
+    ap.add_argument("--dtype", choices=["F32", "F16"], default="F32",
+                    help="weights in model.safetensors (F32: 5.2 MB, so the engine can be checked to float32 precision)")
     ap.add_argument("--no-measure", action="store_true", help="skip the accuracy run")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -304,12 +310,12 @@ def main():
     assert c == M.CONFIG
 
     hf = os.path.join(args.repo, "models/tiny-llava/hf")
-    write_hf_folder(hf, ck["model"], c, image_id, args.tokenizer)
+    write_hf_folder(hf, ck["model"], c, image_id, args.tokenizer, args.dtype)
     weights = read_safetensors(os.path.join(hf, "model.safetensors"))
     model = M.TinyLlava(c, image_id)
     missing = set(model.state_dict()) ^ set(weights)
     assert not missing, missing
-    model.load_state_dict(weights)  # F16-rounded values, float32 compute
+    model.load_state_dict(weights)  # the values as written (F16-rounded with --dtype F16), float32 compute
     model.eval()
     model64 = M.TinyLlava(c, image_id).double()
     model64.load_state_dict({k: v.double() for k, v in weights.items()})
