@@ -236,21 +236,27 @@ class TinyLlava(nn.Module):
         elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, std=0.02)
 
-    def image_features(self, pixels):  # [n_img, 3, S, S] -> [n_img, IMAGE_TOKENS, text_hidden]
+    def selected_vision_features(self, pixels):  # [n_img, 3, S, S] -> [n_img, IMAGE_TOKENS, vision_hidden]
         layer = self.c["vision_feature_layer"]
         n = len(self.vision_tower.vision_model.encoder.layers)
         upto = n + 1 + layer  # hidden_states has n+1 entries; -2 -> index n-1 -> run n-1 layers
         states = self.vision_tower.vision_model.hidden_states(pixels, upto)
-        selected = states[upto][:, 1:]  # strategy "default": drop CLS
-        return self.multi_modal_projector(selected)
+        return states[upto][:, 1:]  # strategy "default": drop CLS
 
-    def forward(self, ids, pixels=None):
+    def image_features(self, pixels):  # [n_img, 3, S, S] -> [n_img, IMAGE_TOKENS, text_hidden]
+        return self.multi_modal_projector(self.selected_vision_features(pixels))
+
+    def forward(self, ids, pixels=None, vision_out=None):
         """ids: [B, T] with IMAGE_TOKENS image-token ids per image (already expanded); pixels: [n_img, 3, S, S]
-        in the order the images appear (row-major over the batch). Returns logits [B, T, V]."""
+        in the order the images appear (row-major over the batch). Returns logits [B, T, V].
+        vision_out: optional list that receives the selected vision features (training's auxiliary loss)."""
         lm = self.language_model
         x = lm.model.embed_tokens(ids)
         if pixels is not None and pixels.shape[0] > 0:
-            feats = self.image_features(pixels).reshape(-1, x.shape[-1]).to(x.dtype)
+            selected = self.selected_vision_features(pixels)
+            if vision_out is not None:
+                vision_out.append(selected)
+            feats = self.multi_modal_projector(selected).reshape(-1, x.shape[-1]).to(x.dtype)
             mask = (ids == self.image_token_index)
             assert int(mask.sum()) == feats.shape[0], "image tokens and image features do not match"
             x = x.masked_scatter(mask[..., None], feats)  # same order as HF masked_scatter
