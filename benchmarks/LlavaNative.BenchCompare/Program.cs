@@ -19,13 +19,16 @@ CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 try
 {
     if (args.Length == 0)
-        throw new ArgumentException("usage: BenchCompare prepare|llamacpp|compare [options] (see Program.cs)");
+        throw new ArgumentException("usage: BenchCompare prepare|llamacpp|compare|vision-prepare|vision-ours|vision [options] (see Program.cs, VisionBench.cs)");
     var options = Options.Parse(args.AsSpan(1));
     return args[0] switch
     {
         "prepare" => Commands.Prepare(options),
         "llamacpp" => Commands.LlamaCpp(options),
         "compare" => Commands.Compare(options),
+        "vision-prepare" => VisionBench.Prepare(options),
+        "vision-ours" => VisionBench.Ours(options),
+        "vision" => VisionBench.Compare(options),
         _ => throw new ArgumentException($"unknown command '{args[0]}'"),
     };
 }
@@ -202,7 +205,7 @@ static class Commands
     }
 
     /// <summary>How to start this program again as a child process (apphost, or dotnet + dll).</summary>
-    private static (string FileName, string Prefix) SelfCommand
+    internal static (string FileName, string Prefix) SelfCommand
     {
         get
         {
@@ -212,9 +215,10 @@ static class Commands
         }
     }
 
-    private static JsonElement RunJson(string fileName, string arguments, string what)
+    internal static JsonElement RunJson(string fileName, string arguments, string what, Dictionary<string, string>? environment = null)
     {
         var psi = new ProcessStartInfo(fileName, arguments) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var (key, value) in environment ?? []) psi.Environment[key] = value;
         using var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {fileName}");
         var stderr = new StringBuilder();
         process.ErrorDataReceived += (_, e) => { if (e.Data != null) lock (stderr) stderr.AppendLine(e.Data); };
@@ -230,25 +234,25 @@ static class Commands
         return JsonDocument.Parse(last).RootElement.Clone();
     }
 
-    private static string LoadAverage()
+    internal static string LoadAverage()
     {
         try { return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
         catch (IOException) { return "?"; }
     }
 
-    private static double? Number(JsonElement e, string key) =>
+    internal static double? Number(JsonElement e, string key) =>
         e.ValueKind == JsonValueKind.Object && e.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : null;
 
-    private static string Text(JsonElement e, string key) =>
+    internal static string Text(JsonElement e, string key) =>
         e.ValueKind == JsonValueKind.Object && e.TryGetProperty(key, out var v) ? v.ToString() : "?";
 
-    private static string Runs(JsonElement e, string key) =>
+    internal static string Runs(JsonElement e, string key) =>
         e.ValueKind == JsonValueKind.Object && e.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Array
             ? string.Join(", ", v.EnumerateArray().Select(x => x.GetDouble().ToString("F1", CultureInfo.InvariantCulture)))
             : "failed";
 
-    private static string F(double? v) => v is double d ? d.ToString("F1", CultureInfo.InvariantCulture) : "failed";
+    internal static string F(double? v) => v is double d ? d.ToString("F1", CultureInfo.InvariantCulture) : "failed";
 
-    private static string Ratio(double? ours, double? reference) =>
+    internal static string Ratio(double? ours, double? reference) =>
         ours is double a && reference is double b && b > 0 ? (a / b).ToString("F2", CultureInfo.InvariantCulture) : "–";
 }
