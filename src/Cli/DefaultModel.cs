@@ -39,7 +39,7 @@ public static class DefaultModel
     {
         for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
         {
-            string candidate = Path.Combine(dir.FullName, RelativePath);
+            string candidate = Path.Combine(dir.FullName, "models", "tiny-llava", "hf");
             if (File.Exists(Path.Combine(candidate, "config.json"))) return candidate;
         }
         return null;

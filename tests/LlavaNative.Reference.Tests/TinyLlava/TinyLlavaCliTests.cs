@@ -56,6 +56,35 @@ public sealed class TinyLlavaCliTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public void RunWithoutModelOption_OutsideTheRepository_IsAUsageErrorNamingWhereItLooked()
+    {
+        // The CLI copied outside the checkout and started there: neither its folder nor the current directory leads to
+        // models/tiny-llava/hf.
+        string root = Path.Combine(Path.GetTempPath(), $"llava-no-model-{Guid.NewGuid():N}");
+        try
+        {
+            string bin = Path.Combine(root, "bin"), cwd = Path.Combine(root, "cwd");
+            Directory.CreateDirectory(bin);
+            Directory.CreateDirectory(cwd);
+            foreach (string file in Directory.EnumerateFiles(AppContext.BaseDirectory))
+                if (Path.GetFileName(file) is var n && (n.StartsWith("llava.", StringComparison.Ordinal) || n.StartsWith("LlavaNative.", StringComparison.Ordinal)))
+                    File.Copy(file, Path.Combine(bin, n));
+            if (DefaultModel.Find(root) is { } found) throw new InvalidOperationException($"{root} lies under a tree with a shipped model ({found})");
+            var (exit, stdout, stderr) = RunCli(cwd, Path.Combine(bin, "llava.dll"), null, "run", "-p", "hello");
+            output.WriteLine(stderr);
+            Assert.Equal(2, exit);
+            Assert.Equal("", stdout);
+            Assert.Contains("missing -m", stderr);
+            Assert.Contains(cwd, stderr);
+            Assert.Contains(bin, stderr);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
     private static (string Image, string Question, string TorchAnswer) SampleAnswer(string image, string question)
     {
         string path = Path.Combine(TinyLlavaFiles.EvalFolder, "torch_sample_answers.jsonl");
@@ -71,13 +100,16 @@ public sealed class TinyLlavaCliTests(ITestOutputHelper output)
 
     /// <summary>The CLI of this build as a child process whose current directory is the repository root.</summary>
     private static (int Exit, string Out, string Err) RunCliInRepoRoot(string? stdin, params string[] args)
+        => RunCli(TinyLlavaFiles.RepoRoot, Path.Combine(AppContext.BaseDirectory, "llava.dll"), stdin, args);
+
+    private static (int Exit, string Out, string Err) RunCli(string workingDirectory, string dll, string? stdin, params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true,
-            WorkingDirectory = TinyLlavaFiles.RepoRoot,
+            WorkingDirectory = workingDirectory,
         };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "llava.dll"));
+        psi.ArgumentList.Add(dll);
         foreach (var a in args) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         if (stdin is not null) p.StandardInput.Write(stdin);
