@@ -20,6 +20,7 @@ public sealed class ChatCommand : Command
     public override string Summary => "converse with a model in the terminal (one line per turn; /help lists commands)";
     public override string[] Examples =>
     [
+        "llava chat --image samples/tiny-llava-1.png --temp 0   # no -m: the shipped tiny LLaVA (models/tiny-llava/hf)",
         "llava chat -m llava-v1.5-7b-q4_k.gguf --mmproj mmproj-f16.gguf --image cat.jpg",
         "llava chat -m interleave.gguf --mmproj mmproj.gguf --system \"Answer briefly.\" --temp 0 --timings",
         "printf '/image a.png\\nWhat is this?\\nAnd the colours?\\n' | llava chat -m llava.gguf --mmproj mmproj.gguf --temp 0 -n 64",
@@ -27,7 +28,7 @@ public sealed class ChatCommand : Command
     ];
     public override IReadOnlyList<OptionSpec> Options =>
     [
-        Model,
+        DefaultModel.Option,
         new(["--mmproj"], "FILE", "vision tower + projector GGUF (llama.cpp mmproj layout); a llava Hugging Face folder carries its own"),
         new(["--vision-tower"], "DIR", "CLIP checkpoint folder for an original LLaVA checkpoint"),
         new(["--image"], "FILE", "image attached to the first message (repeatable; /image adds more later)", Repeatable: true),
@@ -59,7 +60,7 @@ public sealed class ChatCommand : Command
 
     public override int Execute(ParsedArguments args)
     {
-        string path = args.Require("-m", "the model file");
+        string path = DefaultModel.Resolve(args);
         string? mmproj = args.Get("--mmproj");
         if (mmproj is null && !Directory.Exists(path))
             throw new UsageException("--mmproj (the vision tower GGUF) is required with a GGUF model; chat runs on a LLaVA model (a llava Hugging Face folder carries its own tower)");

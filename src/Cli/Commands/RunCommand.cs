@@ -16,6 +16,7 @@ public sealed class RunCommand : Command
     public override string Summary => "generate text from a prompt (and images), streaming it as it is produced";
     public override string[] Examples =>
     [
+        "llava run --image samples/tiny-llava-0.png -p \"What color is the circle?\" --temp 0   # no -m: the shipped tiny LLaVA (models/tiny-llava/hf)",
         "llava run -m qwen2-0.5b-q4_0.gguf -p \"The capital of France is\" -n 32",
         "llava run -m vicuna-7b-q4_k_m.gguf -p \"USER: Write a haiku. ASSISTANT:\" --temp 0.7 --seed 42",
         "llava run -m model.gguf -p \"Once upon a time\" --temp 0 -n 64 --stop \"\\n\\n\"",
@@ -27,7 +28,7 @@ public sealed class RunCommand : Command
     ];
     public override IReadOnlyList<OptionSpec> Options =>
     [
-        Model,
+        DefaultModel.Option,
         new(["-p", "--prompt"], "TEXT", "prompt text (special tokens written in it are recognised; <image> marks where the next image goes)"),
         new(["--mmproj"], "FILE", "vision tower + projector GGUF (llama.cpp mmproj layout), needed for images unless MODEL is a llava Hugging Face folder"),
         new(["--vision-tower"], "DIR", "CLIP checkpoint folder for an original LLaVA checkpoint (its tower is not in the checkpoint)"),
@@ -53,7 +54,7 @@ public sealed class RunCommand : Command
 
     public override int Execute(ParsedArguments args)
     {
-        string path = args.Require("-m", "the model file");
+        string path = DefaultModel.Resolve(args);
         string prompt = args.Require("-p", "the prompt");
         int threads = args.GetInt("-t", ComputeThreadPool.DefaultThreadCount(), 1, 1024);
         var sampling = new SamplingOptions
