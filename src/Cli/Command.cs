@@ -2,6 +2,7 @@ using LlavaNative.Kernels.Cpu;
 using LlavaNative.Kernels.Cpu.Quant;
 using LlavaNative.Kernels.Tensors;
 using LlavaNative.Model;
+using LlavaNative.Model.Generation;
 
 namespace LlavaNative.Cli;
 
@@ -24,6 +25,43 @@ public abstract class Command
         "quantize F32/F16/BF16 weights while loading: " + string.Join(", ", MatrixQuantizer.Targets.Select(t => TensorTypeInfo.Name(t).ToLowerInvariant())) +
         " (all matrices incl. embedding and LM head, as llama-quantize --pure; K-quants fall back like llama.cpp when rows are not a multiple of 256)");
     public static readonly OptionSpec Help = new(["-h", "--help"], null, "show this help");
+
+    /// <summary>Length, sampling and stop options of the verbs that generate (run, chat).</summary>
+    public static readonly OptionSpec[] GenerationOptionSpecs =
+    [
+        new(["-n", "--n-predict"], "N", "tokens to generate per answer at most (default -1: until end of generation or full context)"),
+        new(["--temp"], "T", "temperature (default 0.8; 0 = greedy)"),
+        new(["--seed"], "S", "random seed (default -1: random)"),
+        new(["--top-k"], "K", "top-k (default 40; 0 = off)"),
+        new(["--top-p"], "P", "top-p (default 0.95; 1 = off)"),
+        new(["--min-p"], "M", "min-p (default 0.05; 0 = off)"),
+        new(["--repeat-penalty"], "R", "repetition penalty (default 1.0 = off)"),
+        new(["--repeat-last-n"], "N", "tokens considered by the repetition penalty (default 64)"),
+        new(["--stop"], "TEXT", "stop when the output contains TEXT (repeatable; \\n for a newline)", Repeatable: true),
+    ];
+
+    /// <summary>The <see cref="GenerationOptions"/> of <see cref="GenerationOptionSpecs"/>; invalid values are usage errors.</summary>
+    protected static GenerationOptions ParseGenerationOptions(ParsedArguments args)
+    {
+        var sampling = new SamplingOptions
+        {
+            Temperature = args.GetFloat("--temp", 0.8f),
+            TopK = args.GetInt("--top-k", 40, 0),
+            TopP = args.GetFloat("--top-p", 0.95f),
+            MinP = args.GetFloat("--min-p", 0.05f),
+            RepeatPenalty = args.GetFloat("--repeat-penalty", 1.0f),
+            RepeatLastN = args.GetInt("--repeat-last-n", 64, 0),
+            Seed = args.GetSeed("--seed"),
+        };
+        try { sampling.Validate(); }
+        catch (ArgumentException e) { throw new UsageException(e.Message); }
+        return new GenerationOptions
+        {
+            MaxTokens = args.GetInt("-n", -1, -1),
+            Sampling = sampling,
+            StopStrings = args.GetAll("--stop").Select(s => s.Replace("\\n", "\n")).ToArray(),
+        };
+    }
 
     /// <summary>The <see cref="ModelLoadOptions"/> of <c>--quantize</c>; quantization runs on <paramref name="pool"/>.</summary>
     protected static ModelLoadOptions LoadOptions(ParsedArguments args, ComputeThreadPool pool)

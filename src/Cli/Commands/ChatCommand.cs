@@ -36,15 +36,7 @@ public sealed class ChatCommand : Command
         new(["--chat-template"], "NAME|FILE", "llava-1.5, llava-interleave/chatml, vicuna-v1, llama-2 or a Jinja file (default: the model's own, else by model family)"),
         new(["--system"], "TEXT", "system message (kept by /reset)"),
         new(["--load"], "FILE", "start from a conversation saved with /save"),
-        new(["-n", "--n-predict"], "N", "tokens per answer at most (default -1: until end of generation or full context)"),
-        new(["--temp"], "T", "temperature (default 0.8; 0 = greedy)"),
-        new(["--seed"], "S", "random seed (default -1: random)"),
-        new(["--top-k"], "K", "top-k (default 40; 0 = off)"),
-        new(["--top-p"], "P", "top-p (default 0.95; 1 = off)"),
-        new(["--min-p"], "M", "min-p (default 0.05; 0 = off)"),
-        new(["--repeat-penalty"], "R", "repetition penalty (default 1.0 = off)"),
-        new(["--repeat-last-n"], "N", "tokens considered by the repetition penalty (default 64)"),
-        new(["--stop"], "TEXT", "end an answer when it contains TEXT (repeatable)", Repeatable: true),
+        .. GenerationOptionSpecs,
         new(["--timings"], null, "after each answer, print positions evaluated and reused and the speeds to stderr"),
         ContextSize, Quantize, Threads, Help,
     ];
@@ -65,24 +57,7 @@ public sealed class ChatCommand : Command
         if (mmproj is null && !Directory.Exists(path))
             throw new UsageException("--mmproj (the vision tower GGUF) is required with a GGUF model; chat runs on a LLaVA model (a llava Hugging Face folder carries its own tower)");
         int threads = args.GetInt("-t", ComputeThreadPool.DefaultThreadCount(), 1, 1024);
-        var sampling = new SamplingOptions
-        {
-            Temperature = args.GetFloat("--temp", 0.8f),
-            TopK = args.GetInt("--top-k", 40, 0),
-            TopP = args.GetFloat("--top-p", 0.95f),
-            MinP = args.GetFloat("--min-p", 0.05f),
-            RepeatPenalty = args.GetFloat("--repeat-penalty", 1.0f),
-            RepeatLastN = args.GetInt("--repeat-last-n", 64, 0),
-            Seed = args.GetSeed("--seed"),
-        };
-        try { sampling.Validate(); }
-        catch (ArgumentException e) { throw new UsageException(e.Message); }
-        var options = new GenerationOptions
-        {
-            MaxTokens = args.GetInt("-n", -1, -1),
-            Sampling = sampling,
-            StopStrings = args.GetAll("--stop").Select(s => s.Replace("\\n", "\n")).ToArray(),
-        };
+        var options = ParseGenerationOptions(args);
         var imageMode = RunCommand.ParseImageMode(args.Get("--image-mode"));
         if (string.Equals(args.Get("--chat-template"), "none", StringComparison.OrdinalIgnoreCase))
             throw new UsageException("chat needs a chat template ('none' is for run)");

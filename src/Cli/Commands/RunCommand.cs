@@ -38,15 +38,7 @@ public sealed class RunCommand : Command
         new(["--image-mode"], "MODE", "crop (HF CLIP processor), pad (original LLaVA, default for CLIP), resize-pad (llama.cpp), stretch (SigLIP default)"),
         new(["--chat-template"], "NAME|FILE|none", "template for the user turn: llava-1.5, llava-interleave/chatml, vicuna-v1, llama-2, a Jinja file, or none (raw prompt). " +
                                                    "Default with images: the model's own, else by model family; without images: none"),
-        new(["-n", "--n-predict"], "N", "tokens to generate (default -1: until end of generation or full context)"),
-        new(["--temp"], "T", "temperature (default 0.8; 0 = greedy)"),
-        new(["--seed"], "S", "random seed (default -1: random)"),
-        new(["--top-k"], "K", "top-k (default 40; 0 = off)"),
-        new(["--top-p"], "P", "top-p (default 0.95; 1 = off)"),
-        new(["--min-p"], "M", "min-p (default 0.05; 0 = off)"),
-        new(["--repeat-penalty"], "R", "repetition penalty (default 1.0 = off)"),
-        new(["--repeat-last-n"], "N", "tokens considered by the repetition penalty (default 64)"),
-        new(["--stop"], "TEXT", "stop when the output contains TEXT (repeatable)", Repeatable: true),
+        .. GenerationOptionSpecs,
         new(["--timings"], null, "print load, image encoding, prompt and generation speed to stderr at the end"),
         new(["--json"], null, "print one JSON object (text, token counts, stop reason, timings) instead of streaming text"),
         ContextSize, Quantize, Threads, Help,
@@ -57,24 +49,7 @@ public sealed class RunCommand : Command
         string path = DefaultModel.Resolve(args);
         string prompt = args.Require("-p", "the prompt");
         int threads = args.GetInt("-t", ComputeThreadPool.DefaultThreadCount(), 1, 1024);
-        var sampling = new SamplingOptions
-        {
-            Temperature = args.GetFloat("--temp", 0.8f),
-            TopK = args.GetInt("--top-k", 40, 0),
-            TopP = args.GetFloat("--top-p", 0.95f),
-            MinP = args.GetFloat("--min-p", 0.05f),
-            RepeatPenalty = args.GetFloat("--repeat-penalty", 1.0f),
-            RepeatLastN = args.GetInt("--repeat-last-n", 64, 0),
-            Seed = args.GetSeed("--seed"),
-        };
-        try { sampling.Validate(); }
-        catch (ArgumentException e) { throw new UsageException(e.Message); }
-        var options = new GenerationOptions
-        {
-            MaxTokens = args.GetInt("-n", -1, -1),
-            Sampling = sampling,
-            StopStrings = args.GetAll("--stop").Select(s => s.Replace("\\n", "\n")).ToArray(),
-        };
+        var options = ParseGenerationOptions(args);
         var imageMode = ParseImageMode(args.Get("--image-mode"));
         int frames = args.GetInt("--frames", 8, 1, 10_000);
         if (args.Has("--frames") && !args.Has("--video")) throw new UsageException("--frames needs --video");
