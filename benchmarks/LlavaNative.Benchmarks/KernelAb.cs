@@ -101,8 +101,6 @@ public static unsafe class KernelAb
         var ggml = GgmlReference.VecDotFunction(QuantTestData.GgmlName(type), QuantTestData.GgmlName(kernels.DotType));
         int next = 0;
         var hot = cold.Matrix(0);
-        // The previous version of a kernel, where one is kept for comparison.
-        delegate*<int, byte*, byte*, float> previous = type == TensorType.F16 && QuantSimd.UseAvx512 ? &F16Kernels.VecDotAvx512V1 : null;
         var variants = new List<(string Name, Action Run)>
         {
             ("ours hot", () => { for (int r = 0; r < rows; r++) y[r] = kernels.VecDot(cols, hot.Row(r % HotRows), xq); }),
@@ -120,17 +118,11 @@ public static unsafe class KernelAb
             long rb = hot.RowBytes;
             variants.Add(("ours hot, normal", () => { for (int r = 0; r < rows; r++) y[r] = kernels.VecDot(cols, normal + (r % HotRows) * rb, xq); }));
         }
-        if (previous != null)
-        {
-            variants.Add(("ours previous hot", () => { for (int r = 0; r < rows; r++) y[r] = previous(cols, hot.Row(r % HotRows), xq); }));
-            variants.Add(("ours previous str.", () => { var w = cold.Matrix(next++); for (int r = 0; r < rows; r++) y[r] = previous(cols, w.Row(r), xq); }));
-        }
         double[] m = Interleaved(variants.ToArray(), rounds * 3, threadCpuTime: true);
         double gb = cold.MatrixBytes / 1e9;
         Console.WriteLine($"{type} decode {rows}x{cols}, 1 thread, thread CPU time, GB/s of weights:");
         for (int i = 0; i < variants.Count; i++) Console.WriteLine($"  {variants[i].Name,-18} {gb / m[i],7:F1}");
         Console.WriteLine($"  ours/ggml hot {m[1] / m[0]:F2}x, streaming {m[3] / m[2]:F2}x");
-        if (previous != null) Console.WriteLine($"  new/previous hot {m[5] / m[0]:F2}x, streaming {m[6] / m[2]:F2}x");
         using var pool = new ComputeThreadPool(2);
         double[] p = Interleaved([("ours 2T", () => MatMul.Compute(pool, cold.Matrix(next++), x, 1, y, scratch))], rounds * 3);
         Console.WriteLine($"  ours 2 threads streaming, wall time: {gb / p[0]:F1} GB/s");

@@ -3,6 +3,7 @@ using LlavaNative.Kernels.Cpu.Quant;
 using LlavaNative.Kernels.Tensors;
 using LlavaNative.Model;
 using LlavaNative.Model.Generation;
+using LlavaNative.Model.Imaging;
 
 namespace LlavaNative.Cli;
 
@@ -39,6 +40,17 @@ public abstract class Command
         new(["--repeat-last-n"], "N", "tokens considered by the repetition penalty (default 64)"),
         new(["--stop"], "TEXT", "stop when the output contains TEXT (repeatable; \\n for a newline)", Repeatable: true),
     ];
+
+    /// <summary>The fit mode named by <c>--image-mode</c> (null when absent).</summary>
+    protected static ImageFitMode? ParseImageMode(string? value) => value switch
+    {
+        null => null,
+        "crop" => ImageFitMode.Crop,
+        "pad" => ImageFitMode.Pad,
+        "resize-pad" => ImageFitMode.ResizeThenPad,
+        "stretch" => ImageFitMode.Stretch,
+        var other => throw new UsageException($"--image-mode '{other}' is not one of crop, pad, resize-pad, stretch"),
+    };
 
     /// <summary>The <see cref="GenerationOptions"/> of <see cref="GenerationOptionSpecs"/>; invalid values are usage errors.</summary>
     protected static GenerationOptions ParseGenerationOptions(ParsedArguments args)

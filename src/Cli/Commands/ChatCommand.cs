@@ -58,7 +58,7 @@ public sealed class ChatCommand : Command
             throw new UsageException("--mmproj (the vision tower GGUF) is required with a GGUF model; chat runs on a LLaVA model (a llava Hugging Face folder carries its own tower)");
         int threads = args.GetInt("-t", ComputeThreadPool.DefaultThreadCount(), 1, 1024);
         var options = ParseGenerationOptions(args);
-        var imageMode = RunCommand.ParseImageMode(args.Get("--image-mode"));
+        var imageMode = ParseImageMode(args.Get("--image-mode"));
         if (string.Equals(args.Get("--chat-template"), "none", StringComparison.OrdinalIgnoreCase))
             throw new UsageException("chat needs a chat template ('none' is for run)");
         var firstImages = args.GetAll("--image").Select(LlavaImage.FromFile).ToList();

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using LlavaNative.Kernels.Cpu;
 using LlavaNative.Model.Formats.Npy;
 using LlavaNative.Model.Imaging;
+using LlavaNative.Model.Llava;
 using LlavaNative.Model.Vision;
 
 namespace LlavaNative.Cli.Commands;
@@ -49,30 +50,8 @@ public sealed class EncodeImageCommand : Command
 
         using var pool = new ComputeThreadPool(threads);
         using var encoder = huggingFace ? ImageEncoder.LoadHuggingFace(model!, pool, visionTower) : ImageEncoder.LoadGguf(mmproj!, pool);
-        var vc = encoder.VisionConfig;
-        ImageFitMode? chosen = args.Get("--image-mode") switch
-        {
-            null => null,
-            "crop" => ImageFitMode.Crop,
-            "pad" => ImageFitMode.Pad,
-            "resize-pad" => ImageFitMode.ResizeThenPad,
-            "stretch" => ImageFitMode.Stretch,
-            var other => throw new UsageException($"--image-mode '{other}' is not one of crop, pad, resize-pad, stretch"),
-        };
-        ImagePreprocessorConfig config;
-        if (huggingFace)
-        {
-            config = ImagePreprocessorConfig.FromHuggingFace(model!, visionTower);
-            if (chosen is { } mode) config = config with { Mode = mode };
-        }
-        else
-        {
-            config = new ImagePreprocessorConfig
-            {
-                ImageSize = vc.ImageSize, Mean = vc.ImageMean.ToArray(), Std = vc.ImageStd.ToArray(),
-                Mode = chosen ?? (vc.Kind == VisionTowerKind.SigLip ? ImageFitMode.Stretch : ImageFitMode.Pad),
-            };
-        }
+        var config = huggingFace ? ImagePreprocessorConfig.FromHuggingFace(model!, visionTower) : LlavaModel.DefaultPreprocessing(encoder.VisionConfig);
+        if (ParseImageMode(args.Get("--image-mode")) is { } mode) config = config with { Mode = mode };
         var image = ImageDecoder.Decode(imagePath).First;
         var pixels = ImagePreprocessor.Process(image, config);
         if (args.Get("--pixels-out") is { } pixelsOut) NpyFile.WriteFloat32(pixelsOut, pixels, 3, config.ImageSize, config.ImageSize);

@@ -65,7 +65,7 @@ public sealed class EvalCommand : Command
             throw new UsageException("images ('img' in --tokens, --image) need --mmproj (a llava Hugging Face folder carries its own tower)");
         if (marks != imagePaths.Count)
             throw new UsageException($"--tokens has {marks} '{ImageWord}' mark(s) but {imagePaths.Count} --image given; give one image per mark");
-        var mode = RunCommand.ParseImageMode(args.Get("--image-mode"));
+        var mode = ParseImageMode(args.Get("--image-mode"));
         var images = imagePaths.Select(LlavaImage.FromFile).ToArray();
         using (var pool = new ComputeThreadPool(threads))
         using (var llava = LlavaModel.Load(path, mmproj, pool, LoadOptions(args, pool), args.Get("--vision-tower")))

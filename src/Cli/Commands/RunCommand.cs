@@ -183,16 +183,6 @@ public sealed class RunCommand : Command
         stdout.WriteByte((byte)'\n');
     }
 
-    internal static ImageFitMode? ParseImageMode(string? value) => value switch
-    {
-        null => null,
-        "crop" => ImageFitMode.Crop,
-        "pad" => ImageFitMode.Pad,
-        "resize-pad" => ImageFitMode.ResizeThenPad,
-        "stretch" => ImageFitMode.Stretch,
-        var other => throw new UsageException($"--image-mode '{other}' is not one of crop, pad, resize-pad, stretch"),
-    };
-
     /// <summary>
     /// A one-line status on stderr, only when stderr is a terminal and a phase (loading, encoding images, prompt) has
     /// lasted more than a moment: a phase's first message appears after 300 ms, later ones at once.

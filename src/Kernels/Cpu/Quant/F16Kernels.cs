@@ -87,10 +87,6 @@ internal static unsafe class F16Kernels
     private static Vector256<float> Normal8(ushort* p)
         => (((Avx2.ConvertToVector256Int32((short*)p) << 13) & Vector256.Create(unchecked((int)0x8FFF_E000))) + Vector256.Create(0x3800_0000)).AsSingle();
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Normal16(ushort* p)
-        => (((Avx512F.ConvertToVector512Int32(Vector256.Load((short*)p)) << 13) & Vector512.Create(unchecked((int)0x8FFF_E000))) + Vector512.Create(0x3800_0000)).AsSingle();
-
     /// <summary>
     /// As <see cref="VecDotAvx2"/> with 512-bit vectors, version 2. Decode reads F16 weights once per token, and
     /// without a half → float instruction in .NET (no vcvtph2ps) the conversion, not DRAM, bounds it: version 1
@@ -176,33 +172,6 @@ internal static unsafe class F16Kernels
         Vector512<short> minTiny = tiny & ((h & Vector512.Create(unchecked((short)0x8000))) | Vector512.Create((short)0x3880)); // ±2⁻¹⁴, high half
         lo = Avx512BW.UnpackLow(low, high).AsSingle() - Avx512BW.UnpackLow(Vector512<short>.Zero, minTiny).AsSingle();
         hi = Avx512BW.UnpackHigh(low, high).AsSingle() - Avx512BW.UnpackHigh(Vector512<short>.Zero, minTiny).AsSingle();
-    }
-
-    /// <summary>Version 1 of <see cref="VecDotAvx512"/> (kept for the A/B benchmark): as <see cref="VecDotAvx2"/> with 512-bit vectors.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static float VecDotAvx512V1(int n, byte* w, byte* x)
-    {
-        ushort* a = (ushort*)w;
-        float* b = (float*)x;
-        Vector512<float> s0 = Vector512<float>.Zero, s1 = Vector512<float>.Zero;
-        Vector256<float> slow = Vector256<float>.Zero;
-        Vector512<ushort> expMask = Vector512.Create((ushort)0x7C00);
-        int i = 0;
-        for (; i + 32 <= n; i += 32)
-        {
-            Vector512<ushort> e = Vector512.Load(a + i) & expMask;
-            if ((Vector512.Equals(e, Vector512<ushort>.Zero) | Vector512.Equals(e, expMask)) != Vector512<ushort>.Zero)
-            {
-                for (int k = 0; k < 32; k += 8) slow = Fma.MultiplyAdd(Widen8(a + i + k), Vector256.Load(b + i + k), slow);
-                continue;
-            }
-            s0 = Avx512F.FusedMultiplyAdd(Normal16(a + i), Vector512.Load(b + i), s0);
-            s1 = Avx512F.FusedMultiplyAdd(Normal16(a + i + 16), Vector512.Load(b + i + 16), s1);
-        }
-        for (; i + 8 <= n; i += 8) slow = Fma.MultiplyAdd(Widen8(a + i), Vector256.Load(b + i), slow);
-        double sum = QuantSimd.HorizontalSum(s0 + s1) + (double)QuantSimd.HorizontalSum(slow);
-        for (; i < n; i++) sum += Fp16.ToFloat(a[i]) * b[i];
-        return (float)sum;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
