@@ -107,6 +107,38 @@ public sealed class CliContractTests
         Assert.Equal(2, exit);
         Assert.Contains("--bogus", err);
     }
+
+    [Fact]
+    public void InfoReadsHuggingFaceFoldersAndSafetensorsFiles()
+    {
+        string folder = TinyLlava.TinyLlavaFiles.HfFolder;
+        var (exit, stdout, err) = RunCli("info", "-m", folder);
+        Assert.True(exit == 0, err);
+        Assert.Contains("model_type llava", stdout);
+        Assert.Contains("text:    llama, vocab 512", stdout);
+        Assert.Contains("vision:  clip_vision_model, image 48, patch 16", stdout);
+        Assert.Contains("image_token_index 3", stdout);
+        Assert.Contains("tokenizer.model", stdout);
+        // the table lists every tensor of the safetensors header with its dtype, shape and size
+        Assert.Matches(@"language_model\.lm_head\.weight +F32 +\[512, 128\] +262,144", stdout);
+        using (var weights = LlavaNative.Model.Formats.Safetensors.SafetensorsFile.Open(Path.Combine(folder, "model.safetensors")))
+            Assert.Contains($"tensors:   {weights.Tensors.Count}\n", stdout.ReplaceLineEndings("\n"));
+
+        (exit, stdout, err) = RunCli("info", "-m", Path.Combine(folder, "model.safetensors"));
+        Assert.True(exit == 0, err);
+        Assert.Contains("format:    safetensors", stdout);
+        Assert.Contains("multi_modal_projector.linear_1.weight", stdout);
+
+        string empty = Directory.CreateTempSubdirectory("llava-info-").FullName;
+        try
+        {
+            (exit, _, err) = RunCli("info", "-m", empty);
+            Assert.Equal(1, exit);
+            Assert.Contains("no weights in the folder", err);
+            Assert.DoesNotContain("   at ", err);
+        }
+        finally { Directory.Delete(empty, true); }
+    }
 }
 
 /// <summary>`llava encode-image` and `llava image-info` as child processes: shapes, the preprocessed tensor, errors.</summary>
