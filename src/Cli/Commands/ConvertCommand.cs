@@ -17,7 +17,7 @@ public sealed class ConvertCommand : Command
     ];
     public override IReadOnlyList<OptionSpec> Options =>
     [
-        new(["-m", "--model"], "FOLDER", "Hugging Face folder: config.json, safetensors weights, tokenizer.json or tokenizer.model"),
+        new(["-m", "--model"], "FOLDER", "Hugging Face folder: config.json, safetensors or pytorch_model.bin weights, tokenizer.json or tokenizer.model"),
         new(["-o", "--outfile"], "FILE", "the GGUF file to write"),
         new(["--type"], "TYPE", $"tensor type: {GgufOutputType.SupportedNames} (default f16; quantized types choose per tensor as llama.cpp's quantizer does)"),
         new(["--name"], "NAME", "general.name (default: the folder's name)"),

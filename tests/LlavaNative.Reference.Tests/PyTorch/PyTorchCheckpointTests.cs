@@ -3,6 +3,7 @@ using LlavaNative.Kernels.Cpu.Ops;
 using LlavaNative.Kernels.Tensors;
 using LlavaNative.Model;
 using LlavaNative.Model.Formats;
+using LlavaNative.Model.Formats.Conversion;
 using LlavaNative.Model.Formats.HuggingFace;
 using LlavaNative.Model.Formats.PyTorch;
 using LlavaNative.Model.Formats.Safetensors;
@@ -172,6 +173,15 @@ public sealed unsafe class PyTorchCheckpointTests(TorchSavedFiles files, ITestOu
             using var fromGguf = ModelLoader.Load(ggufNamedBin);
             Assert.Equal(RopeMode.Normal, fromGguf.Config.RopeMode); // llama GGUF, not the HF layout
         }
+
+        // `llava convert` reads the .bin folder too: the GGUF is byte for byte the one converted from safetensors.
+        string fromSafetensorsGguf = Path.Combine(files.Root, name + "-from-safetensors.gguf");
+        string fromBinGguf = Path.Combine(files.Root, name + "-from-bin.gguf");
+        TokenizerJsonFixtures.WriteSmallByteLevel(safetensors, 200); // a GGUF needs a tokenizer; the same one in both folders
+        TokenizerJsonFixtures.WriteSmallByteLevel(bin, 200);
+        HuggingFaceToGguf.Convert(safetensors, fromSafetensorsGguf, GgufOutputType.F16, name: "same");
+        HuggingFaceToGguf.Convert(bin, fromBinGguf, GgufOutputType.F16, name: "same");
+        Assert.True(File.ReadAllBytes(fromSafetensorsGguf).AsSpan().SequenceEqual(File.ReadAllBytes(fromBinGguf)));
 
         // Both kinds in one folder: safetensors wins, as in transformers.
         File.Copy(Path.Combine(bin, shards > 1 ? PyTorchCheckpoint.IndexFileName : PyTorchCheckpoint.SingleFileName),

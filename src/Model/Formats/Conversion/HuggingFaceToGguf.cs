@@ -3,7 +3,6 @@ using LlavaNative.Kernels.Cpu.Quant;
 using LlavaNative.Kernels.Tensors;
 using LlavaNative.Model.Formats.Gguf;
 using LlavaNative.Model.Formats.HuggingFace;
-using LlavaNative.Model.Formats.Safetensors;
 using LlavaNative.Model.Language;
 
 namespace LlavaNative.Model.Formats.Conversion;
@@ -47,7 +46,7 @@ public static class HuggingFaceToGguf
             throw new HuggingFaceConfigException(hf.Path, $"partial_rotary_factor {text.PartialRotaryFactor} is not supported for llama conversion (llama.cpp permutes whole heads for its NORM RoPE)");
         var config = DecoderConfig.FromHuggingFace(text);
 
-        using var checkpoint = SafetensorsCheckpoint.Open(folder);
+        using ITensorCheckpoint checkpoint = HuggingFaceCheckpoint.Open(folder); // safetensors, else pytorch_model.bin
         var names = DecoderTensorNames.DetectHuggingFace(checkpoint);
         bool tied = hf.TieWordEmbeddings || !checkpoint.TryGetTensor(names.LmHead, out TensorView _);
         // Binding checks every shape and element type the way loading does, before anything is written.
@@ -83,7 +82,7 @@ public static class HuggingFaceToGguf
         var used = new HashSet<string>(StringComparer.Ordinal);
         void Add(string ggufName, string hfName, int permuteHeads = 0, bool isOutput = false, int layer = -1)
         {
-            if (!checkpoint.TryGetTensor(hfName, out SafetensorsTensorInfo info, out _))
+            if (!checkpoint.TryGetTensor(hfName, out TensorView info))
                 throw checkpoint.Error(hfName, $"required tensor '{hfName}' is missing");
             used.Add(hfName);
             long[] ne = info.Shape.Reverse().ToArray();
@@ -127,12 +126,12 @@ public static class HuggingFaceToGguf
     /// Streams one tensor: each output row is the source row (for a permuted q/k matrix, the HF row that GGUF
     /// row came from) decoded to F32 and encoded as <paramref name="target"/>.
     /// </summary>
-    private static unsafe void WriteRows(SafetensorsTensorInfo info, TensorType target, int permuteHeads, int headDim, Stream output)
+    private static unsafe void WriteRows(TensorView info, TensorType target, int permuteHeads, int headDim, Stream output)
     {
-        var sourceType = SafetensorsDTypes.ToTensorType(info.DType)!.Value; // F32, F16 or BF16: checked by the bind
+        var sourceType = info.Type!.Value; // F32, F16 or BF16: checked by the bind
         int cols = (int)info.Shape[^1];
         long rows = info.Shape.Length == 0 ? 1 : info.ElementCount / cols;
-        long sourceRowBytes = (long)cols * SafetensorsDTypes.ElementBytes(info.DType);
+        long sourceRowBytes = TensorTypeInfo.RowBytes(sourceType, cols);
         var row = new float[cols];
         var encoded = new byte[TensorTypeInfo.RowBytes(target, cols)];
         var decode = QuantRegistry.ScalarKernels(sourceType).Dequantize;
