@@ -198,6 +198,8 @@ public sealed class ChatCommand : Command
         {
             var session = Conversation.Session;
             var promptTimeBefore = session.Stats.PromptTime;
+            // After an answer cut at a stop string the cache is cut back to the rendering: expected, not worth a note.
+            bool afterStopString = Conversation.Messages.Count > 0 && Conversation.Messages[^1].Stop == StopReason.StopString;
             LlavaAppendResult appended;
             try
             {
@@ -215,8 +217,9 @@ public sealed class ChatCommand : Command
                 return;
             }
             PendingImages.Clear();
-            if (appended.Update == LlavaCacheUpdate.Reevaluated)
-                messages.WriteLine("note: the chat template wrote earlier turns differently this time; the conversation was evaluated again");
+            if (appended.Update == LlavaCacheUpdate.Reevaluated && !afterStopString)
+                messages.WriteLine($"note: the chat template wrote earlier turns differently this time; {appended.ReusedPositions} positions " +
+                                   $"were kept from the cache and {appended.EvaluatedPositions} evaluated again");
             var promptTime = (session.Stats.PromptTime - promptTimeBefore).TotalMilliseconds;
 
             using var answering = new CancellationTokenSource();

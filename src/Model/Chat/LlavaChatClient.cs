@@ -24,7 +24,9 @@ public sealed record LlavaChatClientOptions
 /// checkpoint's chat template; images arrive as <see cref="DataContent"/> (image/* bytes) or <see cref="UriContent"/>
 /// with a file: URI. When a request's messages extend the previous request's conversation (its answer included,
 /// as the caller adds it to the history), the KV cache is kept and only the new messages are evaluated
-/// (<see cref="UsageDetails.CachedInputTokenCount"/> says how many positions were reused); otherwise the cache starts over.
+/// (<see cref="UsageDetails.CachedInputTokenCount"/> says how many positions were reused); otherwise (a regenerated
+/// answer, an edited message, another conversation) the whole request is tokenized and the cache keeps the prefix it
+/// shares with it, token for token, as llama.cpp's server does.
 /// <para>
 /// ChatOptions used: Temperature, TopP, TopK, Seed, MaxOutputTokens, StopSequences, Instructions (a system message);
 /// tools are refused; other options are ignored. Without options, <see cref="SamplingOptions"/>' defaults apply.

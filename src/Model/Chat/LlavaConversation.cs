@@ -71,7 +71,9 @@ public enum LlavaCacheUpdate
 
     /// <summary>
     /// Neither rule applies (the template changed text before the last answer, e.g. a date or a message count in the
-    /// system prompt): the cache was cleared and the whole conversation evaluated again.
+    /// system prompt; a loaded or edited conversation; an answer cut at a stop string): the whole conversation was
+    /// tokenized again and the cache cut back to the longest prefix it shares with it (same tokens, same image rows);
+    /// the rest was evaluated. <see cref="LlavaAppendResult.ReusedPositions"/> says how much was kept.
     /// </summary>
     Reevaluated,
 }
@@ -88,9 +90,10 @@ public readonly record struct LlavaAppendResult(LlavaCacheUpdate Update, int Eva
 /// the answers as generated. When the new rendering starts with it, the rest is appended (tokenized as a continuation:
 /// <see cref="Tokenizer.EncodeContinuation"/>) — this covers the end-of-turn text a template adds after an answer (e.g.
 /// "&lt;/s&gt;"), since the end-of-generation token itself is not kept. When the template writes the last answer
-/// differently, what it writes after the answer is appended. Otherwise, everything is evaluated again. An answer's
-/// leading whitespace (the space a SentencePiece model puts before its first word) is not part of its text but stays in
-/// the cache; an answer stopped by a stop string keeps the stop string's tokens in the cache. When the appended messages
+/// differently, what it writes after the answer is appended. Otherwise (and after an answer cut at a stop string, whose
+/// tokens the rendering does not hold) the whole rendering is tokenized again and the cache keeps only the prefix it
+/// shares with it, token for token (<see cref="LlavaSession.ReplaceWith"/>). An answer's leading whitespace (the space a
+/// SentencePiece model puts before its first word) is not part of its text but stays in the cache. When the appended messages
 /// end with an answer (a loaded conversation, a history given to <see cref="LlavaChatClient"/>), trailing white space
 /// waits for the next turn, so that it is tokenized with the word that follows as in a one-pass tokenization.
 /// </para>
@@ -131,8 +134,8 @@ public sealed class LlavaConversation
 
     /// <summary>
     /// Adds messages and evaluates what the cache lacks, ending with the opening of the assistant turn unless the last
-    /// message is an answer. On an error (a bad image, a full context) the messages are not added; the cache is
-    /// unchanged unless it had to be re-evaluated (then it is empty and the next call evaluates everything).
+    /// message is an answer. On an error (a bad image, a full context) the messages are not added and the cache is
+    /// unchanged (images are encoded and sizes checked before it is touched).
     /// </summary>
     /// <exception cref="LlavaContextOverflowException">The new part does not fit; <c>/reset</c> or a larger context helps.</exception>
     /// <exception cref="Imaging.ImageFormatException">An image cannot be decoded.</exception>
@@ -157,7 +160,7 @@ public sealed class LlavaConversation
                 delta = full[cached.Length..];
                 update = LlavaCacheUpdate.Suffix;
             }
-            else if (_messages.Count > 0 && _messages[^1].Role == "assistant" && _answerStart >= 0)
+            else if (_cachedTextExact && _messages.Count > 0 && _messages[^1].Role == "assistant" && _answerStart >= 0)
             {
                 // Render with the answer replaced by a sentinel: what follows it is what the template adds after the answer.
                 var probe = all.ToList();
@@ -176,6 +179,10 @@ public sealed class LlavaConversation
             if (delta is not null && CountMarkers(delta, marker) != newImages.Count && CountMarkers(full, marker) == all.Sum(m => m.Images.Count))
                 delta = null; // the template placed images outside the new messages' text: start over
             if (delta is null) update = LlavaCacheUpdate.Reevaluated;
+        }
+        else if (Session.Position > 0)
+        {
+            update = LlavaCacheUpdate.Reevaluated; // a loaded conversation, or one whose cached text is not known
         }
 
         // Without an answer opening to generate from, trailing white space stays out of the cache: a one-pass
@@ -197,14 +204,20 @@ public sealed class LlavaConversation
         int positions = prompt.PositionCount(Model.ImageTokenCount);
         if (delta is null)
         {
-            if (positions > Session.ContextSize)
-                throw new LlavaContextOverflowException(positions, Session.ContextSize, Session.ContextSize, prompt.TextTokenCount,
-                    prompt.ImageRowCount(Model.ImageTokenCount), prompt.Images.Count());
-            ClearCache();
+            // The whole conversation: keep what the cache shares with it (checked and encoded before the cache changes).
+            reused = Session.ReplaceWith(prompt);
+            positions -= reused;
         }
-        Session.Append(prompt);
+        else
+        {
+            Session.Append(prompt);
+        }
 
-        if (delta is null) _cachedText.Clear();
+        if (delta is null)
+        {
+            _cachedText.Clear();
+            _cachedTextExact = true;
+        }
         _cachedText.Append(delta ?? full);
         _answerStart = -1;
         _messages.AddRange(messages);
@@ -277,13 +290,32 @@ public sealed class LlavaConversation
         ClearCache();
     }
 
-    /// <summary>Replaces the conversation with <paramref name="messages"/> (e.g. a saved one), evaluated in one pass.</summary>
+    /// <summary>
+    /// Replaces the conversation with <paramref name="messages"/> (e.g. a saved one, or a history whose last answer is to
+    /// be regenerated or whose last question was edited). The whole rendering is tokenized as one text; the cache keeps
+    /// the prefix it shares with it (see <see cref="LlavaSession.ReplaceWith"/>) and evaluates the rest.
+    /// </summary>
     public LlavaAppendResult Load(IReadOnlyList<LlavaChatMessage> messages)
     {
         ArgumentNullException.ThrowIfNull(messages);
+        if (messages.Count == 0) throw new ArgumentException("no messages to load", nameof(messages));
+        var previous = _messages.ToList();
+        int previousCached = _cachedMessages, previousAnswerStart = _answerStart;
         _messages.Clear();
-        ClearCache();
-        return Append(messages);
+        _cachedMessages = -1; // the cached text no longer describes a prefix of the messages: match on tokens instead
+        _answerStart = -1;
+        try
+        {
+            return Append(messages);
+        }
+        catch
+        {
+            // Nothing was evaluated (errors come before the cache changes): the old conversation stands.
+            _messages.AddRange(previous);
+            _cachedMessages = previousCached;
+            _answerStart = previousAnswerStart;
+            throw;
+        }
     }
 
     private void ClearCache()

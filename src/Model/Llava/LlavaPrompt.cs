@@ -36,6 +36,29 @@ public sealed class LlavaPrompt
     public int PositionCount(int imageTokenCount) => TextTokenCount + ImageRowCount(imageTokenCount);
 
     public int ImageRowCount(int imageTokenCount) => Chunks.OfType<ImageChunk>().Sum(c => c.Rows(imageTokenCount));
+
+    /// <summary>The prompt without its first <paramref name="count"/> positions (a chunk cut in the middle keeps its tail).</summary>
+    public LlavaPrompt SkipPositions(int count, int imageTokenCount)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        if (count == 0) return this;
+        var rest = new List<LlavaPromptChunk>();
+        int skip = count;
+        foreach (var chunk in Chunks)
+        {
+            int length = chunk switch { TokenChunk t => t.Ids.Length, ImageChunk ic => ic.Rows(imageTokenCount), _ => 0 };
+            if (skip >= length) { skip -= length; continue; }
+            rest.Add(skip == 0 ? chunk : chunk switch
+            {
+                TokenChunk t => new TokenChunk(t.Ids[skip..]),
+                ImageChunk ic => ic with { FirstRow = ic.FirstRow + skip, RowCount = length - skip },
+                _ => chunk,
+            });
+            skip = 0;
+        }
+        if (skip > 0) throw new ArgumentOutOfRangeException(nameof(count), count, $"the prompt has only {PositionCount(imageTokenCount)} positions");
+        return new LlavaPrompt(rest);
+    }
 }
 
 /// <summary>Images and a prompt that do not fit together (marker count, placeholder count): the message says what was expected.</summary>

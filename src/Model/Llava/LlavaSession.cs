@@ -76,6 +76,8 @@ public sealed class LlavaSession : IDisposable
     private readonly Queue<string> _imageCacheOrder = new();
     private readonly float[] _lastLogits;          // [vocab] logits after the last evaluated position
     private readonly int[] _history;               // token ids in the cache (image rows as −1), for the repetition penalty
+    private readonly string?[] _imageAt;           // for image rows: the image's content hash (valid where _history is −1)
+    private readonly int[] _imageRowAt;            // for image rows: which row of that image's embeddings
     private readonly int[] _one = new int[1];
     private bool _hasLogits;
     private int _pendingToken = -1;                // sampled last, not yet evaluated
@@ -96,6 +98,8 @@ public sealed class LlavaSession : IDisposable
         State = model.Decoder.CreateState(options.ContextSize, options.MaxBatch, model.Pool);
         _lastLogits = new float[model.Decoder.Config.VocabSize];
         _history = new int[options.ContextSize];
+        _imageAt = new string?[options.ContextSize];
+        _imageRowAt = new int[options.ContextSize];
         _stats = new LlavaSessionStats { ModelLoadTime = model.LoadTime };
     }
 
@@ -166,17 +170,91 @@ public sealed class LlavaSession : IDisposable
     /// Evaluates a composed prompt at the next positions. With a non-empty <paramref name="logitsAll"/>, the logits of
     /// every position of the prompt (text tokens and image rows) are written to it, [positions, vocab].
     /// </summary>
-    public void Append(LlavaPrompt prompt, Span<float> logitsAll = default)
+    public void Append(LlavaPrompt prompt, Span<float> logitsAll = default) => AppendCore(prompt, logitsAll, keep: -1);
+
+    /// <summary>
+    /// Makes the cache hold exactly <paramref name="prompt"/> from position 0 (a whole conversation, BOS included),
+    /// keeping the positions it already shares with the cache — the same token ids, the same rows of the same images
+    /// (by content), from the start — and evaluating only the rest, as llama.cpp's server reuses a cached prompt
+    /// prefix. The prompt's last position is always evaluated again, so <see cref="Logits"/> are the prompt's. Images
+    /// are encoded (and every check made) before the cache is touched: on an error the cache is unchanged.
+    /// </summary>
+    /// <returns>Positions kept from the cache.</returns>
+    public int ReplaceWith(LlavaPrompt prompt)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        int positions = prompt.PositionCount(Model.ImageTokenCount);
+        if (positions == 0) throw new ArgumentException("the prompt is empty", nameof(prompt));
+        int keep = Math.Min(CommonPrefixLength(prompt), positions - 1);
+        AppendCore(prompt, default, keep);
+        return keep;
+    }
+
+    /// <summary>How many leading positions of <paramref name="prompt"/> (placed from position 0) the cache already holds.</summary>
+    public int CommonPrefixLength(LlavaPrompt prompt)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        int n = Model.ImageTokenCount, held = Position, p = 0;
+        foreach (var chunk in prompt.Chunks)
+        {
+            switch (chunk)
+            {
+                case TokenChunk t:
+                    foreach (int id in t.Ids)
+                    {
+                        if (p >= held || _history[p] != id || id < 0) return p;
+                        p++;
+                    }
+                    break;
+                case ImageChunk ic:
+                {
+                    string hash = ic.Image.ContentHash;
+                    for (int r = 0, rows = ic.Rows(n); r < rows; r++)
+                    {
+                        if (p >= held || _history[p] != -1 || _imageRowAt[p] != ic.FirstRow + r || !string.Equals(_imageAt[p], hash, StringComparison.Ordinal)) return p;
+                        p++;
+                    }
+                    break;
+                }
+            }
+        }
+        return p;
+    }
+
+    /// <summary>
+    /// Drops every position from <paramref name="position"/> on (e.g. an answer to regenerate). <see cref="Logits"/>
+    /// are empty until something is appended.
+    /// </summary>
+    public void Truncate(int position)
+    {
+        if (position < 0 || position > Position)
+            throw new ArgumentOutOfRangeException(nameof(position), position, $"the cache holds {Position} positions");
+        if (position == Position) return;
+        _pendingToken = -1; // it sat at State.Position, which is at or after the cut
+        State.Truncate(position);
+        _hasLogits = false;
+    }
+
+    private void AppendCore(LlavaPrompt prompt, Span<float> logitsAll, int keep)
     {
         ArgumentNullException.ThrowIfNull(prompt);
         int n = Model.ImageTokenCount, vocab = Model.Decoder.Config.VocabSize;
         foreach (var c in prompt.Chunks)
             if (c is ImageChunk ic && (ic.FirstRow < 0 || ic.FirstRow >= n || ic.RowCount == 0 || ic.RowCount < -1 || ic.FirstRow + ic.Rows(n) > n))
                 throw new ArgumentException($"image chunk rows {ic.FirstRow}..+{ic.RowCount} are outside the image's {n} rows", nameof(prompt));
+        if (keep >= 0)
+        {
+            // Replacing from position 0: evaluate what follows the kept prefix (the overflow check is on the whole prompt).
+            int total = prompt.PositionCount(n);
+            if (total > ContextSize)
+                throw new LlavaContextOverflowException(total, ContextSize, ContextSize, prompt.TextTokenCount, prompt.ImageRowCount(n), prompt.Images.Count());
+            prompt = prompt.SkipPositions(keep, n);
+        }
         int positions = prompt.PositionCount(n);
         if (positions == 0) return;
-        int needed = positions + (_pendingToken >= 0 ? 1 : 0);
-        if (State.Position + needed > ContextSize)
+        int needed = positions + (_pendingToken >= 0 && keep < 0 ? 1 : 0);
+        int start = keep >= 0 ? keep : State.Position;
+        if (keep < 0 && start + needed > ContextSize)
             throw new LlavaContextOverflowException(positions, ContextSize - Position, ContextSize, prompt.TextTokenCount,
                 prompt.ImageRowCount(n), prompt.Images.Count());
         bool all = !logitsAll.IsEmpty;
@@ -197,6 +275,7 @@ public sealed class LlavaSession : IDisposable
             embeddings[distinct[i]] = EncodeImage(distinct[i]);
         }
 
+        if (keep >= 0) Truncate(keep); // a kept prefix that is the whole cache keeps its pending token
         FlushPendingToken();
         var clock = Stopwatch.StartNew();
         int done = 0, imagePositions = 0;
@@ -223,6 +302,11 @@ public sealed class LlavaSession : IDisposable
                     Model.Decoder.ForwardEmbeddings(State, rowsData, mode, all ? logitsAll.Slice(done * vocab, rows * vocab) : default);
                     if (last && !all) State.LogitsRow(0).CopyTo(_lastLogits);
                     _history.AsSpan(State.Position - rows, rows).Fill(-1);
+                    for (int r = 0; r < rows; r++)
+                    {
+                        _imageAt[State.Position - rows + r] = ic.Image.ContentHash;
+                        _imageRowAt[State.Position - rows + r] = ic.FirstRow + r;
+                    }
                     done += rows;
                     imagePositions += rows;
                     break;

@@ -60,10 +60,12 @@ public sealed class LlavaChatClientTests
         Assert.Equal(1, client.Conversation.Session.Stats.ImagesEncoded);
         Assert.Equal(reference.PromptHistory, client.Conversation.Session.History[..reference.PromptHistory.Length].ToArray());
 
-        // A request that does not extend the conversation starts over.
+        // A request that does not extend the conversation (the first question again: regenerate) keeps the prefix the
+        // cache shares with it — the whole prompt but its last position — and answers as the first time.
         var fresh = await client.GetResponseAsync([UserWithImage(OnePassChat.FirstQuestion, png)], Greedy6);
         Assert.Equal(first, fresh.Text);
-        Assert.Equal(0, fresh.Usage!.CachedInputTokenCount);
+        Assert.Equal(fresh.Usage!.InputTokenCount - 1, fresh.Usage!.CachedInputTokenCount);
+        Assert.Equal(1, client.Conversation.Session.Stats.ImagesEncoded);
     }
 
     [Fact]

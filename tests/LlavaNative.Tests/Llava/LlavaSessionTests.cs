@@ -126,6 +126,117 @@ public sealed class LlavaSessionTests
         Assert.Contains("dimension 64", e.Message);
     }
 
+    /// <summary>A fresh session's evaluation of the prompt: the reference for <see cref="LlavaSession.ReplaceWith"/>.</summary>
+    private static (int[] History, float[] Logits) FreshEvaluation(LlavaModel model, LlavaPrompt prompt)
+    {
+        using var fresh = model.CreateSession(new LlavaSessionOptions { ContextSize = 160 });
+        fresh.Append(prompt);
+        return (fresh.History.ToArray(), fresh.Logits.ToArray());
+    }
+
+    private static void AssertSameCache(LlavaModel model, LlavaPrompt prompt, LlavaSession session)
+    {
+        var (history, logits) = FreshEvaluation(model, prompt);
+        Assert.Equal(history, session.History.ToArray());
+        // Kept positions were computed in other batch splits: equal up to float summation order.
+        float max = 0;
+        for (int i = 0; i < logits.Length; i++) max = Math.Max(max, Math.Abs(logits[i] - session.Logits[i]));
+        Assert.True(max <= 1e-4f, $"logits differ from a fresh evaluation by {max:E2}");
+    }
+
+    private static int SharedPrefix(int[] a, int[] b)
+    {
+        int n = 0;
+        while (n < a.Length && n < b.Length && a[n] == b[n]) n++;
+        return n;
+    }
+
+    [Fact]
+    public void ReplaceWith_KeepsTheSharedPrefix_AndLeavesWhatAFreshEvaluationLeaves()
+    {
+        using var model = Open();
+        int rows = model.ImageTokenCount;
+        using var session = model.CreateSession(new LlavaSessionOptions { ContextSize = 160 });
+        var question = model.ComposeText("look at <image> and tell me what you see", [Png(6)]);
+        session.Append(question);
+        session.Generate(new GenerationOptions { MaxTokens = 5, Sampling = SamplingOptions.Greedy }).ToList();
+        int positions = question.PositionCount(rows);
+        Assert.True(session.Position > positions);
+
+        // The same prompt again (regenerating the answer): everything but its last position is kept.
+        Assert.Equal(positions, session.CommonPrefixLength(question));
+        Assert.Equal(positions - 1, session.ReplaceWith(question));
+        Assert.Equal(positions, session.Position);
+        AssertSameCache(model, question, session);
+        Assert.Equal(1, session.Stats.ImagesEncoded);
+
+        // Another question about the same image: the text before the image and its rows are kept.
+        var other = model.ComposeText("look at <image> and count the colours", [Png(6)]);
+        int expected = SharedPrefix(FreshEvaluation(model, question).History, FreshEvaluation(model, other).History);
+        Assert.True(expected > rows, "the shared prefix covers the image");
+        Assert.Equal(expected, session.CommonPrefixLength(other));
+        Assert.Equal(expected, session.ReplaceWith(other));
+        AssertSameCache(model, other, session);
+
+        // A different picture in the same place: only the text before it is kept (rows match by content, not position).
+        var swapped = model.ComposeText("look at <image> and count the colours", [Png(7)]);
+        int beforeImage = FreshEvaluation(model, swapped).History.AsSpan().IndexOf(-1);
+        Assert.Equal(beforeImage, session.ReplaceWith(swapped));
+        AssertSameCache(model, swapped, session);
+
+        // A cache holding half of an image, then the whole image: the rest of its rows are evaluated from the middle.
+        var bos = new TokenChunk([model.Tokenizer!.BosId]);
+        var half = new LlavaPrompt([bos, new ImageChunk(Png(8), 0, rows / 2), new TokenChunk([5, 6, 7])]);
+        var whole = new LlavaPrompt([bos, new ImageChunk(Png(8)), new TokenChunk([5, 6, 7])]);
+        session.ReplaceWith(half);
+        Assert.Equal(1 + rows / 2, session.ReplaceWith(whole));
+        AssertSameCache(model, whole, session);
+
+        // Nothing shared: the cache is evaluated from scratch.
+        var unrelated = new LlavaPrompt([new TokenChunk([9, 10, 11])]);
+        Assert.Equal(0, session.ReplaceWith(unrelated));
+        AssertSameCache(model, unrelated, session);
+    }
+
+    [Fact]
+    public void ReplaceWith_ABadImageOrAnOverflow_LeavesTheCacheAsItWas()
+    {
+        using var model = Open();
+        using var session = model.CreateSession(new LlavaSessionOptions { ContextSize = 48 });
+        session.AppendPrompt("first <image> text", [Png(9)]);
+        int[] history = session.History.ToArray();
+        float[] logits = session.Logits.ToArray();
+        var broken = LlavaImage.FromBytes([0x89, 0x50, 0x4E, 0x47, 1, 2, 3], "broken.png");
+        Assert.ThrowsAny<Exception>(() => session.ReplaceWith(model.ComposeText("first <image> other", [broken])));
+        Assert.Throws<LlavaContextOverflowException>(() => session.ReplaceWith(model.ComposeText("first <image> <image> <image>", [Png(9), Png(9), Png(9)])));
+        Assert.Equal(history, session.History.ToArray());
+        Assert.Equal(logits, session.Logits.ToArray());
+    }
+
+    [Fact]
+    public void Truncate_DropsPositions_AndLogitsWaitForTheNextAppend()
+    {
+        using var model = Open();
+        using var session = model.CreateSession(new LlavaSessionOptions { ContextSize = 128 });
+        session.AppendPrompt("<image> describe", [Png(10)]);
+        int prompt = session.Position;
+        float[] logits = session.Logits.ToArray();
+        session.Generate(new GenerationOptions { MaxTokens = 4, Sampling = SamplingOptions.Greedy }).ToList();
+        Assert.Throws<ArgumentOutOfRangeException>(() => session.Truncate(session.Position + 1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => session.Truncate(-1));
+
+        session.Truncate(prompt - 1);
+        Assert.Equal(prompt - 1, session.Position);
+        Assert.True(session.Logits.IsEmpty);
+        Assert.Throws<InvalidOperationException>(() => session.Generate(new GenerationOptions { MaxTokens = 1 }));
+        int last = model.ComposeText("<image> describe", [Png(10)]).Chunks.OfType<TokenChunk>().Last().Ids[^1];
+        session.AppendTokens([last]);
+        Assert.Equal(prompt, session.Position);
+        float max = 0;
+        for (int i = 0; i < logits.Length; i++) max = Math.Max(max, Math.Abs(logits[i] - session.Logits[i]));
+        Assert.True(max <= 1e-4f, $"logits after truncate + append differ by {max:E2}");
+    }
+
     [Fact]
     public void GeneratingBeforeAnyPrompt_IsAClearError()
     {
