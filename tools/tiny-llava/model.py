@@ -263,7 +263,8 @@ class TinyLlava(nn.Module):
         t = ids.shape[1]
         head_dim = self.c["text_hidden"] // self.c["text_heads"]
         cos, sin = rope_cos_sin(t, head_dim, self.c["rope_theta"], x.dtype)
-        causal = torch.full((t, t), float("-inf"), dtype=x.dtype).triu(1)
+        cos, sin = cos.to(x.device), sin.to(x.device)
+        causal = torch.full((t, t), float("-inf"), dtype=x.dtype, device=x.device).triu(1)
         for layer in lm.model.layers:
             x = layer(x, cos, sin, causal)
         return lm.lm_head(lm.model.norm(x))

@@ -53,12 +53,16 @@ def train_tokenizer(out_dir, vocab_size):
 
 
 AUX_WEIGHT = 0.3
+AUX_POSITION = False  # --aux-position
 TEXT_CLASSES = data.WORDS + data.DIGITS
 
 
 def patch_labels(spec):
-    """[9, 3] long: per cell (row-major) the shape (0 none, 1..5), colour (0 none, 1..6), text (0 none, 1..18)."""
-    lab = torch.zeros(data.GRID * data.GRID, 3, dtype=torch.long)
+    """[9, 3] long: per cell (row-major) the shape (0 none, 1..5), colour (0 none, 1..6), text (0 none, 1..18);
+    with --aux-position a 4th column, the cell's own index (0..8: keeps the grid position readable in the features)."""
+    lab = torch.zeros(data.GRID * data.GRID, 4 if AUX_POSITION else 3, dtype=torch.long)
+    if AUX_POSITION:
+        lab[:, 3] = torch.arange(data.GRID * data.GRID)
     for shape, color, row, col, *_ in spec["objects"]:
         lab[row * data.GRID + col, 0] = 1 + data.SHAPES.index(shape)
         lab[row * data.GRID + col, 1] = 1 + list(data.COLORS).index(color)
@@ -69,10 +73,10 @@ def patch_labels(spec):
 
 
 class PatchClassifier(torch.nn.Module):
-    """Training aid for the vision tower (not exported): per-patch shape / colour / text logits."""
+    """Training aid for the vision tower (not exported): per-patch shape / colour / text / cell logits."""
     def __init__(self, d):
         super().__init__()
-        self.sizes = [1 + len(data.SHAPES), 1 + len(data.COLORS), 1 + len(TEXT_CLASSES)]
+        self.sizes = [1 + len(data.SHAPES), 1 + len(data.COLORS), 1 + len(TEXT_CLASSES)] + ([data.GRID * data.GRID] if AUX_POSITION else [])
         self.head = torch.nn.Linear(d, sum(self.sizes))
 
     def loss(self, feats, labels):  # feats [n_img, 9, d], labels [n_img, 9, 3]
@@ -127,7 +131,13 @@ def build_batch(sp, items, with_labels=False):
     return ids, lab, torch.stack(pixels)
 
 
+DEVICE = torch.device("cpu")  # --device
+
+
 def loss_fn(model, ids, lab, pixels, aux=None, plabels=None):
+    ids, lab, pixels = ids.to(DEVICE), lab.to(DEVICE), pixels.to(DEVICE)
+    if plabels is not None:
+        plabels = plabels.to(DEVICE)
     vision_out = []
     logits = model(ids, pixels, vision_out=vision_out)
     loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), lab[:, 1:].reshape(-1), ignore_index=-100)
@@ -145,7 +155,7 @@ def exact_match(model, sp, items, batch=32):
     for i in range(0, len(items), batch):
         chunk = items[i:i + batch]
         ids, lab, pixels = build_batch(sp, chunk)
-        pred = model(ids, pixels).argmax(-1)
+        pred = model(ids.to(DEVICE), pixels.to(DEVICE)).argmax(-1).cpu()
         for j, it in enumerate(chunk):
             m = lab[j, 1:] != -100
             ok = bool((pred[j, :-1][m] == lab[j, 1:][m]).all())
@@ -178,7 +188,13 @@ def main():
                     help="if > 0, stage 2 runs for this many wall-clock minutes and its learning-rate schedule follows "
                          "the elapsed fraction of that time instead of --stage2-steps (for a shared, loaded machine)")
     ap.add_argument("--bench", type=int, default=0, help="only time this many steps")
+    ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda): the same recipe on a GPU machine")
+    ap.add_argument("--aux-position", action="store_true",
+                    help="the per-patch training aid also predicts each cell's index (tried in run 6; not in runs 3-5)")
     args = ap.parse_args()
+    global DEVICE, AUX_POSITION
+    DEVICE = torch.device(args.device)
+    AUX_POSITION = args.aux_position
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(args.threads)
     torch.manual_seed(TORCH_SEED)
@@ -192,8 +208,9 @@ def main():
     model = M.TinyLlava(M.CONFIG, image_id)
     if args.resume:
         # continue stage 2 from a checkpoint (fresh optimizer, warm-up again; no stage 0/1)
-        model.load_state_dict(torch.load(args.resume)["model"])
+        model.load_state_dict(torch.load(args.resume, map_location="cpu")["model"])
         args.stage0_steps = args.stage1_steps = 0
+    model.to(DEVICE)
     n_params = sum(p.numel() for p in model.parameters())
     log = open(os.path.join(args.out, "train.log"), "a")
 
@@ -205,14 +222,14 @@ def main():
 
     say(f"params {n_params} image_token_index {image_id} args {vars(args)}")
     t_start = time.time()
-    aux = PatchClassifier(M.CONFIG["vision_hidden"])
+    aux = PatchClassifier(M.CONFIG["vision_hidden"]).to(DEVICE)
     opt = torch.optim.AdamW(list(model.parameters()) + list(aux.parameters()), lr=args.lr, betas=(0.9, 0.98),
                             weight_decay=0.01)
     # stage 0: the vision tower alone, per-patch classification (64 images per step)
     for step in range(args.stage0_steps):
         specs = [data.random_spec(random.Random(TRAIN_SEED * 7919 + step * 64 + k)) for k in range(64)]
-        pixels = torch.stack([M.pixel_values(data.render(s)) for s in specs])
-        labels = torch.stack([patch_labels(s) for s in specs])
+        pixels = torch.stack([M.pixel_values(data.render(s)) for s in specs]).to(DEVICE)
+        labels = torch.stack([patch_labels(s) for s in specs]).to(DEVICE)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.stage0_steps, args.lr, 50)
         feats = model.selected_vision_features(pixels)
@@ -279,7 +296,7 @@ def main():
             acc = {k: c / n for k, (c, n) in res.items()}
             score = sum(acc.values()) / len(acc)
             say(f"val step {step} " + json.dumps({k: f"{c}/{n}" for k, (c, n) in res.items()}))
-            state = {"model": model.state_dict(), "step": step, "val": res, "image_token_index": image_id,
+            state = {"model": {k: v.cpu() for k, v in model.state_dict().items()}, "step": step, "val": res, "image_token_index": image_id,
                      "config": M.CONFIG}
             torch.save(state, os.path.join(args.out, "ckpt.pt"))
             if score > best:
