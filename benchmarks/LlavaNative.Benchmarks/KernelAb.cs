@@ -108,6 +108,17 @@ public static unsafe class KernelAb
             ("ours streaming", () => { var w = cold.Matrix(next++); for (int r = 0; r < rows; r++) y[r] = kernels.VecDot(cols, w.Row(r), xq); }),
             ("ggml streaming", () => { var w = cold.Matrix(next++); for (int r = 0; r < rows; r++) ggml(cols, y + r, 0, w.Row(r), 0, xg, 0, 1); }),
         };
+        if (kernels.MatVec != null)
+        {
+            // The whole decode mat-vec on one thread: the multi-row kernel against one VecDot per row.
+            var perRow = kernels with { MatVec = null };
+            var single = new ComputeThreadPool(1);
+            var hot64 = new WeightMatrix(hot.Data, type, HotRows, cols);
+            variants.Add(("ours MatVec hot", () => { for (int r = 0; r < rows; r += HotRows) MatMul.Compute(single, hot64, kernels, x, 1, y, scratch); }));
+            variants.Add(("ours VecDot hot", () => { for (int r = 0; r < rows; r += HotRows) MatMul.Compute(single, hot64, perRow, x, 1, y, scratch); }));
+            variants.Add(("ours MatVec stream", () => MatMul.Compute(single, cold.Matrix(next++), kernels, x, 1, y, scratch)));
+            variants.Add(("ours VecDot stream", () => MatMul.Compute(single, cold.Matrix(next++), perRow, x, 1, y, scratch)));
+        }
         if (type == TensorType.F16)
         {
             // The same rows without zero/subnormal halves (exponent 0 → 1): the cost of the exact path for them.
