@@ -32,7 +32,12 @@ public static unsafe class KernelAb
                 break;
             case "decode":
                 foreach (var type in new[] { TensorType.F16, TensorType.Q8_0, TensorType.Q4_0, TensorType.Q4_K })
-                    if (args.Length < 3 || string.Equals(args[2], type.ToString(), StringComparison.OrdinalIgnoreCase)) Decode(type, 896, 4864, rounds);
+                    if (args.Length < 3 || string.Equals(args[2], type.ToString(), StringComparison.OrdinalIgnoreCase))
+                    {
+                        // optional 4th argument: ROWSxCOLS (default 896x4864, ffn_down of Qwen2-0.5B)
+                        int[] shape = args.Length > 3 ? args[3].Split('x').Select(int.Parse).ToArray() : [896, 4864];
+                        Decode(type, shape[0], shape[1], rounds);
+                    }
                 break;
             default: throw new ArgumentException($"unknown A/B '{what}'; known: prefill-q4_0, decode");
         }
