@@ -31,7 +31,7 @@ public static unsafe class KernelAb
                     if (args.Length < 3 || args[2] == $"{rows}x{cols}") PrefillQ4_0(rows, cols, 128, rounds);
                 break;
             case "decode":
-                foreach (var type in new[] { TensorType.F16, TensorType.Q8_0, TensorType.Q4_0, TensorType.Q4_K })
+                foreach (var type in new[] { TensorType.F16, TensorType.Q8_0, TensorType.Q4_0, TensorType.Q4_K, TensorType.Q5_0, TensorType.Q6_K })
                     if (args.Length < 3 || string.Equals(args[2], type.ToString(), StringComparison.OrdinalIgnoreCase))
                     {
                         // optional 4th argument: ROWSxCOLS (default 896x4864, ffn_down of Qwen2-0.5B)
