@@ -133,6 +133,9 @@ internal static unsafe class Q4_0Kernels
         return QuantSimd.HorizontalSum(acc);
     }
 
+    /// <summary>Cache lines of the next row group fetched per 4-block step of <see cref="MatVec4Avx512"/> (it advances 288 bytes).</summary>
+    private const int PrefetchLinesPerStep = 5;
+
     /// <summary>
     /// Decode: 4 weight rows · one Q8_0 activation row, 4 blocks per step (<see cref="QuantKernels.MatVec"/>).
     /// <see cref="VecDotAvx512"/> spends most of its instructions on what the activation alone determines (loading and
@@ -143,9 +146,6 @@ internal static unsafe class Q4_0Kernels
     /// reach their lanes with one vpermps. Same integers per block as <see cref="VecDotScalar"/>; only the float
     /// summation order differs.
     /// </summary>
-    /// <summary>Cache lines of the next row group fetched per 4-block step of <see cref="MatVec4Avx512"/> (it advances 288 bytes).</summary>
-    private const int PrefetchLinesPerStep = 5;
-
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void MatVec4Avx512(int n, byte* w, long rowBytes, byte* x, float* y)
     {

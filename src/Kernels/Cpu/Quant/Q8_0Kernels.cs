@@ -108,6 +108,9 @@ internal static unsafe class Q8_0Kernels
         return QuantSimd.HorizontalSum(acc);
     }
 
+    /// <summary>Cache lines of the next row group fetched per 4-block step of <see cref="MatVec4Avx512"/> (it advances 544 bytes).</summary>
+    private const int PrefetchLinesPerStep = 9;
+
     /// <summary>
     /// Decode: 4 weight rows · one activation row, 4 blocks (two 512-bit vectors) per step (<see cref="QuantKernels.MatVec"/>).
     /// As in <see cref="VecDotAvx512"/>, vpmaddubsw takes |w| as its unsigned operand and x with w's sign (|w| may be 128;
@@ -115,9 +118,6 @@ internal static unsafe class Q8_0Kernels
     /// the lanes of their blocks — is done once per 4 rows. Same integers per block as <see cref="VecDotScalar"/>;
     /// only the float summation order differs.
     /// </summary>
-    /// <summary>Cache lines of the next row group fetched per 4-block step of <see cref="MatVec4Avx512"/> (it advances 544 bytes).</summary>
-    private const int PrefetchLinesPerStep = 9;
-
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void MatVec4Avx512(int n, byte* w, long rowBytes, byte* x, float* y)
     {
