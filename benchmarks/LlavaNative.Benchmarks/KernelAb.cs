@@ -31,8 +31,13 @@ public static unsafe class KernelAb
                     if (args.Length < 3 || args[2] == $"{rows}x{cols}") PrefillQ4_0(rows, cols, 128, rounds);
                 break;
             case "decode":
-                foreach (var type in new[] { TensorType.F16, TensorType.Q8_0, TensorType.Q4_0, TensorType.Q4_K })
-                    if (args.Length < 3 || string.Equals(args[2], type.ToString(), StringComparison.OrdinalIgnoreCase)) Decode(type, 896, 4864, rounds);
+                foreach (var type in new[] { TensorType.F16, TensorType.Q8_0, TensorType.Q4_0, TensorType.Q4_K, TensorType.Q5_0, TensorType.Q6_K })
+                    if (args.Length < 3 || string.Equals(args[2], type.ToString(), StringComparison.OrdinalIgnoreCase))
+                    {
+                        // optional 4th argument: ROWSxCOLS (default 896x4864, ffn_down of Qwen2-0.5B)
+                        int[] shape = args.Length > 3 ? args[3].Split('x').Select(int.Parse).ToArray() : [896, 4864];
+                        Decode(type, shape[0], shape[1], rounds);
+                    }
                 break;
             default: throw new ArgumentException($"unknown A/B '{what}'; known: prefill-q4_0, decode");
         }
@@ -108,6 +113,17 @@ public static unsafe class KernelAb
             ("ours streaming", () => { var w = cold.Matrix(next++); for (int r = 0; r < rows; r++) y[r] = kernels.VecDot(cols, w.Row(r), xq); }),
             ("ggml streaming", () => { var w = cold.Matrix(next++); for (int r = 0; r < rows; r++) ggml(cols, y + r, 0, w.Row(r), 0, xg, 0, 1); }),
         };
+        if (kernels.MatVec != null)
+        {
+            // The whole decode mat-vec on one thread: the multi-row kernel against one VecDot per row.
+            var perRow = kernels with { MatVec = null };
+            var single = new ComputeThreadPool(1);
+            var hot64 = new WeightMatrix(hot.Data, type, HotRows, cols);
+            variants.Add(("ours MatVec hot", () => { for (int r = 0; r < rows; r += HotRows) MatMul.Compute(single, hot64, kernels, x, 1, y, scratch); }));
+            variants.Add(("ours VecDot hot", () => { for (int r = 0; r < rows; r += HotRows) MatMul.Compute(single, hot64, perRow, x, 1, y, scratch); }));
+            variants.Add(("ours MatVec stream", () => MatMul.Compute(single, cold.Matrix(next++), kernels, x, 1, y, scratch)));
+            variants.Add(("ours VecDot stream", () => MatMul.Compute(single, cold.Matrix(next++), perRow, x, 1, y, scratch)));
+        }
         if (type == TensorType.F16)
         {
             // The same rows without zero/subnormal halves (exponent 0 → 1): the cost of the exact path for them.

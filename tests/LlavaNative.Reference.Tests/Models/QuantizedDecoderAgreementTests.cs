@@ -95,6 +95,53 @@ public sealed class QuantizedDecoderAgreementTests(ITestOutputHelper output)
         return logits;
     }
 
+    /// <summary>Every position's logits through the decode path: one token per forward pass (the mat-vec kernels).</summary>
+    private static float[] OurDecodeLogits(string path, int[] tokens)
+    {
+        using var model = DecoderModel.LoadGguf(path);
+        using var state = model.CreateState(tokens.Length);
+        int vocab = model.Config.VocabSize;
+        var logits = new float[tokens.Length * vocab];
+        for (int t = 0; t < tokens.Length; t++)
+            model.Forward(state, tokens.AsSpan(t, 1)).CopyTo(logits.AsSpan(t * vocab, vocab));
+        return logits;
+    }
+
+    public static TheoryData<LlamaFtype, RandomModelArchitecture> DecodeCases() => new()
+    {
+        { LlamaFtype.MOSTLY_F16, RandomModelArchitecture.Llama },
+        { LlamaFtype.MOSTLY_Q8_0, RandomModelArchitecture.Llama },
+        { LlamaFtype.MOSTLY_Q4_0, RandomModelArchitecture.Llama },
+        { LlamaFtype.MOSTLY_Q4_K_M, RandomModelArchitecture.Llama },
+        { LlamaFtype.MOSTLY_Q4_0, RandomModelArchitecture.Qwen2 },
+    };
+
+    /// <summary>
+    /// As <see cref="LogitsAgreeWithLlamaCppWithinItsOwnDistanceFromExactMath"/>, with our logits from token-by-token
+    /// decoding (nTokens = 1: <c>QuantKernels.MatVec</c> / <c>VecDot</c>, not the prefill tiles).
+    /// </summary>
+    [Theory, MemberData(nameof(DecodeCases))]
+    public void DecodeLogitsAgreeWithLlamaCppWithinItsOwnDistanceFromExactMath(LlamaFtype ftype, RandomModelArchitecture architecture)
+    {
+        string path = QuantizedModel(ftype, architecture);
+        string exactPath = DequantizedCopy(path);
+        int vocab;
+        using (var probe = GgufFile.Open(path)) vocab = (int)probe.GetTensor("token_embd.weight").Dimensions[1];
+        int[] tokens = DecoderAgreementTests.SampleTokens(vocab, 12, seed: 4);
+
+        float[] ours = OurDecodeLogits(path, tokens);
+        float[] exact = OurLogits(exactPath, tokens);
+        using var reference = LlamaCppModel.Load(path);
+        float[][] theirs = reference.EvalLogits(tokens);
+
+        var (oursVsTheirs, oursVsTheirsRel) = DecoderAgreementTests.Compare(ours, theirs, vocab);
+        var (exactVsTheirs, exactVsTheirsRel) = DecoderAgreementTests.Compare(exact, theirs, vocab);
+        output.WriteLine($"{ftype} {architecture}, decode: ours vs llama.cpp max abs {oursVsTheirs:E2} (rel L2 {oursVsTheirsRel:E2}); " +
+                         $"llama.cpp vs exact math max abs {exactVsTheirs:E2} (rel L2 {exactVsTheirsRel:E2})");
+        Assert.True(oursVsTheirs <= Math.Max(exactVsTheirs, 1e-4),
+            $"{ftype} decode: our distance to llama.cpp {oursVsTheirs:E3} exceeds llama.cpp's distance to exact math {exactVsTheirs:E3}");
+    }
+
     [Theory, MemberData(nameof(Cases))]
     public void LogitsAgreeWithLlamaCppWithinItsOwnDistanceFromExactMath(LlamaFtype ftype, RandomModelArchitecture architecture)
     {

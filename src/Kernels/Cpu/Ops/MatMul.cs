@@ -8,7 +8,8 @@ namespace LlavaNative.Kernels.Cpu.Ops;
 /// As in ggml, each activation row is converted once into the weight type's dot encoding
 /// (Q8_0, Q8_1, Q8_K, F16, BF16 or F32), so the inner products run on integers where the weights are
 /// quantized. Output rows are split across the pool in chunks of 16 (one cache line of floats).
-/// nTokens = 1 is the decode mat-vec (one <see cref="QuantKernels.VecDot"/> per row). nTokens &gt; 1 is prompt
+/// nTokens = 1 is the decode mat-vec (<see cref="QuantKernels.MatVec"/> over groups of rows where the table has one,
+/// else one <see cref="QuantKernels.VecDot"/> per row). nTokens &gt; 1 is prompt
 /// processing: where the kernel table has a <see cref="QuantKernels.MatMulTile"/>, panels of TileRows weight
 /// rows are multiplied with groups of TileTokens tokens, each operand unpacked once per tile; otherwise each
 /// weight row is dotted with every token while it is hot in L1.
@@ -56,6 +57,7 @@ public static unsafe class MatMul
         {
             VecDot = kernels.VecDot,
             Tile = nTokens > 1 ? kernels.MatMulTile : null, TileRows = kernels.TileRows, TileTokens = kernels.TileTokens,
+            MatVec = nTokens == 1 ? kernels.MatVec : null, MatVecRows = kernels.MatVecRows,
             Weights = w.Data, WeightRowBytes = w.RowBytes, Cols = w.Cols, Rows = w.Rows,
             Activations = activations, ActivationRowBytes = activationRowBytes, Tokens = nTokens,
             Output = y,
@@ -83,6 +85,8 @@ public static unsafe class MatMul
         public delegate*<int, byte*, byte*, float> VecDot;
         public delegate*<int, byte*, long, byte*, long, float*, long, int, int, void> Tile;
         public int TileRows, TileTokens;
+        public delegate*<int, byte*, long, byte*, float*, void> MatVec;
+        public int MatVecRows;
         public byte* Weights;
         public long WeightRowBytes;
         public int Cols, Rows;
@@ -103,6 +107,16 @@ public static unsafe class MatMul
                         Tile(Cols, Weights + r * WeightRowBytes, WeightRowBytes, Activations + t * ActivationRowBytes, ActivationRowBytes,
                              Output + (long)t * Rows + r, Rows, rows, Math.Min(TileTokens, Tokens - t));
                 }
+                return;
+            }
+            if (MatVec != null)
+            {
+                // Decode: groups of MatVecRows rows share the activation row's unpacking; the rest go one by one.
+                int g = start;
+                for (; g + MatVecRows <= end; g += MatVecRows)
+                    MatVec(Cols, Weights + g * WeightRowBytes, WeightRowBytes, Activations, Output + g);
+                for (; g < end; g++)
+                    Output[g] = VecDot(Cols, Weights + g * WeightRowBytes, Activations);
                 return;
             }
             for (int r = start; r < end; r++)

@@ -98,6 +98,8 @@ internal static unsafe class F16Kernels
     /// halves 4k..4k+3 and 16+4k..16+4k+3 in lane k: the two unpacks then yield floats 0–15 and 16–31 in order.
     /// Chunks with special halves fix their lanes up in 512-bit registers too (version 1 went through four 8-lane
     /// exact conversions, each with its own unpredictable branch). 64 halves per step into 4 accumulators.
+    /// Version 3: software prefetch 2 KB ahead; decode streams the weights from DRAM, and the prefetch keeps more of
+    /// them in flight than the hardware prefetcher does while the conversion keeps the core busy.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float VecDotAvx512(int n, byte* w, byte* x)
@@ -111,6 +113,10 @@ internal static unsafe class F16Kernels
         // 64 halves per step, 4 accumulators; one special-exponent test for both 32-half chunks.
         for (; i + 64 <= n; i += 64)
         {
+            // 2 KB ahead (the next row's start once near the end): with the hardware prefetcher alone one core streamed
+            // ~7 GB/s of F16 weights, with this ~9 (as ggml does with its cheaper conversion).
+            Sse.Prefetch0(a + i + 1024);
+            Sse.Prefetch0(a + i + 1056);
             Vector512<ushort> v0 = Vector512.Load(a + i), v1 = Vector512.Load(a + i + 32);
             Vector512<float> w0, w1, w2, w3;
             if (Vector512.GreaterThanAny(Vector512.Max((v0 & expMask) - expOne, (v1 & expMask) - expOne), expMax))

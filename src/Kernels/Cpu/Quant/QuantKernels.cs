@@ -41,6 +41,18 @@ public readonly unsafe struct QuantKernels
     /// </summary>
     public delegate*<int, byte*, long, byte*, long, float*, long, int, int, void> MatMulTile { get; init; }
 
+    /// <summary>
+    /// Optional decode kernel (null when absent): the dot products of exactly <see cref="MatVecRows"/> consecutive weight
+    /// rows with one activation row, so that the activation's loads, unpacking and scales are shared by those rows
+    /// (ggml reaches the same by repacking rows at load time for its GEMV). (n, weights, weightRowBytes, activations, y):
+    /// y[r] = VecDot(n, weights + r·weightRowBytes, activations) for r &lt; MatVecRows, equal to it up to float
+    /// summation order. MatMul uses it for nTokens = 1 and takes the rows left over with <see cref="VecDot"/>.
+    /// </summary>
+    public delegate*<int, byte*, long, byte*, float*, void> MatVec { get; init; }
+
+    /// <summary>Rows per <see cref="MatVec"/> call.</summary>
+    public int MatVecRows { get; init; }
+
     /// <summary>Rows per <see cref="MatMulTile"/> call (at most).</summary>
     public int TileRows { get; init; }
 

@@ -54,6 +54,21 @@ internal static class QuantSimd
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static unsafe Vector512<sbyte> Load2x32(sbyte* a, sbyte* b) => Combine(Vector256.Load(a), Vector256.Load(b));
 
+    /// <summary>Four 16-byte pieces at <paramref name="p"/>, p + stride, p + 2·stride, p + 3·stride as one 512-bit vector (piece k in bytes 16k..16k+15).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe Vector512<byte> Load4x16(byte* p, int stride)
+        => Combine(Vector256.Create(Vector128.Load(p), Vector128.Load(p + stride)),
+                   Vector256.Create(Vector128.Load(p + 2 * stride), Vector128.Load(p + 3 * stride)));
+
+    /// <summary>Four floats spread over the 16 lanes by <paramref name="lanes"/> (a vpermps index vector), e.g. each repeated 4 times.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Spread4(float a, float b, float c, float d, Vector512<int> lanes) => Spread4(Vector128.Create(a, b, c, d), lanes);
+
+    /// <summary>The 4 floats of <paramref name="four"/> spread over the 16 lanes by <paramref name="lanes"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Spread4(Vector128<float> four, Vector512<int> lanes)
+        => Avx512F.PermuteVar16x32(four.ToVector256Unsafe().ToVector512Unsafe(), lanes);
+
     /// <summary>Lanes 0–7 = <paramref name="lo"/>, lanes 8–15 = <paramref name="hi"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Splat2(float lo, float hi) => Combine(Vector256.Create(lo), Vector256.Create(hi));
