@@ -13,6 +13,7 @@ public readonly record struct DevicePtr(ulong Address)
 public readonly record struct Dim3(uint X, uint Y = 1, uint Z = 1)
 {
     public static implicit operator Dim3(int x) => new((uint)x);
+    public static implicit operator Dim3(uint x) => new(x);
     public ulong Count => (ulong)X * Y * Z;
 }
 

@@ -138,7 +138,7 @@ public static partial class KernelSources
     private static string StripComments(string text)
         => Regex.Replace(text, @"//[^\n]*|/\*.*?\*/", "", RegexOptions.Singleline);
 
-    [GeneratedRegex(@"extern\s+""C""\s+__global__\s+(?:__launch_bounds__\s*\([^)]*\)\s+)?void\s+(?<name>[A-Za-z_]\w*)\s*\((?<params>[^)]*)\)")]
+    [GeneratedRegex(@"extern\s+""C""\s+__global__\s+(?:__launch_bounds__\s*\([^)]*\)\s+)?void\s+(?:__launch_bounds__\s*\([^)]*\)\s+)?(?<name>[A-Za-z_]\w*)\s*\((?<params>[^)]*)\)")]
     private static partial Regex KernelDeclaration();
 
     [GeneratedRegex(@"([A-Za-z_]\w*)$")]
