@@ -14,6 +14,7 @@ __device__ __forceinline__ void get_rows_blocks(const u8* __restrict__ w, const 
     {
         float v[32];
         Block::group(row, g, v);
+        #pragma unroll
         for (int e = 0; e < 32; e++) out[g * 32 + e] = v[e];
     }
 }

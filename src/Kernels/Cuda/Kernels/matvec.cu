@@ -23,6 +23,7 @@ __device__ __forceinline__ void matvec_blocks(const u8* __restrict__ w, const fl
         float v[32];
         Block::group(wr, g, v);
         const float4* xv = (const float4*)(x + g * 32);
+        #pragma unroll
         for (int i = 0; i < 8; i++)
         {
             const float4 a = xv[i];

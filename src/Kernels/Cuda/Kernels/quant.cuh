@@ -13,6 +13,7 @@ struct BlockQ8_0
     {
         const u8* b = row + g * block_bytes;
         const float d = half_to_float(load_u16(b));
+        #pragma unroll
         for (int e = 0; e < 32; e++) v[e] = (float)(i8)b[2 + e] * d;
     }
 };
@@ -25,6 +26,7 @@ struct BlockQ4_0
     {
         const u8* b = row + g * block_bytes;
         const float d = half_to_float(load_u16(b));
+        #pragma unroll
         for (int e = 0; e < 16; e++)
         {
             const int q = b[2 + e];
@@ -43,6 +45,7 @@ struct BlockQ5_0
         const u8* b = row + g * block_bytes;
         const float d = half_to_float(load_u16(b));
         const u32 qh = load_u32(b + 2);
+        #pragma unroll
         for (int e = 0; e < 16; e++)
         {
             const int q = b[6 + e];
@@ -84,6 +87,7 @@ struct BlockQ4_K
         const float d1 = d * (float)sc, m1 = dmin * (float)m;
         const u8* q = b + 16 + (j >> 1) * 32;
         const int shift = (j & 1) * 4;
+        #pragma unroll
         for (int e = 0; e < 32; e++) v[e] = __fmul_rn(d1, (float)((q[e] >> shift) & 15)) - m1;
     }
 };
@@ -104,6 +108,7 @@ struct BlockQ6_K
         const u8* qh = b + 128 + 32 * half;
         const i8* sc = (const i8*)(b + 192 + 8 * half + 2 * k);
         const int lowShift = (k >> 1) * 4, highShift = 2 * k;
+        #pragma unroll
         for (int e = 0; e < 32; e++)
         {
             const int q = (((ql[e] >> lowShift) & 15) | (((qh[e] >> highShift) & 3) << 4)) - 32;
