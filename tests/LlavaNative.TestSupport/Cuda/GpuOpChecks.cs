@@ -45,6 +45,7 @@ public static unsafe class GpuOpChecks
         all.Add(("silu_mul", SiluMulCheck));
         foreach (ActivationFunction f in Enum.GetValues<ActivationFunction>()) all.Add(($"activation {f}", (d, seed) => ActivationCheck(d, f, seed)));
         all.Add(("argmax", ArgMaxCheck));
+        all.Add(("upload / download round trip", CopyRoundTripCheck));
         return all;
     }
 
@@ -364,6 +365,29 @@ public static unsafe class GpuOpChecks
             if (Math.Abs(expected[i]) > 1e-30) worstRelative = Math.Max(worstRelative, Math.Abs(y[i] - expected[i]) / Math.Abs(expected[i]));
         var result = Compare($"activation {function}", y, ToDouble(expected), 1e-6, 1e-5, $"worst per-element relative {worstRelative:0.0e0}");
         return worstRelative <= 1e-5 ? result : result with { Passed = false, Detail = result.Detail + " (limit 1e-5)" };
+    }
+
+    /// <summary>
+    /// 20 MiB + 3 bytes up and down at an odd offset: crosses the driver device's 16 MiB pinned staging buffers
+    /// (two in flight) and must come back byte for byte; the bytes around the copied range must stay untouched.
+    /// </summary>
+    public static GpuCheckResult CopyRoundTripCheck(IGpuDevice device, int seed)
+    {
+        var rng = new Random(seed);
+        var data = new byte[(20 << 20) + 3];
+        rng.NextBytes(data);
+        using var buffer = device.Allocate(data.Length + 64);
+        device.Fill(buffer, 0x5A, buffer.Bytes);
+        device.Upload<byte>(buffer.Pointer.Offset(5), data);
+        var back = new byte[data.Length + 64];
+        device.Download<byte>(back, buffer.Pointer);
+        int mismatches = 0;
+        for (int i = 0; i < back.Length; i++)
+        {
+            byte expected = i >= 5 && i < 5 + data.Length ? data[i - 5] : (byte)0x5A;
+            if (back[i] != expected) mismatches++;
+        }
+        return new GpuCheckResult("upload / download round trip", mismatches == 0, mismatches, 0, "byte-exact", $"{mismatches} bytes differ");
     }
 
     /// <summary>Two equal maxima: the first index must win, as in the CPU sampler.</summary>
