@@ -44,8 +44,10 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
     };
 
     // Kernel names per type, built once so a launch does not format strings.
-    private static readonly Dictionary<TensorType, (string MatVec, string GetRows)> s_names =
-        WeightTypes.ToDictionary(t => t, t => ("matvec_" + Suffix(t), "get_rows_" + Suffix(t)));
+    private static readonly Dictionary<TensorType, (string MatVec, string GetRows, string MatMul)> s_names =
+        WeightTypes.ToDictionary(t => t, t => ("matvec_" + Suffix(t), "get_rows_" + Suffix(t), "matmul_" + Suffix(t)));
+
+    private const int MatMulTileRows = 64, MatMulTileTokens = 64, MatMulThreads = 256; // matmul.cu
 
     private static void CheckRowLength(string op, TensorType type, int cols)
     {
@@ -64,6 +66,23 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
         var kernel = Device.Kernel(s_names[type].MatVec);
         _args.Clear().Add(w).Add(x).Add(y).Add(rows).Add(cols);
         Device.Launch(kernel, (int)((rows + MatVecRowsPerBlock - 1) / MatVecRowsPerBlock), MatVecRowsPerBlock * 32, 0, _args);
+    }
+
+    /// <summary>
+    /// Y [tokens, rows] = X [tokens, cols] · Wᵀ for prefill and the vision tower (W [rows, cols] in <paramref name="type"/>,
+    /// X and Y F32; Y's token t starts at y + t·yStride floats, yStride ≥ rows). F32/F16/BF16 take any cols; quantized
+    /// types whole blocks.
+    /// </summary>
+    public void MatMul(TensorType type, DevicePtr w, DevicePtr x, DevicePtr y, int rows, int cols, int tokens, int yStride)
+    {
+        Suffix(type);
+        if (TensorTypeInfo.BlockElements(type) > 1) CheckRowLength("MatMul", type, cols);
+        else if (cols <= 0) throw new ArgumentException($"MatMul: row length must be positive, got {cols}");
+        if (yStride < rows) throw new ArgumentException($"MatMul: output stride {yStride} is shorter than a row of {rows} outputs");
+        var kernel = Device.Kernel(s_names[type].MatMul);
+        _args.Clear().Add(w).Add(x).Add(y).Add(rows).Add(cols).Add(tokens).Add(yStride);
+        var grid = new Dim3((uint)((rows + MatMulTileRows - 1) / MatMulTileRows), (uint)((tokens + MatMulTileTokens - 1) / MatMulTileTokens));
+        Device.Launch(kernel, grid, MatMulThreads, 0, _args);
     }
 
     /// <summary>dst [nIds, cols] (F32) = rows ids[0…nIds−1] of W [*, cols] in <paramref name="type"/>, dequantized (embedding lookup).</summary>

@@ -32,6 +32,7 @@ public static unsafe class GpuOpChecks
         {
             all.Add(($"matvec {type}", (d, seed) => MatVec(d, type, seed)));
             all.Add(($"get_rows {type}", (d, seed) => GetRows(d, type, seed)));
+            all.Add(($"matmul {type}", (d, seed) => MatMul(d, type, seed)));
         }
         all.Add(("rms_norm", RmsNormCheck));
         all.Add(("layer_norm", LayerNormCheck));
@@ -155,6 +156,60 @@ public static unsafe class GpuOpChecks
         }
         return new GpuCheckResult($"matvec {type}", finite && worstRatio <= 1e-5, maxAbs, worstRatio,
             "per row |Δ| ≤ 1e-5·Σ|w·x| (rel L2 column shows the worst ratio)", detail);
+    }
+
+    /// <summary>
+    /// Y = X·Wᵀ for 70 weight rows × 37 tokens (neither a multiple of the 64×64 tile) with an output stride of
+    /// rows + 3, against float64 dot products of the CPU-dequantized rows; per element |Δ| ≤ 1e-5·Σ|w·x|.
+    /// The padding columns of Y must keep their poison (NaN): the kernel may write only its rows.
+    /// </summary>
+    public static GpuCheckResult MatMul(IGpuDevice device, TensorType type, int seed)
+    {
+        var rng = new Random(seed);
+        const int rows = 70, tokens = 37;
+        int cols = type == TensorType.F32 ? 203 : MatVecCols(type)[0];
+        int stride = rows + 3;
+        long rowBytes = TensorTypeInfo.RowBytes(type, cols);
+        var w = new byte[rowBytes * rows];
+        for (int r = 0; r < rows; r++) QuantTestData.RandomRow(type, cols, rng, realistic: false).CopyTo(w, rowBytes * r);
+        float[] x = Normal(rng, tokens * cols);
+        var dequantized = new float[(long)rows * cols];
+        var kernels = QuantRegistry.ScalarKernels(type);
+        fixed (byte* pw = w)
+        fixed (float* pd = dequantized)
+            for (int r = 0; r < rows; r++) kernels.Dequantize(pw + rowBytes * r, pd + (long)r * cols, cols);
+        using var ops = new CudaOps(device);
+        using var dw = device.Upload<byte>(w);
+        using var dx = device.Upload<float>(x);
+        using var dy = Output(device, tokens * stride);
+        ops.MatMul(type, dw, dx, dy, rows, cols, tokens, stride);
+        float[] y = device.Download<float>(dy);
+        double worstRatio = 0, maxAbs = 0;
+        string detail = "";
+        bool ok = true;
+        for (int t = 0; t < tokens; t++)
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                double exact = 0, magnitude = 0;
+                for (int c = 0; c < cols; c++)
+                {
+                    double p = (double)dequantized[(long)r * cols + c] * x[t * cols + c];
+                    exact += p;
+                    magnitude += Math.Abs(p);
+                }
+                float got = y[t * stride + r];
+                if (!float.IsFinite(got)) { ok = false; detail = $"token {t} row {r}: {got}"; continue; }
+                double err = Math.Abs(got - exact);
+                maxAbs = Math.Max(maxAbs, err);
+                double ratio = err / Math.Max(magnitude, 1e-30);
+                if (ratio > worstRatio) { worstRatio = ratio; if (ratio > 1e-5) detail = $"token {t} row {r}: got {got:R}, expected {exact:R}"; }
+            }
+            for (int r = rows; r < stride; r++)
+                if (!float.IsNaN(y[t * stride + r])) { ok = false; detail = $"token {t}: padding column {r} was written"; }
+        }
+        return new GpuCheckResult($"matmul {type}", ok && worstRatio <= 1e-5, maxAbs, worstRatio,
+            "per element |Δ| ≤ 1e-5·Σ|w·x| (rel L2 column shows the worst ratio)", detail);
     }
 
     /// <summary>Gathered and dequantized rows must equal the CPU Dequantize bit for bit.</summary>

@@ -206,6 +206,34 @@ static void Benchmarks(CudaDevice device, Action<string> say)
         }
     }
 
+    say("prefill mat-mul (Y = X·Wᵀ, 512 tokens × 4096 → 4096, CUDA-core version 1), median of 5");
+    foreach (TensorType type in CudaOps.WeightTypes)
+    {
+        const int rows = 4096, cols = 4096, tokens = 512;
+        long rowBytes = TensorTypeInfo.RowBytes(type, cols);
+        var host = new byte[rowBytes * rows];
+        var row = QuantTestData.RandomRow(type, cols, rng, realistic: true);
+        for (int r = 0; r < rows; r++) row.CopyTo(host, rowBytes * r);
+        using var w = device.Upload<byte>(host);
+        var xHost = new float[tokens * cols];
+        for (int i = 0; i < xHost.Length; i++) xHost[i] = (float)(rng.NextDouble() - 0.5);
+        using var x = device.Upload<float>(xHost);
+        using var y = device.Allocate((long)tokens * rows * 4);
+        ops.MatMul(type, w, x, y, rows, cols, tokens, rows);
+        using var timer = device.CreateTimer();
+        var times = new List<double>();
+        for (int rep = 0; rep < 5; rep++)
+        {
+            timer.Start();
+            for (int i = 0; i < 5; i++) ops.MatMul(type, w, x, y, rows, cols, tokens, rows);
+            timer.Stop();
+            times.Add(timer.ElapsedMilliseconds / 5);
+        }
+        times.Sort();
+        double ms = times[2];
+        say($"  {type,-5} {ms,8:0.000} ms  {2.0 * rows * cols * tokens / (ms * 1e-3) / 1e12,6:0.0} TFLOP/s");
+    }
+
     say("attention decode (1 token, F32 KV cache), 32 heads × 128, context 4096; bytes = K and V read");
     foreach (int kvHeads in new[] { 32, 8 })
     {
