@@ -85,6 +85,27 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
         Device.Launch(kernel, grid, MatMulThreads, 0, _args);
     }
 
+    /// <summary>
+    /// <see cref="MatMul"/> on the tensor cores (mma.sync m16n8k16, sm_80+) for F16 and BF16 weights: activations are
+    /// rounded to the weight's 16-bit type as they are staged, products accumulate in F32. Any rows, cols, tokens.
+    /// </summary>
+    public void MatMulTensorCores(TensorType type, DevicePtr w, DevicePtr x, DevicePtr y, int rows, int cols, int tokens, int yStride)
+    {
+        string name = type switch
+        {
+            TensorType.F16 => "matmul_tc_f16",
+            TensorType.BF16 => "matmul_tc_bf16",
+            _ => throw new NotSupportedException($"MatMulTensorCores: weight type {TensorTypeInfo.Name(type)}; supported: F16, BF16"),
+        };
+        if (cols <= 0) throw new ArgumentException($"MatMulTensorCores: row length must be positive, got {cols}");
+        if (yStride < rows) throw new ArgumentException($"MatMulTensorCores: output stride {yStride} is shorter than a row of {rows} outputs");
+        _args.Clear().Add(w).Add(x).Add(y).Add(rows).Add(cols).Add(tokens).Add(yStride);
+        var grid = new Dim3((uint)((rows + TensorCoreTileRows - 1) / TensorCoreTileRows), (uint)((tokens + TensorCoreTileTokens - 1) / TensorCoreTileTokens));
+        Device.Launch(Device.Kernel(name), grid, TensorCoreThreads, 0, _args);
+    }
+
+    private const int TensorCoreTileRows = 64, TensorCoreTileTokens = 64, TensorCoreThreads = 128; // matmul_tc.cu
+
     /// <summary>dst [nIds, cols] (F32) = rows ids[0…nIds−1] of W [*, cols] in <paramref name="type"/>, dequantized (embedding lookup).</summary>
     public void GetRows(TensorType type, DevicePtr w, DevicePtr ids, DevicePtr dst, int nIds, int cols)
     {

@@ -34,6 +34,8 @@ public static unsafe class GpuOpChecks
             all.Add(($"get_rows {type}", (d, seed) => GetRows(d, type, seed)));
             all.Add(($"matmul {type}", (d, seed) => MatMul(d, type, seed)));
         }
+        all.Add(("matmul tensor cores F16", (d, seed) => MatMulTensorCores(d, TensorType.F16, seed)));
+        all.Add(("matmul tensor cores BF16", (d, seed) => MatMulTensorCores(d, TensorType.BF16, seed)));
         all.Add(("rms_norm", RmsNormCheck));
         all.Add(("layer_norm", LayerNormCheck));
         all.Add(("softmax", SoftmaxCheck));
@@ -210,6 +212,61 @@ public static unsafe class GpuOpChecks
         }
         return new GpuCheckResult($"matmul {type}", ok && worstRatio <= 1e-5, maxAbs, worstRatio,
             "per element |Δ| ≤ 1e-5·Σ|w·x| (rel L2 column shows the worst ratio)", detail);
+    }
+
+    /// <summary>
+    /// The tensor-core mat-mul for 70 rows × 37 tokens × 203 columns (no dimension a multiple of its tiles or of the
+    /// mma shape) against float64 dot products of the weights with the activations rounded to the weight's 16-bit
+    /// type (what the kernel multiplies); per element |Δ| ≤ 1e-4·Σ|w·x| (tensor-core F32 accumulation is not
+    /// sequential IEEE float). On the emulator this checks tiling, staging and indexing; the mma fragment layout
+    /// itself is the emulator's reading of the PTX ISA, so only a GPU run confirms it.
+    /// </summary>
+    public static GpuCheckResult MatMulTensorCores(IGpuDevice device, TensorType type, int seed)
+    {
+        var rng = new Random(seed);
+        const int rows = 70, tokens = 37, cols = 203;
+        int stride = rows + 3;
+        var w = new byte[TensorTypeInfo.RowBytes(type, cols) * rows];
+        for (int r = 0; r < rows; r++) QuantTestData.RandomRow(type, cols, rng, realistic: false).CopyTo(w, TensorTypeInfo.RowBytes(type, cols) * r);
+        float[] x = Normal(rng, tokens * cols);
+        var wf = new float[rows * cols];
+        var xr = new float[x.Length];
+        fixed (byte* pw = w)
+        fixed (float* pf = wf)
+            QuantRegistry.ScalarKernels(type).Dequantize(pw, pf, rows * cols);
+        for (int i = 0; i < x.Length; i++) xr[i] = type == TensorType.BF16 ? Bf16.ToFloat(Bf16.FromFloat(x[i])) : Fp16.Round(x[i]);
+        using var ops = new CudaOps(device);
+        using var dw = device.Upload<byte>(w);
+        using var dx = device.Upload<float>(x);
+        using var dy = Output(device, tokens * stride);
+        ops.MatMulTensorCores(type, dw, dx, dy, rows, cols, tokens, stride);
+        float[] y = device.Download<float>(dy);
+        double worstRatio = 0, maxAbs = 0;
+        string detail = "";
+        bool ok = true;
+        for (int t = 0; t < tokens; t++)
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                double exact = 0, magnitude = 0;
+                for (int c = 0; c < cols; c++)
+                {
+                    double p = (double)wf[r * cols + c] * xr[t * cols + c];
+                    exact += p;
+                    magnitude += Math.Abs(p);
+                }
+                float got = y[t * stride + r];
+                if (!float.IsFinite(got)) { ok = false; detail = $"token {t} row {r}: {got}"; continue; }
+                double err = Math.Abs(got - exact);
+                maxAbs = Math.Max(maxAbs, err);
+                double ratio = err / Math.Max(magnitude, 1e-30);
+                if (ratio > worstRatio) { worstRatio = ratio; if (ratio > 1e-4) detail = $"token {t} row {r}: got {got:R}, expected {exact:R}"; }
+            }
+            for (int r = rows; r < stride; r++)
+                if (!float.IsNaN(y[t * stride + r])) { ok = false; detail = $"token {t}: padding column {r} was written"; }
+        }
+        return new GpuCheckResult($"matmul tensor cores {type}", ok && worstRatio <= 1e-4, maxAbs, worstRatio,
+            "per element |Δ| ≤ 1e-4·Σ|w·x| vs 16-bit-rounded activations (rel L2 column shows the worst ratio)", detail);
     }
 
     /// <summary>Gathered and dequantized rows must equal the CPU Dequantize bit for bit.</summary>

@@ -232,6 +232,21 @@ static void Benchmarks(CudaDevice device, Action<string> say)
         times.Sort();
         double ms = times[2];
         say($"  {type,-5} {ms,8:0.000} ms  {2.0 * rows * cols * tokens / (ms * 1e-3) / 1e12,6:0.0} TFLOP/s");
+        if (type is TensorType.F16 or TensorType.BF16)
+        {
+            ops.MatMulTensorCores(type, w, x, y, rows, cols, tokens, rows);
+            times.Clear();
+            for (int rep = 0; rep < 5; rep++)
+            {
+                timer.Start();
+                for (int i = 0; i < 5; i++) ops.MatMulTensorCores(type, w, x, y, rows, cols, tokens, rows);
+                timer.Stop();
+                times.Add(timer.ElapsedMilliseconds / 5);
+            }
+            times.Sort();
+            ms = times[2];
+            say($"  {type,-5} {ms,8:0.000} ms  {2.0 * rows * cols * tokens / (ms * 1e-3) / 1e12,6:0.0} TFLOP/s  tensor cores (mma.sync m16n8k16, version 1)");
+        }
     }
 
     say("attention decode (1 token, F32 KV cache), 32 heads × 128, context 4096; bytes = K and V read");

@@ -71,3 +71,49 @@ __device__ __forceinline__ float block_max(float v, float* scratch)
     __syncthreads();
     return v;
 }
+
+// float → IEEE half / bfloat16 bits, round to nearest even (activations staged for the tensor cores).
+__device__ __forceinline__ u16 float_to_half(float f)
+{
+#if defined(__CUDA_ARCH__)
+    u16 h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+#else
+    return llava_emu_float_to_half(f);
+#endif
+}
+
+__device__ __forceinline__ u16 float_to_bf16(float f)
+{
+#if defined(__CUDA_ARCH__)
+    u16 h;
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+#else
+    return llava_emu_float_to_bf16(f);
+#endif
+}
+
+// One warp-wide tensor-core product D = A·B + C, m16n8k16, F32 accumulators (mma.sync, sm_80+).
+// Fragments (PTX ISA, "matrix fragments for mma.m16n8k16", 16-bit types), lane = 4·g + t:
+//   a[0] = A[g][2t, 2t+1]    a[1] = A[g+8][2t, 2t+1]    a[2] = A[g][2t+8, 2t+9]    a[3] = A[g+8][2t+8, 2t+9]
+//   b[0] = B[2t, 2t+1][g]    b[1] = B[2t+8, 2t+9][g]
+//   c[0], c[1] = D[g][2t, 2t+1]    c[2], c[3] = D[g+8][2t, 2t+1]
+// (two 16-bit values per register, the lower column / row in the low half). Bf16 selects bfloat16 inputs.
+template <bool Bf16>
+__device__ __forceinline__ void mma_m16n8k16(float* c, const u32* a, const u32* b)
+{
+#if defined(__CUDA_ARCH__)
+    if (Bf16)
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    else
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+    llava_emu_mma_m16n8k16(c, a, b, Bf16);
+#endif
+}

@@ -134,3 +134,55 @@ inline float llava_emu_half_to_float(unsigned short h)
 struct alignas(16) float4 { float x, y, z, w; };
 struct alignas(16) uint4 { unsigned int x, y, z, w; };
 struct alignas(8) float2 { float x, y; };
+
+// F32 → F16 / BF16 bits, round to nearest even (the device uses cvt.rn.f16.f32 / cvt.rn.bf16.f32).
+inline unsigned short llava_emu_float_to_half(float f)
+{
+    _Float16 h = (_Float16)f;
+    unsigned short bits;
+    std::memcpy(&bits, &h, 2);
+    return bits;
+}
+
+inline unsigned short llava_emu_float_to_bf16(float f)
+{
+    unsigned int u;
+    std::memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40); // NaN stays a (quiet) NaN
+    u += 0x7fffu + ((u >> 16) & 1);
+    return (unsigned short)(u >> 16);
+}
+
+namespace llava_emu
+{
+    // Every lane of the caller's warp contributes `count` (≤ 8) words; `all` receives 32 × count words, lane-major
+    // (lanes that do not exist contribute zeros).
+    void warp_all_gather(const std::uint32_t* mine, int count, std::uint32_t* all);
+}
+
+// mma.sync.aligned.m16n8k16.row.col.f32.{f16,bf16} for one warp: each lane publishes its fragments, then
+// computes its own four accumulators from the whole A (16×16) and B (16×8), in the fragment layout
+// documented at mma_m16n8k16 in common.cuh. Products and sums in float.
+inline void llava_emu_mma_m16n8k16(float* c, const unsigned int* a, const unsigned int* b, bool bf16)
+{
+    std::uint32_t mine[6] = {a[0], a[1], a[2], a[3], b[0], b[1]};
+    std::uint32_t all[32 * 6];
+    ::llava_emu::warp_all_gather(mine, 6, all);
+    auto value = [bf16](std::uint32_t reg, int high) -> float {
+        const unsigned short bits = (unsigned short)(high ? reg >> 16 : reg & 0xffffu);
+        if (bf16) { unsigned int u = (unsigned int)bits << 16; float f; std::memcpy(&f, &u, 4); return f; }
+        return llava_emu_half_to_float(bits);
+    };
+    // A[row][k]: lane 4·(row % 8) + (k % 8) / 2, register (row ≥ 8) + 2·(k ≥ 8), half k % 2.
+    auto A = [&](int row, int k) { return value(all[(4 * (row % 8) + (k % 8) / 2) * 6 + (row >= 8 ? 1 : 0) + (k >= 8 ? 2 : 0)], k % 2); };
+    // B[k][n]: lane 4·n + (k % 8) / 2, register 4 + (k ≥ 8), half k % 2.
+    auto B = [&](int k, int n) { return value(all[(4 * n + (k % 8) / 2) * 6 + 4 + (k >= 8 ? 1 : 0)], k % 2); };
+    const int lane = ::llava_emu::lane_id(), g = lane / 4, t = lane % 4;
+    for (int i = 0; i < 4; i++)
+    {
+        const int row = g + (i >= 2 ? 8 : 0), col = 2 * t + (i & 1);
+        float sum = c[i];
+        for (int k = 0; k < 16; k++) sum += A(row, k) * B(k, col);
+        c[i] = sum;
+    }
+}

@@ -40,6 +40,7 @@ namespace llava_emu
             std::vector<Fiber> fibers;
             std::vector<Barrier> warps;
             std::vector<std::uint64_t> slots; // [warp][lane] shuffle values
+            std::vector<std::uint32_t> gather; // [thread][8] all-gather words
             Barrier block;
             ucontext_t scheduler;
             Fiber* current = nullptr;
@@ -111,6 +112,21 @@ namespace llava_emu
         return result;
     }
 
+    void warp_all_gather(const std::uint32_t* mine, int count, std::uint32_t* all)
+    {
+        Block& b = *t_block;
+        const int linear = b.current->linear, warp = linear / 32;
+        const int threads = (int)b.fibers.size();
+        for (int i = 0; i < 8; i++) b.gather[(std::size_t)linear * 8 + i] = i < count ? mine[i] : 0;
+        arrive_and_wait(b.warps[warp]);
+        for (int lane = 0; lane < 32; lane++)
+        {
+            const int source = warp * 32 + lane;
+            for (int i = 0; i < count; i++) all[lane * count + i] = source < threads ? b.gather[(std::size_t)source * 8 + i] : 0;
+        }
+        arrive_and_wait(b.warps[warp]);
+    }
+
     // Runs one block to completion; returns false (with a message) on a deadlock.
     bool run_block(Block& b, char* error, int errorCapacity)
     {
@@ -177,6 +193,7 @@ extern "C" int llava_emu_run(llava_emu::Launcher launcher, unsigned gx, unsigned
     block.fibers.resize(threads);
     block.warps.resize((threads + 31) / 32);
     block.slots.resize(threads);
+    block.gather.resize(threads * 8);
     block.launcher = launcher;
     block.args = args;
     block.stacks = static_cast<char*>(std::malloc(threads * StackBytes));
