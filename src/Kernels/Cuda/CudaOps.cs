@@ -25,7 +25,10 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
 
     /// <summary>Weight types with a device mat-vec and row gather.</summary>
     public static IReadOnlyList<TensorType> WeightTypes { get; } =
-        [TensorType.F32, TensorType.F16, TensorType.BF16, TensorType.Q8_0, TensorType.Q4_0, TensorType.Q5_0, TensorType.Q4_K, TensorType.Q6_K];
+        [
+            TensorType.F32, TensorType.F16, TensorType.BF16, TensorType.Q8_0, TensorType.Q4_0, TensorType.Q4_1, TensorType.Q5_0, TensorType.Q5_1,
+            TensorType.IQ4_NL, TensorType.Q2_K, TensorType.Q3_K, TensorType.Q4_K, TensorType.Q5_K, TensorType.Q6_K,
+        ];
 
     public static bool Supports(TensorType type) => WeightTypes.Contains(type);
 
@@ -36,6 +39,12 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
         TensorType.BF16 => "bf16",
         TensorType.Q8_0 => "q8_0",
         TensorType.Q4_0 => "q4_0",
+        TensorType.Q4_1 => "q4_1",
+        TensorType.Q5_1 => "q5_1",
+        TensorType.IQ4_NL => "iq4_nl",
+        TensorType.Q2_K => "q2_k",
+        TensorType.Q3_K => "q3_k",
+        TensorType.Q5_K => "q5_k",
         TensorType.Q5_0 => "q5_0",
         TensorType.Q4_K => "q4_k",
         TensorType.Q6_K => "q6_k",

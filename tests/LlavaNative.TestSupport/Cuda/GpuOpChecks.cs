@@ -107,7 +107,7 @@ public static unsafe class GpuOpChecks
     {
         TensorType.F32 => [203, 96],
         TensorType.F16 or TensorType.BF16 => [203, 1096],
-        TensorType.Q4_K or TensorType.Q6_K => [768, 1280],
+        TensorType.Q2_K or TensorType.Q3_K or TensorType.Q4_K or TensorType.Q5_K or TensorType.Q6_K => [768, 1280],
         _ => [224, 1184],
     };
 

@@ -60,8 +60,11 @@ public class CudaKernelEmulatorTests
         using var ops = new CudaOps(device);
         var e = Assert.Throws<ArgumentException>(() => ops.MatVec(TensorType.Q4_K, default, default, default, 4, 300));
         Assert.Equal("MatVec: rows of Q4_K must be a positive multiple of 256 elements, got 300", e.Message);
-        var unsupported = Assert.Throws<NotSupportedException>(() => ops.MatVec(TensorType.Q2_K, default, default, default, 4, 256));
-        Assert.Contains("no CUDA kernel for weight type Q2_K; supported: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q6_K", unsupported.Message);
+        var unsupported = Assert.Throws<NotSupportedException>(() => ops.MatVec(TensorType.Q8_K, default, default, default, 4, 256));
+        Assert.Contains("no CUDA kernel for weight type Q8_K; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K",
+            unsupported.Message);
+        var notTensorCore = Assert.Throws<NotSupportedException>(() => ops.MatMulTensorCores(TensorType.Q4_0, default, default, default, 4, 32, 1, 4));
+        Assert.Equal("MatMulTensorCores: weight type Q4_0; supported: F16, BF16", notTensorCore.Message);
     }
 }
 

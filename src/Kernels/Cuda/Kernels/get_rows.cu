@@ -44,6 +44,36 @@ extern "C" __global__ void get_rows_q6_k(const u8* __restrict__ w, const int* __
     get_rows_blocks<BlockQ6_K>(w, ids, dst, cols);
 }
 
+extern "C" __global__ void get_rows_q4_1(const u8* __restrict__ w, const int* __restrict__ ids, float* __restrict__ dst, int cols)
+{
+    get_rows_blocks<BlockQ4_1>(w, ids, dst, cols);
+}
+
+extern "C" __global__ void get_rows_q5_1(const u8* __restrict__ w, const int* __restrict__ ids, float* __restrict__ dst, int cols)
+{
+    get_rows_blocks<BlockQ5_1>(w, ids, dst, cols);
+}
+
+extern "C" __global__ void get_rows_iq4_nl(const u8* __restrict__ w, const int* __restrict__ ids, float* __restrict__ dst, int cols)
+{
+    get_rows_blocks<BlockIQ4_NL>(w, ids, dst, cols);
+}
+
+extern "C" __global__ void get_rows_q5_k(const u8* __restrict__ w, const int* __restrict__ ids, float* __restrict__ dst, int cols)
+{
+    get_rows_blocks<BlockQ5_K>(w, ids, dst, cols);
+}
+
+extern "C" __global__ void get_rows_q3_k(const u8* __restrict__ w, const int* __restrict__ ids, float* __restrict__ dst, int cols)
+{
+    get_rows_blocks<BlockQ3_K>(w, ids, dst, cols);
+}
+
+extern "C" __global__ void get_rows_q2_k(const u8* __restrict__ w, const int* __restrict__ ids, float* __restrict__ dst, int cols)
+{
+    get_rows_blocks<BlockQ2_K>(w, ids, dst, cols);
+}
+
 extern "C" __global__ void get_rows_f32(const float* __restrict__ w, const int* __restrict__ ids, float* __restrict__ dst, int cols)
 {
     const float* row = w + (long long)ids[blockIdx.x] * cols;

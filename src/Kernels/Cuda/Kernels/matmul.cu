@@ -147,3 +147,33 @@ extern "C" __global__ void matmul_q6_k(const u8* __restrict__ w, const float* __
 {
     matmul_tiles<QuantTile<BlockQ6_K>>(w, x, y, rows, cols, tokens, y_stride);
 }
+
+extern "C" __global__ void matmul_q4_1(const u8* __restrict__ w, const float* __restrict__ x, float* __restrict__ y, int rows, int cols, int tokens, int y_stride)
+{
+    matmul_tiles<QuantTile<BlockQ4_1>>(w, x, y, rows, cols, tokens, y_stride);
+}
+
+extern "C" __global__ void matmul_q5_1(const u8* __restrict__ w, const float* __restrict__ x, float* __restrict__ y, int rows, int cols, int tokens, int y_stride)
+{
+    matmul_tiles<QuantTile<BlockQ5_1>>(w, x, y, rows, cols, tokens, y_stride);
+}
+
+extern "C" __global__ void matmul_iq4_nl(const u8* __restrict__ w, const float* __restrict__ x, float* __restrict__ y, int rows, int cols, int tokens, int y_stride)
+{
+    matmul_tiles<QuantTile<BlockIQ4_NL>>(w, x, y, rows, cols, tokens, y_stride);
+}
+
+extern "C" __global__ void matmul_q5_k(const u8* __restrict__ w, const float* __restrict__ x, float* __restrict__ y, int rows, int cols, int tokens, int y_stride)
+{
+    matmul_tiles<QuantTile<BlockQ5_K>>(w, x, y, rows, cols, tokens, y_stride);
+}
+
+extern "C" __global__ void matmul_q3_k(const u8* __restrict__ w, const float* __restrict__ x, float* __restrict__ y, int rows, int cols, int tokens, int y_stride)
+{
+    matmul_tiles<QuantTile<BlockQ3_K>>(w, x, y, rows, cols, tokens, y_stride);
+}
+
+extern "C" __global__ void matmul_q2_k(const u8* __restrict__ w, const float* __restrict__ x, float* __restrict__ y, int rows, int cols, int tokens, int y_stride)
+{
+    matmul_tiles<QuantTile<BlockQ2_K>>(w, x, y, rows, cols, tokens, y_stride);
+}

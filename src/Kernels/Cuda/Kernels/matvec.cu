@@ -59,6 +59,36 @@ extern "C" __global__ void matvec_q6_k(const u8* __restrict__ w, const float* __
     matvec_blocks<BlockQ6_K>(w, x, y, rows, cols);
 }
 
+extern "C" __global__ void matvec_q4_1(const u8* __restrict__ w, const float* __restrict__ x, float* __restrict__ y, int rows, int cols)
+{
+    matvec_blocks<BlockQ4_1>(w, x, y, rows, cols);
+}
+
+extern "C" __global__ void matvec_q5_1(const u8* __restrict__ w, const float* __restrict__ x, float* __restrict__ y, int rows, int cols)
+{
+    matvec_blocks<BlockQ5_1>(w, x, y, rows, cols);
+}
+
+extern "C" __global__ void matvec_iq4_nl(const u8* __restrict__ w, const float* __restrict__ x, float* __restrict__ y, int rows, int cols)
+{
+    matvec_blocks<BlockIQ4_NL>(w, x, y, rows, cols);
+}
+
+extern "C" __global__ void matvec_q5_k(const u8* __restrict__ w, const float* __restrict__ x, float* __restrict__ y, int rows, int cols)
+{
+    matvec_blocks<BlockQ5_K>(w, x, y, rows, cols);
+}
+
+extern "C" __global__ void matvec_q3_k(const u8* __restrict__ w, const float* __restrict__ x, float* __restrict__ y, int rows, int cols)
+{
+    matvec_blocks<BlockQ3_K>(w, x, y, rows, cols);
+}
+
+extern "C" __global__ void matvec_q2_k(const u8* __restrict__ w, const float* __restrict__ x, float* __restrict__ y, int rows, int cols)
+{
+    matvec_blocks<BlockQ2_K>(w, x, y, rows, cols);
+}
+
 // F32 weights: float4 loads when each row is 16-byte aligned (cols % 4 == 0), else one float at a time.
 extern "C" __global__ void matvec_f32(const float* __restrict__ w, const float* __restrict__ x, float* __restrict__ y, int rows, int cols)
 {

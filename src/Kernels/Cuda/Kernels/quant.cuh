@@ -116,3 +116,137 @@ struct BlockQ6_K
         }
     }
 };
+
+// Q4_1: 20-byte blocks of 32: d, m, 16 bytes of nibbles; value q·d + m.
+struct BlockQ4_1
+{
+    static constexpr int block_bytes = 20, block_elems = 32;
+    __device__ __forceinline__ static void group(const u8* row, int g, float* v)
+    {
+        const u8* b = row + g * block_bytes;
+        const float d = half_to_float(load_u16(b)), m = half_to_float(load_u16(b + 2));
+#pragma unroll
+        for (int e = 0; e < 16; e++)
+        {
+            const int q = b[4 + e];
+            v[e] = __fmul_rn((float)(q & 15), d) + m;
+            v[e + 16] = __fmul_rn((float)(q >> 4), d) + m;
+        }
+    }
+};
+
+// Q5_1: 24-byte blocks of 32: d, m, 32 high bits, 16 bytes of nibbles; value q·d + m.
+struct BlockQ5_1
+{
+    static constexpr int block_bytes = 24, block_elems = 32;
+    __device__ __forceinline__ static void group(const u8* row, int g, float* v)
+    {
+        const u8* b = row + g * block_bytes;
+        const float d = half_to_float(load_u16(b)), m = half_to_float(load_u16(b + 2));
+        const u32 qh = load_u32(b + 4);
+#pragma unroll
+        for (int e = 0; e < 16; e++)
+        {
+            const int q = b[8 + e];
+            const int h0 = (int)((qh >> e) & 1) << 4, h1 = (int)((qh >> (e + 16)) & 1) << 4;
+            v[e] = __fmul_rn((float)((q & 15) | h0), d) + m;
+            v[e + 16] = __fmul_rn((float)((q >> 4) | h1), d) + m;
+        }
+    }
+};
+
+// IQ4_NL: 18-byte blocks of 32 like Q4_0, but each nibble indexes ggml's non-linear table kvalues_iq4nl.
+__constant__ const i8 iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+struct BlockIQ4_NL
+{
+    static constexpr int block_bytes = 18, block_elems = 32;
+    __device__ __forceinline__ static void group(const u8* row, int g, float* v)
+    {
+        const u8* b = row + g * block_bytes;
+        const float d = half_to_float(load_u16(b));
+#pragma unroll
+        for (int e = 0; e < 16; e++)
+        {
+            const int q = b[2 + e];
+            v[e] = d * (float)iq4nl_values[q & 15];
+            v[e + 16] = d * (float)iq4nl_values[q >> 4];
+        }
+    }
+};
+
+// Q5_K: 176-byte super-blocks of 256: d, dmin, 12 bytes of scales/mins (as Q4_K), 32 bytes of high bits, 128 bytes
+// of nibbles. Sub-block j: nibbles as Q4_K, high bit j of qh[l]; value d·scale_j·q − dmin·min_j.
+struct BlockQ5_K
+{
+    static constexpr int block_bytes = 176, block_elems = 256;
+    __device__ __forceinline__ static void group(const u8* row, int g, float* v)
+    {
+        const u8* b = row + (g >> 3) * block_bytes;
+        const int j = g & 7;
+        const float d = half_to_float(load_u16(b)), dmin = half_to_float(load_u16(b + 2));
+        int sc, m;
+        scale_min_k4(j, b + 4, &sc, &m);
+        const float d1 = d * (float)sc, m1 = dmin * (float)m;
+        const u8* qh = b + 16;
+        const u8* q = b + 48 + (j >> 1) * 32;
+        const int shift = (j & 1) * 4;
+#pragma unroll
+        for (int e = 0; e < 32; e++)
+        {
+            const int value = ((q[e] >> shift) & 15) + (((qh[e] >> j) & 1) << 4);
+            v[e] = __fmul_rn(d1, (float)value) - m1;
+        }
+    }
+};
+
+// Q3_K: 110-byte super-blocks of 256: 32 bytes of high-bit masks (hmask), 64 bytes of 2-bit values, 12 bytes
+// of packed 6-bit scales, f16 d. Group j = 4·half + s covers elements 128·half + 32·s … +31: bits 2s..2s+1 of
+// qs[32·half + l], high bit j of hmask[l] (clear means −4), scale 2j + (l ≥ 16); value d·(scale − 32)·q.
+struct BlockQ3_K
+{
+    static constexpr int block_bytes = 110, block_elems = 256;
+    __device__ __forceinline__ static int scale(const u8* s, int i)
+    {
+        const int low = i < 8 ? (s[i] & 15) : (s[i - 8] >> 4);
+        const int high = (s[8 + (i & 3)] >> (2 * (i >> 2))) & 3;
+        return (low | (high << 4)) - 32;
+    }
+    __device__ __forceinline__ static void group(const u8* row, int g, float* v)
+    {
+        const u8* b = row + (g >> 3) * block_bytes;
+        const int j = g & 7, half = j >> 2, shift = 2 * (j & 3);
+        const float d = half_to_float(load_u16(b + 108));
+        const float dl0 = d * (float)scale(b + 96, 2 * j), dl1 = d * (float)scale(b + 96, 2 * j + 1);
+        const u8* q = b + 32 + 32 * half;
+#pragma unroll
+        for (int e = 0; e < 32; e++)
+        {
+            const int value = ((q[e] >> shift) & 3) - (((b[e] >> j) & 1) ? 0 : 4);
+            v[e] = (e < 16 ? dl0 : dl1) * (float)value;
+        }
+    }
+};
+
+// Q2_K: 84-byte super-blocks of 256: 16 bytes of 4-bit scale | 4-bit min, 64 bytes of 2-bit values, d, dmin.
+// Group j = 4·half + s as Q3_K; value d·(sc & 15)·q − dmin·(sc >> 4), sc = scales[2j + (l ≥ 16)].
+struct BlockQ2_K
+{
+    static constexpr int block_bytes = 84, block_elems = 256;
+    __device__ __forceinline__ static void group(const u8* row, int g, float* v)
+    {
+        const u8* b = row + (g >> 3) * block_bytes;
+        const int j = g & 7, half = j >> 2, shift = 2 * (j & 3);
+        const float d = half_to_float(load_u16(b + 80)), dmin = half_to_float(load_u16(b + 82));
+        const int s0 = b[2 * j], s1 = b[2 * j + 1];
+        const float dl0 = d * (float)(s0 & 15), ml0 = dmin * (float)(s0 >> 4);
+        const float dl1 = d * (float)(s1 & 15), ml1 = dmin * (float)(s1 >> 4);
+        const u8* q = b + 16 + 32 * half;
+#pragma unroll
+        for (int e = 0; e < 32; e++)
+        {
+            const float qv = (float)((q[e] >> shift) & 3);
+            v[e] = e < 16 ? __fmul_rn(dl0, qv) - ml0 : __fmul_rn(dl1, qv) - ml1;
+        }
+    }
+};
