@@ -172,6 +172,19 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
         Device.Launch(Device.Kernel("attention_f32"), new Dim3((uint)nHeads, (uint)nTokens), AttentionThreads, 0, _args);
     }
 
+    /// <summary>
+    /// Patch rows for the patch embedding: patches [perSide², 3·p·p] from planar RGB pixels [3, imageSize, imageSize]
+    /// (the conv kernel's [3, p, p] order); multiply by the patch weight with <see cref="MatMul"/>.
+    /// </summary>
+    public void Im2ColPatches(DevicePtr pixels, DevicePtr patches, int imageSize, int patchSize)
+    {
+        if (patchSize <= 0 || imageSize < patchSize)
+            throw new ArgumentException($"Im2ColPatches: patch size {patchSize} does not fit an image of {imageSize}");
+        int perSide = imageSize / patchSize;
+        _args.Clear().Add(pixels).Add(patches).Add(imageSize).Add(patchSize).Add(perSide);
+        Device.Launch(Device.Kernel("im2col_patches_f32"), perSide * perSide, 256, 0, _args);
+    }
+
     /// <summary>dst = a + b over n floats (dst may alias either).</summary>
     public void Add(DevicePtr a, DevicePtr b, DevicePtr dst, int n)
     {

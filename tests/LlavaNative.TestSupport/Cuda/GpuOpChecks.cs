@@ -36,6 +36,7 @@ public static unsafe class GpuOpChecks
         }
         all.Add(("matmul tensor cores F16", (d, seed) => MatMulTensorCores(d, TensorType.F16, seed)));
         all.Add(("matmul tensor cores BF16", (d, seed) => MatMulTensorCores(d, TensorType.BF16, seed)));
+        all.Add(("patch embedding (im2col + matmul F16)", PatchEmbeddingCheck));
         all.Add(("rms_norm", RmsNormCheck));
         all.Add(("layer_norm", LayerNormCheck));
         all.Add(("softmax", SoftmaxCheck));
@@ -295,6 +296,59 @@ public static unsafe class GpuOpChecks
         using var dst = Output(device, ids.Length * cols);
         ops.GetRows(type, dw, dids, dst, ids.Length, cols);
         return Compare($"get_rows {type}", device.Download<float>(dst), expected, 0, 0, "bit-exact");
+    }
+
+    /// <summary>
+    /// The patch embedding as the vision tower runs it (im2col, then the F16 prefill mat-mul) against a float64
+    /// direct convolution: a 52×52 image with patch 8 (6×6 patches; the last 4 pixels of each side are not read),
+    /// 40 output channels. Per element |Δ| ≤ 1e-5·Σ|w·x|.
+    /// </summary>
+    public static GpuCheckResult PatchEmbeddingCheck(IGpuDevice device, int seed)
+    {
+        var rng = new Random(seed);
+        const int size = 52, p = 8, perSide = size / p, dim = 40, k = 3 * p * p, patches = perSide * perSide;
+        float[] pixels = Normal(rng, 3 * size * size);
+        var w = new byte[TensorTypeInfo.RowBytes(TensorType.F16, k) * dim];
+        for (int r = 0; r < dim; r++) QuantTestData.RandomRow(TensorType.F16, k, rng, realistic: false).CopyTo(w, TensorTypeInfo.RowBytes(TensorType.F16, k) * r);
+        var wf = new float[dim * k];
+        fixed (byte* pw = w)
+        fixed (float* pf = wf)
+            QuantRegistry.ScalarKernels(TensorType.F16).Dequantize(pw, pf, dim * k);
+        using var ops = new CudaOps(device);
+        using var dp = device.Upload<float>(pixels);
+        using var dpatch = Output(device, patches * k);
+        using var dw = device.Upload<byte>(w);
+        using var dy = Output(device, patches * dim);
+        ops.Im2ColPatches(dp, dpatch, size, p);
+        ops.MatMul(TensorType.F16, dw, dpatch, dy, dim, k, patches, dim);
+        float[] y = device.Download<float>(dy);
+        double worstRatio = 0, maxAbs = 0;
+        string detail = "";
+        bool finite = true;
+        for (int patch = 0; patch < patches; patch++)
+        {
+            int py = patch / perSide, px = patch % perSide;
+            for (int o = 0; o < dim; o++)
+            {
+                double exact = 0, magnitude = 0;
+                for (int ch = 0; ch < 3; ch++)
+                    for (int ky = 0; ky < p; ky++)
+                        for (int kx = 0; kx < p; kx++)
+                        {
+                            double term = (double)wf[o * k + (ch * p + ky) * p + kx] * pixels[(ch * size + py * p + ky) * size + px * p + kx];
+                            exact += term;
+                            magnitude += Math.Abs(term);
+                        }
+                float got = y[patch * dim + o];
+                if (!float.IsFinite(got)) { finite = false; detail = $"patch {patch} channel {o}: {got}"; continue; }
+                double err = Math.Abs(got - exact);
+                maxAbs = Math.Max(maxAbs, err);
+                double ratio = err / Math.Max(magnitude, 1e-30);
+                if (ratio > worstRatio) { worstRatio = ratio; if (ratio > 1e-5) detail = $"patch {patch} channel {o}: got {got:R}, expected {exact:R}"; }
+            }
+        }
+        return new GpuCheckResult("patch embedding (im2col + matmul F16)", finite && worstRatio <= 1e-5, maxAbs, worstRatio,
+            "per element |Δ| ≤ 1e-5·Σ|w·x| vs a float64 convolution", detail);
     }
 
     // ---- rows ----
