@@ -96,7 +96,8 @@ public static partial class KernelSources
         return kernels;
     }
 
-    internal static IEnumerable<KernelSignature> Parse(string file, string text)
+    /// <summary>The kernels declared in one unit's text (<paramref name="file"/> names it in messages).</summary>
+    public static IEnumerable<KernelSignature> Parse(string file, string text)
     {
         foreach (Match m in KernelDeclaration().Matches(StripComments(text)))
         {

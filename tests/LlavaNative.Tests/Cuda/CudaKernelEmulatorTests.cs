@@ -25,6 +25,41 @@ public class CudaKernelEmulatorTests
     }
 
     [EmulatorFact]
+    public void ShufflesAndBarriersFollowTheirCudaDefinitions()
+    {
+        // 70 threads: two full warps and a partial one of 6 lanes.
+        const int threads = 70;
+        using var device = GpuTestDevices.Emulator();
+        using var args = new KernelArguments();
+        using var xor = device.Allocate(threads * 4);
+        using var down = device.Allocate(threads * 4);
+        using var reversed = device.Allocate(threads * 4);
+        device.Launch(device.Kernel("emu_selftest_semantics"), 1, threads, 0, args.Add(xor).Add(down).Add(reversed));
+        int[] x = device.Download<int>(xor), d = device.Download<int>(down), r = device.Download<int>(reversed);
+        for (int t = 0; t < threads; t++)
+        {
+            int warp = t / 32, lanes = Math.Min(32, threads - warp * 32), lane = t % 32;
+            int xorPartner = lane ^ 5, downSource = lane + 3;
+            Assert.Equal(xorPartner < lanes ? warp * 32 + xorPartner : t, x[t]);
+            Assert.Equal(downSource < lanes ? t + 3 : t, d[t]);
+            Assert.Equal(threads - 1 - t, r[t]);
+        }
+    }
+
+    [EmulatorFact]
+    public void DivergentBarrierIsReportedAsADeadlockNotAHang()
+    {
+        using var device = GpuTestDevices.Emulator();
+        using var args = new KernelArguments();
+        using var output = device.Allocate(64 * 4);
+        var e = Assert.Throws<InvalidOperationException>(() =>
+            device.Launch(device.Kernel("emu_selftest_divergent_barrier"), 1, 64, 0, args.Add(output)));
+        Assert.StartsWith("emulated launch of emu_selftest_divergent_barrier", e.Message);
+        Assert.Contains("failed: deadlock in block (0,0,0): 64 of 64 threads wait at a barrier (__syncthreads or a warp shuffle) that the others never reach",
+            e.Message);
+    }
+
+    [EmulatorFact]
     public void LaunchWithWrongArgumentKindsIsRefusedBeforeTheKernelRuns()
     {
         using var device = GpuTestDevices.Emulator();

@@ -76,14 +76,28 @@ public sealed unsafe class CudaEmulator
         return reader.ReadToEnd();
     }
 
+    /// <summary>The emulator's own test kernels (emu_selftest.cu), built into the library beside the real units.</summary>
+    private const string SelfTestUnit = "emu_selftest.cu";
+
+    private static readonly Lazy<IReadOnlyDictionary<string, KernelSignature>> s_signatures = new(() =>
+    {
+        var all = new Dictionary<string, KernelSignature>(KernelSources.Kernels);
+        foreach (var k in KernelSources.Parse(SelfTestUnit, SupportFile(SelfTestUnit))) all.Add(k.Name, k);
+        return all;
+    });
+
+    /// <summary>Every kernel in the library: those of <see cref="KernelSources"/> and the emulator self-tests.</summary>
+    public static IReadOnlyDictionary<string, KernelSignature> Signatures => s_signatures.Value;
+
     /// <summary>Source files of the emulator library: the kernel units and headers, cuda_emu.h, its runtime and the dispatch table.</summary>
     internal static SortedDictionary<string, string> Sources()
     {
         var files = new SortedDictionary<string, string>(StringComparer.Ordinal);
         foreach (var (name, text) in KernelSources.Files) files[name] = text;
+        files[SelfTestUnit] = SupportFile(SelfTestUnit);
         files["cuda_emu.h"] = SupportFile("cuda_emu.h");
         files["cuda_emu_runtime.cpp"] = SupportFile("cuda_emu_runtime.cpp");
-        files["dispatch.cpp"] = DispatchTable(KernelSources.Kernels.Values);
+        files["dispatch.cpp"] = DispatchTable(Signatures.Values);
         return files;
     }
 
@@ -109,6 +123,7 @@ public sealed unsafe class CudaEmulator
         foreach (var (name, text) in files) File.WriteAllText(Path.Combine(work, name), text);
         var arguments = new List<string>(CompilerFlags) { "-include", "cuda_emu.h", "-I", "." , "-x", "c++" };
         arguments.AddRange(KernelSources.Units);
+        arguments.Add(SelfTestUnit);
         arguments.AddRange(["-x", "none", "cuda_emu_runtime.cpp", "dispatch.cpp", "-o", LibraryName]);
         var start = new ProcessStartInfo(gxx) { WorkingDirectory = work, RedirectStandardError = true, RedirectStandardOutput = true };
         foreach (string a in arguments) start.ArgumentList.Add(a);

@@ -86,7 +86,8 @@ public sealed unsafe class EmulatedGpuDevice : IGpuDevice
     public GpuKernel Kernel(string name)
     {
         if (_kernels.TryGetValue(name, out var kernel)) return kernel;
-        KernelSignature signature = KernelSources.Kernel(name);
+        if (!CudaEmulator.Signatures.TryGetValue(name, out var signature))
+            throw new ArgumentException($"no CUDA kernel named '{name}' in the emulator library");
         int index = _emulator.Find(name);
         if (index < 0) throw new InvalidOperationException($"kernel {name} is missing from the emulator library {_emulator.LibraryPath}");
         kernel = new GpuKernel(name, signature, index);
