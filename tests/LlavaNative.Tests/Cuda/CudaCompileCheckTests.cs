@@ -9,7 +9,8 @@ public sealed class ClangFactAttribute : FactAttribute
 {
     public ClangFactAttribute()
     {
-        if (ClangCudaCheck.FindClang() == null) Skip = "no clang on PATH: the device-side compile check of the CUDA kernels needs clang-14 or newer";
+        if (ClangCudaCheck.FindClang() == null)
+            Skip = DisplayName = "CUDA compile check skipped: no clang on PATH (the device-side compile check needs clang-14 or newer)";
     }
 }
 

@@ -9,7 +9,7 @@ public sealed class EmulatorFactAttribute : FactAttribute
 {
     public EmulatorFactAttribute()
     {
-        if (CudaEmulator.FindCompiler() == null) Skip = "g++ is not on PATH, so the CUDA kernels cannot be built for the host emulator";
+        if (CudaEmulator.FindCompiler() == null) Skip = DisplayName = "CUDA emulator test skipped: g++ is not on PATH, so the CUDA kernels cannot be built for the host emulator";
     }
 }
 
@@ -18,7 +18,7 @@ public sealed class EmulatorTheoryAttribute : TheoryAttribute
 {
     public EmulatorTheoryAttribute()
     {
-        if (CudaEmulator.FindCompiler() == null) Skip = "g++ is not on PATH, so the CUDA kernels cannot be built for the host emulator";
+        if (CudaEmulator.FindCompiler() == null) Skip = DisplayName = "CUDA emulator test skipped: g++ is not on PATH, so the CUDA kernels cannot be built for the host emulator";
     }
 }
 
@@ -27,7 +27,8 @@ public sealed class GpuTheoryAttribute : TheoryAttribute
 {
     public GpuTheoryAttribute()
     {
-        if (GpuTestDevices.GpuUnavailableReason is { } reason) Skip = "no CUDA GPU: " + reason;
+        // The reason goes into the display name too: `dotnet test` prints a skipped test's name, not its reason.
+        if (GpuTestDevices.GpuUnavailableReason is { } reason) Skip = DisplayName = "CUDA kernels on a GPU skipped, no CUDA GPU: " + reason;
     }
 }
 
