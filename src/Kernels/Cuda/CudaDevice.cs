@@ -30,6 +30,7 @@ public sealed unsafe class CudaDevice : IGpuDevice
     private readonly Dictionary<string, GpuKernel> _kernels = new();
     private readonly HashSet<nint> _sharedMemoryRaised = new();
     private readonly bool _syncEveryLaunch;
+    private bool _capturing; // a stream being captured into a graph must not be synchronised
     private bool _disposed;
 
     public string Name { get; }
@@ -115,6 +116,12 @@ public sealed unsafe class CudaDevice : IGpuDevice
         return null;
     }
 
+    // Host copies through the staging buffers and synchronisation cannot be recorded into a graph.
+    private void RefuseDuringCapture(string what)
+    {
+        if (_capturing) throw new InvalidOperationException($"{what} while the stream is being captured into a CUDA graph (between BeginCapture and EndCapture)");
+    }
+
     private void MakeCurrent() => _cu.Check(_cu.cuCtxSetCurrent(_context), "cuCtxSetCurrent");
 
     // ---- memory ----
@@ -155,6 +162,7 @@ public sealed unsafe class CudaDevice : IGpuDevice
     /// <summary>Host → device through pinned staging buffers, two in flight, so large uploads (weights) overlap copy and memcpy.</summary>
     public void Upload(DevicePtr destination, void* source, long bytes)
     {
+        RefuseDuringCapture("Upload");
         MakeCurrent();
         for (long done = 0; done < bytes;)
         {
@@ -171,6 +179,7 @@ public sealed unsafe class CudaDevice : IGpuDevice
 
     public void Download(void* destination, DevicePtr source, long bytes)
     {
+        RefuseDuringCapture("Download");
         MakeCurrent();
         for (long done = 0; done < bytes;)
         {
@@ -233,7 +242,7 @@ public sealed unsafe class CudaDevice : IGpuDevice
             arguments.Pointers, null);
         if (result != 0)
             throw new CudaException("cuLaunchKernel", result, _cu.ErrorName(result), $"{kernel.Name} grid {grid} block {block} shared {sharedBytes}");
-        if (_syncEveryLaunch)
+        if (_syncEveryLaunch && !_capturing)
         {
             result = _cu.cuStreamSynchronize(_stream);
             if (result != 0) throw new CudaException("cuStreamSynchronize", result, _cu.ErrorName(result), $"after {kernel.Name}");
@@ -242,6 +251,7 @@ public sealed unsafe class CudaDevice : IGpuDevice
 
     public void Synchronize()
     {
+        RefuseDuringCapture("Synchronize");
         MakeCurrent();
         _cu.Check(_cu.cuStreamSynchronize(_stream), "cuStreamSynchronize");
     }
@@ -296,6 +306,7 @@ public sealed unsafe class CudaDevice : IGpuDevice
     {
         MakeCurrent();
         _cu.Check(_cu.cuStreamBeginCapture(_stream, CudaDriverApi.StreamCaptureModeThreadLocal), "cuStreamBeginCapture_v2");
+        _capturing = true;
     }
 
     /// <summary>Ends the capture started by <see cref="BeginCapture"/> and instantiates the graph.</summary>
@@ -303,6 +314,7 @@ public sealed unsafe class CudaDevice : IGpuDevice
     {
         MakeCurrent();
         nint graph, exec;
+        _capturing = false;
         _cu.Check(_cu.cuStreamEndCapture(_stream, &graph), "cuStreamEndCapture");
         int result = _cu.cuGraphInstantiateWithFlags(&exec, graph, 0);
         if (result != 0)
