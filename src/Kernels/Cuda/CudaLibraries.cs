@@ -40,7 +40,8 @@ public static class CudaLibraries
                 if (NativeLibrary.TryLoad(file, out nint handle)) return handle;
                 tried.Add(file);
             }
-            if (tried.Count == 0) tried.Add(overridePath + " (does not exist)");
+            if (tried.Count == 0)
+                tried.Add(Directory.Exists(overridePath) ? $"{overridePath} (a folder with no {pattern} in it)" : $"{overridePath} (does not exist)");
             throw new CudaUnavailableException(
                 $"{what} not found: {variable}={overridePath} names no loadable library (tried {string.Join(", ", tried)})");
         }

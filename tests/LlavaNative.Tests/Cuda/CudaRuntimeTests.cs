@@ -28,8 +28,13 @@ public class CudaRuntimeTests
         {
             var e = Assert.Throws<CudaUnavailableException>(() => CudaLibraries.Load("CUDA driver", CudaLibraries.DriverVariable, empty,
                 ["libcuda.so.1"], [], "libcuda.so*", useLoaderSearch: true));
-            Assert.Equal($"CUDA driver not found: LLAVANATIVE_CUDA_DRIVER={empty} names no loadable library (tried {empty} (does not exist))", e.Message
-                .Replace($"{empty} (does not exist)", $"{empty} (does not exist)"));
+            // An empty folder holds no candidate: the message says the override names nothing loadable.
+            Assert.Equal($"CUDA driver not found: LLAVANATIVE_CUDA_DRIVER={empty} names no loadable library (tried {empty} (a folder with no libcuda.so* in it))",
+                e.Message);
+            e = Assert.Throws<CudaUnavailableException>(() => CudaLibraries.Load("CUDA driver", CudaLibraries.DriverVariable, empty + "/missing",
+                ["libcuda.so.1"], [], "libcuda.so*", useLoaderSearch: true));
+            Assert.Equal($"CUDA driver not found: LLAVANATIVE_CUDA_DRIVER={empty}/missing names no loadable library (tried {empty}/missing (does not exist))",
+                e.Message);
 
             string notALibrary = Path.Combine(empty, "libcuda.so.1");
             File.WriteAllText(notALibrary, "not an ELF file");
