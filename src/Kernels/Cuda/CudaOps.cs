@@ -1,0 +1,239 @@
+using LlavaNative.Kernels.Cpu.Ops;
+using LlavaNative.Kernels.Tensors;
+
+namespace LlavaNative.Kernels.Cuda;
+
+/// <summary>
+/// Launchers of the kernels in Cuda/Kernels: each op takes device pointers and sizes, checks what the kernel
+/// assumes (supported type, divisibility, limits) with a message naming the op, and queues one launch on the
+/// device's stream. The same code runs against the CUDA driver and, in tests, against the host emulator.
+/// Shapes follow the CPU ops in Cpu/Ops, which are the references the tests compare with. Launching allocates
+/// nothing (one reused argument block), so a decode step can be captured into a graph.
+/// </summary>
+public sealed class CudaOps(IGpuDevice device) : IDisposable
+{
+    private const int MatVecRowsPerBlock = 4;   // matvec.cu: MATVEC_ROWS_PER_BLOCK warps of 32
+    private const int ElementwiseThreads = 256;
+    private const int ElementwiseMaxBlocks = 4096; // grid-stride loops cover the rest
+    private const int RowThreads = 256;
+    private const int AttentionThreads = 128;   // attention.cu: ATTN_WARPS warps
+    private const int AttentionMaxHeadDim = 256; // attention.cu: ATTN_MAX_DIM
+
+    private readonly KernelArguments _args = new();
+
+    public IGpuDevice Device { get; } = device;
+
+    /// <summary>Weight types with a device mat-vec and row gather.</summary>
+    public static IReadOnlyList<TensorType> WeightTypes { get; } =
+        [
+            TensorType.F32, TensorType.F16, TensorType.BF16, TensorType.Q8_0, TensorType.Q4_0, TensorType.Q4_1, TensorType.Q5_0, TensorType.Q5_1,
+            TensorType.IQ4_NL, TensorType.Q2_K, TensorType.Q3_K, TensorType.Q4_K, TensorType.Q5_K, TensorType.Q6_K,
+        ];
+
+    public static bool Supports(TensorType type) => WeightTypes.Contains(type);
+
+    private static string Suffix(TensorType type) => type switch
+    {
+        TensorType.F32 => "f32",
+        TensorType.F16 => "f16",
+        TensorType.BF16 => "bf16",
+        TensorType.Q8_0 => "q8_0",
+        TensorType.Q4_0 => "q4_0",
+        TensorType.Q4_1 => "q4_1",
+        TensorType.Q5_1 => "q5_1",
+        TensorType.IQ4_NL => "iq4_nl",
+        TensorType.Q2_K => "q2_k",
+        TensorType.Q3_K => "q3_k",
+        TensorType.Q5_K => "q5_k",
+        TensorType.Q5_0 => "q5_0",
+        TensorType.Q4_K => "q4_k",
+        TensorType.Q6_K => "q6_k",
+        _ => throw new NotSupportedException(
+            $"no CUDA kernel for weight type {TensorTypeInfo.Name(type)}; supported: {string.Join(", ", WeightTypes)}"),
+    };
+
+    // Kernel names per type, built once so a launch does not format strings.
+    private static readonly Dictionary<TensorType, (string MatVec, string GetRows, string MatMul)> s_names =
+        WeightTypes.ToDictionary(t => t, t => ("matvec_" + Suffix(t), "get_rows_" + Suffix(t), "matmul_" + Suffix(t)));
+
+    private const int MatMulTileRows = 64, MatMulTileTokens = 64, MatMulThreads = 256; // matmul.cu
+
+    private static void CheckRowLength(string op, TensorType type, int cols)
+    {
+        int block = TensorTypeInfo.BlockElements(type);
+        if (cols <= 0 || cols % block != 0)
+            throw new ArgumentException($"{op}: rows of {TensorTypeInfo.Name(type)} must be a positive multiple of {block} elements, got {cols}");
+    }
+
+    private static uint Blocks(long n, int perBlock) => (uint)Math.Max(1, Math.Min((n + perBlock - 1) / perBlock, ElementwiseMaxBlocks));
+
+    /// <summary>y [rows] = W [rows, cols] · x [cols]; W in <paramref name="type"/> (row-major GGUF encoding), x and y F32.</summary>
+    public void MatVec(TensorType type, DevicePtr w, DevicePtr x, DevicePtr y, int rows, int cols)
+    {
+        Suffix(type);
+        CheckRowLength("MatVec", type, cols);
+        var kernel = Device.Kernel(s_names[type].MatVec);
+        _args.Clear().Add(w).Add(x).Add(y).Add(rows).Add(cols);
+        Device.Launch(kernel, (int)((rows + MatVecRowsPerBlock - 1) / MatVecRowsPerBlock), MatVecRowsPerBlock * 32, 0, _args);
+    }
+
+    /// <summary>
+    /// Y [tokens, rows] = X [tokens, cols] · Wᵀ for prefill and the vision tower (W [rows, cols] in <paramref name="type"/>,
+    /// X and Y F32; Y's token t starts at y + t·yStride floats, yStride ≥ rows). F32/F16/BF16 take any cols; quantized
+    /// types whole blocks.
+    /// </summary>
+    public void MatMul(TensorType type, DevicePtr w, DevicePtr x, DevicePtr y, int rows, int cols, int tokens, int yStride)
+    {
+        Suffix(type);
+        if (TensorTypeInfo.BlockElements(type) > 1) CheckRowLength("MatMul", type, cols);
+        else if (cols <= 0) throw new ArgumentException($"MatMul: row length must be positive, got {cols}");
+        if (yStride < rows) throw new ArgumentException($"MatMul: output stride {yStride} is shorter than a row of {rows} outputs");
+        var kernel = Device.Kernel(s_names[type].MatMul);
+        _args.Clear().Add(w).Add(x).Add(y).Add(rows).Add(cols).Add(tokens).Add(yStride);
+        var grid = new Dim3((uint)((rows + MatMulTileRows - 1) / MatMulTileRows), (uint)((tokens + MatMulTileTokens - 1) / MatMulTileTokens));
+        Device.Launch(kernel, grid, MatMulThreads, 0, _args);
+    }
+
+    /// <summary>
+    /// <see cref="MatMul"/> on the tensor cores (mma.sync m16n8k16, sm_80+) for F16 and BF16 weights: activations are
+    /// rounded to the weight's 16-bit type as they are staged, products accumulate in F32. Any rows, cols, tokens.
+    /// </summary>
+    public void MatMulTensorCores(TensorType type, DevicePtr w, DevicePtr x, DevicePtr y, int rows, int cols, int tokens, int yStride)
+    {
+        string name = type switch
+        {
+            TensorType.F16 => "matmul_tc_f16",
+            TensorType.BF16 => "matmul_tc_bf16",
+            _ => throw new NotSupportedException($"MatMulTensorCores: weight type {TensorTypeInfo.Name(type)}; supported: F16, BF16"),
+        };
+        if (cols <= 0) throw new ArgumentException($"MatMulTensorCores: row length must be positive, got {cols}");
+        if (yStride < rows) throw new ArgumentException($"MatMulTensorCores: output stride {yStride} is shorter than a row of {rows} outputs");
+        _args.Clear().Add(w).Add(x).Add(y).Add(rows).Add(cols).Add(tokens).Add(yStride);
+        var grid = new Dim3((uint)((rows + TensorCoreTileRows - 1) / TensorCoreTileRows), (uint)((tokens + TensorCoreTileTokens - 1) / TensorCoreTileTokens));
+        Device.Launch(Device.Kernel(name), grid, TensorCoreThreads, 0, _args);
+    }
+
+    private const int TensorCoreTileRows = 64, TensorCoreTileTokens = 64, TensorCoreThreads = 128; // matmul_tc.cu
+
+    /// <summary>dst [nIds, cols] (F32) = rows ids[0…nIds−1] of W [*, cols] in <paramref name="type"/>, dequantized (embedding lookup).</summary>
+    public void GetRows(TensorType type, DevicePtr w, DevicePtr ids, DevicePtr dst, int nIds, int cols)
+    {
+        Suffix(type);
+        CheckRowLength("GetRows", type, cols);
+        var kernel = Device.Kernel(s_names[type].GetRows);
+        _args.Clear().Add(w).Add(ids).Add(dst).Add(cols);
+        Device.Launch(kernel, nIds, 128, 0, _args);
+    }
+
+    /// <summary>RMSNorm of each row of x [rows, cols] into y (may alias x).</summary>
+    public void RmsNorm(DevicePtr x, DevicePtr weight, DevicePtr y, int rows, int cols, float eps)
+    {
+        _args.Clear().Add(x).Add(weight).Add(y).Add(cols).Add(eps);
+        Device.Launch(Device.Kernel("rms_norm_f32"), rows, RowThreads, 0, _args);
+    }
+
+    /// <summary>LayerNorm of each row of x [rows, cols] into y (may alias x); <paramref name="bias"/> may be null (address 0).</summary>
+    public void LayerNorm(DevicePtr x, DevicePtr weight, DevicePtr bias, DevicePtr y, int rows, int cols, float eps)
+    {
+        _args.Clear().Add(x).Add(weight).Add(bias).Add(y).Add(cols).Add(eps);
+        Device.Launch(Device.Kernel("layer_norm_f32"), rows, RowThreads, 0, _args);
+    }
+
+    /// <summary>Softmax of each row of x [rows, cols], in place.</summary>
+    public void Softmax(DevicePtr x, int rows, int cols)
+    {
+        _args.Clear().Add(x).Add(cols);
+        Device.Launch(Device.Kernel("softmax_f32"), rows, RowThreads, 0, _args);
+    }
+
+    /// <summary>
+    /// RoPE on <paramref name="nTokens"/> tokens (token t at x + t·rowStride floats, <paramref name="nHeads"/> heads of
+    /// <paramref name="headDim"/>), first <paramref name="ropeDims"/> dims of each head, angles from cos/sin
+    /// [nTokens, ropeDims/2] (<see cref="Rope.ComputeAngles"/>).
+    /// </summary>
+    public void Rope(DevicePtr x, DevicePtr cos, DevicePtr sin, int nTokens, int nHeads, int headDim, int ropeDims, int rowStride, RopeMode mode)
+    {
+        if (ropeDims % 2 != 0 || ropeDims > headDim || ropeDims <= 0)
+            throw new ArgumentException($"Rope: rotary dims {ropeDims} must be even, positive and at most the head dim {headDim}");
+        _args.Clear().Add(x).Add(cos).Add(sin).Add(nHeads).Add(headDim).Add(ropeDims).Add(rowStride).Add(mode == RopeMode.Neox ? 1 : 0);
+        Device.Launch(Device.Kernel("rope_f32"), nTokens, 128, 0, _args);
+    }
+
+    /// <summary>Attention with the geometry of <see cref="Cpu.Ops.Attention.Problem"/>: q, out [tokens, heads·headDim]; k, v [keys, kvStride].</summary>
+    public void Attention(DevicePtr q, DevicePtr k, DevicePtr v, DevicePtr output, int nTokens, int nHeads, int nKvHeads, int headDim,
+        int kvStride, int startPos, int keyCount, bool causal, float scale)
+    {
+        if (headDim > AttentionMaxHeadDim || headDim <= 0)
+            throw new ArgumentException($"Attention: head dim {headDim} is outside the kernel's 1…{AttentionMaxHeadDim}");
+        if (nKvHeads <= 0 || nHeads % nKvHeads != 0)
+            throw new ArgumentException($"Attention: {nHeads} query heads cannot be grouped over {nKvHeads} KV heads");
+        _args.Clear().Add(q).Add(k).Add(v).Add(output).Add(nHeads).Add(nKvHeads).Add(headDim).Add(kvStride).Add(startPos)
+            .Add(keyCount).Add(causal ? 1 : 0).Add(scale);
+        Device.Launch(Device.Kernel("attention_f32"), new Dim3((uint)nHeads, (uint)nTokens), AttentionThreads, 0, _args);
+    }
+
+    /// <summary>
+    /// Patch rows for the patch embedding: patches [perSide², 3·p·p] from planar RGB pixels [3, imageSize, imageSize]
+    /// (the conv kernel's [3, p, p] order); multiply by the patch weight with <see cref="MatMul"/>.
+    /// </summary>
+    public void Im2ColPatches(DevicePtr pixels, DevicePtr patches, int imageSize, int patchSize)
+    {
+        if (patchSize <= 0 || imageSize < patchSize)
+            throw new ArgumentException($"Im2ColPatches: patch size {patchSize} does not fit an image of {imageSize}");
+        int perSide = imageSize / patchSize;
+        _args.Clear().Add(pixels).Add(patches).Add(imageSize).Add(patchSize).Add(perSide);
+        Device.Launch(Device.Kernel("im2col_patches_f32"), perSide * perSide, 256, 0, _args);
+    }
+
+    /// <summary>dst = a + b over n floats (dst may alias either).</summary>
+    public void Add(DevicePtr a, DevicePtr b, DevicePtr dst, int n)
+    {
+        _args.Clear().Add(a).Add(b).Add(dst).Add(n);
+        Device.Launch(Device.Kernel("add_f32"), Blocks(n, ElementwiseThreads), ElementwiseThreads, 0, _args);
+    }
+
+    /// <summary>x [rows, cols] += bias [cols] on every row.</summary>
+    public void AddBiasRows(DevicePtr x, DevicePtr bias, int rows, int cols)
+    {
+        _args.Clear().Add(x).Add(bias).Add(rows).Add(cols);
+        Device.Launch(Device.Kernel("add_bias_rows_f32"), Blocks((long)rows * cols, ElementwiseThreads), ElementwiseThreads, 0, _args);
+    }
+
+    /// <summary>x *= s over n floats.</summary>
+    public void Scale(DevicePtr x, float s, int n)
+    {
+        _args.Clear().Add(x).Add(s).Add(n);
+        Device.Launch(Device.Kernel("scale_f32"), Blocks(n, ElementwiseThreads), ElementwiseThreads, 0, _args);
+    }
+
+    /// <summary>gate = silu(gate) · up over n floats (<see cref="Elementwise.SiluMul"/>).</summary>
+    public void SiluMul(DevicePtr gate, DevicePtr up, int n)
+    {
+        _args.Clear().Add(gate).Add(up).Add(n);
+        Device.Launch(Device.Kernel("silu_mul_f32"), Blocks(n, ElementwiseThreads), ElementwiseThreads, 0, _args);
+    }
+
+    /// <summary>y = f(x) over n floats for the vision activations (<see cref="Activations"/>); y may alias x.</summary>
+    public void Activation(ActivationFunction function, DevicePtr x, DevicePtr y, int n)
+    {
+        string name = function switch
+        {
+            ActivationFunction.GeluErf => "gelu_erf_f32",
+            ActivationFunction.GeluTanh => "gelu_tanh_f32",
+            ActivationFunction.QuickGelu => "quick_gelu_f32",
+            _ => throw new ArgumentOutOfRangeException(nameof(function), function, "unknown activation"),
+        };
+        _args.Clear().Add(x).Add(y).Add(n);
+        Device.Launch(Device.Kernel(name), Blocks(n, ElementwiseThreads), ElementwiseThreads, 0, _args);
+    }
+
+    /// <summary>result[0] (an int on the device) = index of the largest of x [n], first on ties (<c>Sampler.ArgMax</c>).</summary>
+    public void ArgMax(DevicePtr x, int n, DevicePtr result)
+    {
+        if (n <= 0) throw new ArgumentException($"ArgMax: needs at least one value, got {n}");
+        _args.Clear().Add(x).Add(n).Add(result);
+        Device.Launch(Device.Kernel("argmax_f32"), 1, 1024, 0, _args);
+    }
+
+    public void Dispose() => _args.Dispose();
+}

@@ -1,0 +1,119 @@
+// Shared by every kernel unit. Written for NVRTC with no CUDA headers, so the same text also compiles with
+// clang (syntax check) and with g++ plus tests/LlavaNative.Tests/Cuda/Emulator/cuda_emu.h (host emulator).
+// Only the device builtins NVRTC declares implicitly are used: threadIdx & co, __syncthreads,
+// __shfl_xor_sync, atomics, the float math functions and __fmul_rn / __uint_as_float.
+#pragma once
+
+typedef unsigned char u8;
+typedef signed char i8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+
+#define WARP_SIZE 32
+#define FULL_MASK 0xffffffffu
+#define NEG_INF_F __int_as_float(0xff800000)
+
+// IEEE half (GGUF F16 and the scales of quantized blocks) to float, exactly.
+__device__ __forceinline__ float half_to_float(u16 h)
+{
+#if defined(__CUDA_ARCH__)
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+#else
+    return llava_emu_half_to_float(h);
+#endif
+}
+
+// bfloat16 to float: the top half of the float's bits.
+__device__ __forceinline__ float bf16_to_float(u16 h) { return __uint_as_float((u32)h << 16); }
+
+// Little-endian 16-bit load from a byte address with no alignment requirement (block fields sit at odd offsets).
+__device__ __forceinline__ u16 load_u16(const u8* p) { return (u16)(p[0] | (p[1] << 8)); }
+
+__device__ __forceinline__ u32 load_u32(const u8* p) { return (u32)p[0] | ((u32)p[1] << 8) | ((u32)p[2] << 16) | ((u32)p[3] << 24); }
+
+// Sum over the 32 lanes of a warp; every lane gets the total.
+__device__ __forceinline__ float warp_sum(float v)
+{
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(FULL_MASK, v, offset);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v)
+{
+    for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, offset));
+    return v;
+}
+
+// Sum over a whole block (blockDim.x a multiple of 32, at most 1024); every thread gets the total.
+// scratch: 32 floats of shared memory; it is reusable after the call returns.
+__device__ __forceinline__ float block_sum(float v, float* scratch)
+{
+    const int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE, warps = blockDim.x / WARP_SIZE;
+    v = warp_sum(v);
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    v = lane < warps ? scratch[lane] : 0.0f;
+    v = warp_sum(v);
+    __syncthreads();
+    return v;
+}
+
+__device__ __forceinline__ float block_max(float v, float* scratch)
+{
+    const int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE, warps = blockDim.x / WARP_SIZE;
+    v = warp_max(v);
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    v = lane < warps ? scratch[lane] : NEG_INF_F;
+    v = warp_max(v);
+    __syncthreads();
+    return v;
+}
+
+// float → IEEE half / bfloat16 bits, round to nearest even (activations staged for the tensor cores).
+__device__ __forceinline__ u16 float_to_half(float f)
+{
+#if defined(__CUDA_ARCH__)
+    u16 h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+#else
+    return llava_emu_float_to_half(f);
+#endif
+}
+
+__device__ __forceinline__ u16 float_to_bf16(float f)
+{
+#if defined(__CUDA_ARCH__)
+    u16 h;
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+#else
+    return llava_emu_float_to_bf16(f);
+#endif
+}
+
+// One warp-wide tensor-core product D = A·B + C, m16n8k16, F32 accumulators (mma.sync, sm_80+).
+// Fragments (PTX ISA, "matrix fragments for mma.m16n8k16", 16-bit types), lane = 4·g + t:
+//   a[0] = A[g][2t, 2t+1]    a[1] = A[g+8][2t, 2t+1]    a[2] = A[g][2t+8, 2t+9]    a[3] = A[g+8][2t+8, 2t+9]
+//   b[0] = B[2t, 2t+1][g]    b[1] = B[2t+8, 2t+9][g]
+//   c[0], c[1] = D[g][2t, 2t+1]    c[2], c[3] = D[g+8][2t, 2t+1]
+// (two 16-bit values per register, the lower column / row in the low half). Bf16 selects bfloat16 inputs.
+template <bool Bf16>
+__device__ __forceinline__ void mma_m16n8k16(float* c, const u32* a, const u32* b)
+{
+#if defined(__CUDA_ARCH__)
+    if (Bf16)
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    else
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+    llava_emu_mma_m16n8k16(c, a, b, Bf16);
+#endif
+}

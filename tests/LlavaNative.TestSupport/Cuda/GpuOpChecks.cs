@@ -1,0 +1,574 @@
+using LlavaNative.Kernels.Cpu.Ops;
+using LlavaNative.Kernels.Cpu.Quant;
+using LlavaNative.Kernels.Cuda;
+using LlavaNative.Kernels.Tensors;
+
+namespace LlavaNative.TestSupport.Cuda;
+
+/// <summary>Outcome of one device-vs-CPU comparison.</summary>
+public sealed record GpuCheckResult(string Name, bool Passed, double MaxAbs, double RelL2, string Tolerance, string Detail = "")
+{
+    public override string ToString() =>
+        $"{(Passed ? "PASS" : "FAIL")} {Name,-34} max|Δ| {MaxAbs:0.00e+00}  rel L2 {RelL2:0.00e+00}  (tolerance {Tolerance}){(Detail.Length > 0 ? "  " + Detail : "")}";
+}
+
+/// <summary>
+/// Per-op checks of the CUDA kernels (through <see cref="CudaOps"/>) against the CPU ops on random inputs of
+/// awkward sizes (row counts that are not multiples of the rows per block, row lengths below and above one
+/// warp's share, partial rotary dims, GQA, strides with padding). The same checks run on the host emulator in
+/// the xunit tests and on a real GPU in the xunit tests (when one is present) and in tools/device/GpuCheck.
+/// Every output buffer starts as NaN (the emulator poisons allocations; here it is filled explicitly), so an
+/// element a kernel forgets to write fails the check on either device.
+/// </summary>
+public static unsafe class GpuOpChecks
+{
+    /// <summary>Every check, by name.</summary>
+    public static IReadOnlyList<(string Name, Func<IGpuDevice, int, GpuCheckResult> Run)> All { get; } = BuildAll();
+
+    private static List<(string, Func<IGpuDevice, int, GpuCheckResult>)> BuildAll()
+    {
+        var all = new List<(string, Func<IGpuDevice, int, GpuCheckResult>)>();
+        foreach (TensorType type in CudaOps.WeightTypes)
+        {
+            all.Add(($"matvec {type}", (d, seed) => MatVec(d, type, seed)));
+            all.Add(($"get_rows {type}", (d, seed) => GetRows(d, type, seed)));
+            all.Add(($"matmul {type}", (d, seed) => MatMul(d, type, seed)));
+        }
+        all.Add(("matmul tensor cores F16", (d, seed) => MatMulTensorCores(d, TensorType.F16, seed)));
+        all.Add(("matmul tensor cores BF16", (d, seed) => MatMulTensorCores(d, TensorType.BF16, seed)));
+        all.Add(("patch embedding (im2col + matmul F16)", PatchEmbeddingCheck));
+        all.Add(("rms_norm", RmsNormCheck));
+        all.Add(("layer_norm", LayerNormCheck));
+        all.Add(("softmax", SoftmaxCheck));
+        all.Add(("rope normal", (d, seed) => RopeCheck(d, RopeMode.Normal, seed)));
+        all.Add(("rope neox", (d, seed) => RopeCheck(d, RopeMode.Neox, seed)));
+        all.Add(("attention decode gqa", (d, seed) => AttentionCheck(d, tokens: 1, startPos: 0, causal: true, headDim: 40, seed)));
+        all.Add(("attention causal gqa", (d, seed) => AttentionCheck(d, tokens: 3, startPos: 9, causal: true, headDim: 40, seed)));
+        all.Add(("attention bidirectional", (d, seed) => AttentionCheck(d, tokens: 2, startPos: 0, causal: false, headDim: 96, seed)));
+        all.Add(("add / bias / scale", ElementwiseCheck));
+        all.Add(("silu_mul", SiluMulCheck));
+        foreach (ActivationFunction f in Enum.GetValues<ActivationFunction>()) all.Add(($"activation {f}", (d, seed) => ActivationCheck(d, f, seed)));
+        all.Add(("argmax", ArgMaxCheck));
+        all.Add(("upload / download round trip", CopyRoundTripCheck));
+        return all;
+    }
+
+    // ---- helpers ----
+
+    private static float[] Normal(Random rng, int n, double std = 1.0)
+    {
+        var a = new float[n];
+        for (int i = 0; i < n; i++)
+        {
+            double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
+            a[i] = (float)(std * Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
+        }
+        return a;
+    }
+
+    private static DeviceBuffer Output(IGpuDevice device, int floats)
+    {
+        var buffer = device.Allocate(floats * 4L);
+        device.Fill(buffer, 0xFF, buffer.Bytes); // NaN
+        return buffer;
+    }
+
+    /// <summary>Compares element by element; NaN or infinity anywhere fails.</summary>
+    private static GpuCheckResult Compare(string name, ReadOnlySpan<float> actual, ReadOnlySpan<double> expected, double relL2Tolerance,
+        double maxAbsTolerance, string detail = "")
+    {
+        double maxAbs = 0, diff2 = 0, ref2 = 0;
+        int worst = -1;
+        bool finite = true;
+        for (int i = 0; i < actual.Length; i++)
+        {
+            if (!float.IsFinite(actual[i])) { finite = false; worst = i; maxAbs = double.PositiveInfinity; break; }
+            double d = Math.Abs(actual[i] - expected[i]);
+            if (d > maxAbs) { maxAbs = d; worst = i; }
+            diff2 += d * d;
+            ref2 += expected[i] * expected[i];
+        }
+        double rel = ref2 > 0 ? Math.Sqrt(diff2 / ref2) : Math.Sqrt(diff2);
+        bool passed = finite && rel <= relL2Tolerance && maxAbs <= maxAbsTolerance;
+        if (!passed && worst >= 0) detail = $"{detail} worst at [{worst}]: got {actual[worst]:R}, expected {expected[worst]:R}".Trim();
+        return new GpuCheckResult(name, passed, maxAbs, rel, $"rel L2 ≤ {relL2Tolerance:0e0}, max|Δ| ≤ {maxAbsTolerance:0e0}", detail);
+    }
+
+    private static double[] ToDouble(ReadOnlySpan<float> a)
+    {
+        var d = new double[a.Length];
+        for (int i = 0; i < a.Length; i++) d[i] = a[i];
+        return d;
+    }
+
+    // ---- weights ----
+
+    /// <summary>Row lengths to test per type: below and above 32 groups (one per lane) and, for floats, lengths off the vector width.</summary>
+    public static int[] MatVecCols(TensorType type) => type switch
+    {
+        TensorType.F32 => [203, 96],
+        TensorType.F16 or TensorType.BF16 => [203, 1096],
+        TensorType.Q2_K or TensorType.Q3_K or TensorType.Q4_K or TensorType.Q5_K or TensorType.Q6_K => [768, 1280],
+        _ => [224, 1184],
+    };
+
+    /// <summary>
+    /// y = W·x against float64 dot products of the CPU-dequantized rows (the CPU's own Dequantize, scalar table).
+    /// Per-row bound: |y − ref| ≤ 1e-5·Σ|w·x| (float32 accumulation of ≤ 1280 terms in a different order).
+    /// </summary>
+    public static GpuCheckResult MatVec(IGpuDevice device, TensorType type, int seed)
+    {
+        var rng = new Random(seed);
+        const int rows = 37;
+        double worstRatio = 0, maxAbs = 0;
+        string detail = "";
+        bool finite = true;
+        using var ops = new CudaOps(device);
+        foreach (int cols in MatVecCols(type))
+        {
+            var w = new byte[TensorTypeInfo.RowBytes(type, cols) * rows];
+            for (int r = 0; r < rows; r++)
+                QuantTestData.RandomRow(type, cols, rng, realistic: false).CopyTo(w, TensorTypeInfo.RowBytes(type, cols) * r);
+            float[] x = Normal(rng, cols);
+            var dequantized = new float[(long)rows * cols];
+            var kernels = QuantRegistry.ScalarKernels(type);
+            fixed (byte* pw = w)
+            fixed (float* pd = dequantized)
+                for (int r = 0; r < rows; r++) kernels.Dequantize(pw + TensorTypeInfo.RowBytes(type, cols) * r, pd + (long)r * cols, cols);
+
+            using var dw = device.Upload<byte>(w);
+            using var dx = device.Upload<float>(x);
+            using var dy = Output(device, rows);
+            ops.MatVec(type, dw, dx, dy, rows, cols);
+            float[] y = device.Download<float>(dy);
+            for (int r = 0; r < rows; r++)
+            {
+                double exact = 0, magnitude = 0;
+                for (int c = 0; c < cols; c++)
+                {
+                    double t = (double)dequantized[(long)r * cols + c] * x[c];
+                    exact += t;
+                    magnitude += Math.Abs(t);
+                }
+                if (!float.IsFinite(y[r])) { finite = false; detail = $"cols {cols} row {r}: {y[r]}"; continue; }
+                double err = Math.Abs(y[r] - exact);
+                maxAbs = Math.Max(maxAbs, err);
+                double ratio = err / Math.Max(magnitude, 1e-30);
+                if (ratio > worstRatio) { worstRatio = ratio; if (ratio > 1e-5) detail = $"cols {cols} row {r}: got {y[r]:R}, expected {exact:R}"; }
+            }
+        }
+        return new GpuCheckResult($"matvec {type}", finite && worstRatio <= 1e-5, maxAbs, worstRatio,
+            "per row |Δ| ≤ 1e-5·Σ|w·x| (rel L2 column shows the worst ratio)", detail);
+    }
+
+    /// <summary>
+    /// Y = X·Wᵀ for 70 weight rows × 37 tokens (neither a multiple of the 64×64 tile) with an output stride of
+    /// rows + 3, against float64 dot products of the CPU-dequantized rows; per element |Δ| ≤ 1e-5·Σ|w·x|.
+    /// The padding columns of Y must keep their poison (NaN): the kernel may write only its rows.
+    /// </summary>
+    public static GpuCheckResult MatMul(IGpuDevice device, TensorType type, int seed)
+    {
+        var rng = new Random(seed);
+        const int rows = 70, tokens = 37;
+        int cols = type == TensorType.F32 ? 203 : MatVecCols(type)[0];
+        int stride = rows + 3;
+        long rowBytes = TensorTypeInfo.RowBytes(type, cols);
+        var w = new byte[rowBytes * rows];
+        for (int r = 0; r < rows; r++) QuantTestData.RandomRow(type, cols, rng, realistic: false).CopyTo(w, rowBytes * r);
+        float[] x = Normal(rng, tokens * cols);
+        var dequantized = new float[(long)rows * cols];
+        var kernels = QuantRegistry.ScalarKernels(type);
+        fixed (byte* pw = w)
+        fixed (float* pd = dequantized)
+            for (int r = 0; r < rows; r++) kernels.Dequantize(pw + rowBytes * r, pd + (long)r * cols, cols);
+        using var ops = new CudaOps(device);
+        using var dw = device.Upload<byte>(w);
+        using var dx = device.Upload<float>(x);
+        using var dy = Output(device, tokens * stride);
+        ops.MatMul(type, dw, dx, dy, rows, cols, tokens, stride);
+        float[] y = device.Download<float>(dy);
+        double worstRatio = 0, maxAbs = 0;
+        string detail = "";
+        bool ok = true;
+        for (int t = 0; t < tokens; t++)
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                double exact = 0, magnitude = 0;
+                for (int c = 0; c < cols; c++)
+                {
+                    double p = (double)dequantized[(long)r * cols + c] * x[t * cols + c];
+                    exact += p;
+                    magnitude += Math.Abs(p);
+                }
+                float got = y[t * stride + r];
+                if (!float.IsFinite(got)) { ok = false; detail = $"token {t} row {r}: {got}"; continue; }
+                double err = Math.Abs(got - exact);
+                maxAbs = Math.Max(maxAbs, err);
+                double ratio = err / Math.Max(magnitude, 1e-30);
+                if (ratio > worstRatio) { worstRatio = ratio; if (ratio > 1e-5) detail = $"token {t} row {r}: got {got:R}, expected {exact:R}"; }
+            }
+            for (int r = rows; r < stride; r++)
+                if (!float.IsNaN(y[t * stride + r])) { ok = false; detail = $"token {t}: padding column {r} was written"; }
+        }
+        return new GpuCheckResult($"matmul {type}", ok && worstRatio <= 1e-5, maxAbs, worstRatio,
+            "per element |Δ| ≤ 1e-5·Σ|w·x| (rel L2 column shows the worst ratio)", detail);
+    }
+
+    /// <summary>
+    /// The tensor-core mat-mul for 70 rows × 37 tokens × 203 columns (no dimension a multiple of its tiles or of the
+    /// mma shape) against float64 dot products of the weights with the activations rounded to the weight's 16-bit
+    /// type (what the kernel multiplies); per element |Δ| ≤ 1e-4·Σ|w·x| (tensor-core F32 accumulation is not
+    /// sequential IEEE float). On the emulator this checks tiling, staging and indexing; the mma fragment layout
+    /// itself is the emulator's reading of the PTX ISA, so only a GPU run confirms it.
+    /// </summary>
+    public static GpuCheckResult MatMulTensorCores(IGpuDevice device, TensorType type, int seed)
+    {
+        var rng = new Random(seed);
+        const int rows = 70, tokens = 37, cols = 203;
+        int stride = rows + 3;
+        var w = new byte[TensorTypeInfo.RowBytes(type, cols) * rows];
+        for (int r = 0; r < rows; r++) QuantTestData.RandomRow(type, cols, rng, realistic: false).CopyTo(w, TensorTypeInfo.RowBytes(type, cols) * r);
+        float[] x = Normal(rng, tokens * cols);
+        var wf = new float[rows * cols];
+        var xr = new float[x.Length];
+        fixed (byte* pw = w)
+        fixed (float* pf = wf)
+            QuantRegistry.ScalarKernels(type).Dequantize(pw, pf, rows * cols);
+        for (int i = 0; i < x.Length; i++) xr[i] = type == TensorType.BF16 ? Bf16.ToFloat(Bf16.FromFloat(x[i])) : Fp16.Round(x[i]);
+        using var ops = new CudaOps(device);
+        using var dw = device.Upload<byte>(w);
+        using var dx = device.Upload<float>(x);
+        using var dy = Output(device, tokens * stride);
+        ops.MatMulTensorCores(type, dw, dx, dy, rows, cols, tokens, stride);
+        float[] y = device.Download<float>(dy);
+        double worstRatio = 0, maxAbs = 0;
+        string detail = "";
+        bool ok = true;
+        for (int t = 0; t < tokens; t++)
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                double exact = 0, magnitude = 0;
+                for (int c = 0; c < cols; c++)
+                {
+                    double p = (double)wf[r * cols + c] * xr[t * cols + c];
+                    exact += p;
+                    magnitude += Math.Abs(p);
+                }
+                float got = y[t * stride + r];
+                if (!float.IsFinite(got)) { ok = false; detail = $"token {t} row {r}: {got}"; continue; }
+                double err = Math.Abs(got - exact);
+                maxAbs = Math.Max(maxAbs, err);
+                double ratio = err / Math.Max(magnitude, 1e-30);
+                if (ratio > worstRatio) { worstRatio = ratio; if (ratio > 1e-4) detail = $"token {t} row {r}: got {got:R}, expected {exact:R}"; }
+            }
+            for (int r = rows; r < stride; r++)
+                if (!float.IsNaN(y[t * stride + r])) { ok = false; detail = $"token {t}: padding column {r} was written"; }
+        }
+        return new GpuCheckResult($"matmul tensor cores {type}", ok && worstRatio <= 1e-4, maxAbs, worstRatio,
+            "per element |Δ| ≤ 1e-4·Σ|w·x| vs 16-bit-rounded activations (rel L2 column shows the worst ratio)", detail);
+    }
+
+    /// <summary>Gathered and dequantized rows must equal the CPU Dequantize bit for bit.</summary>
+    public static GpuCheckResult GetRows(IGpuDevice device, TensorType type, int seed)
+    {
+        var rng = new Random(seed);
+        const int rows = 11;
+        int cols = MatVecCols(type)[0];
+        long rowBytes = TensorTypeInfo.RowBytes(type, cols);
+        var w = new byte[rowBytes * rows];
+        for (int r = 0; r < rows; r++) QuantTestData.RandomRow(type, cols, rng, realistic: false).CopyTo(w, rowBytes * r);
+        int[] ids = [3, 0, 10, 3, 7];
+        var expected = new double[ids.Length * cols];
+        var row = new float[cols];
+        var kernels = QuantRegistry.ScalarKernels(type);
+        fixed (byte* pw = w)
+        fixed (float* pr = row)
+            for (int t = 0; t < ids.Length; t++)
+            {
+                kernels.Dequantize(pw + rowBytes * ids[t], pr, cols);
+                for (int c = 0; c < cols; c++) expected[t * cols + c] = row[c];
+            }
+        using var ops = new CudaOps(device);
+        using var dw = device.Upload<byte>(w);
+        using var dids = device.Upload<int>(ids);
+        using var dst = Output(device, ids.Length * cols);
+        ops.GetRows(type, dw, dids, dst, ids.Length, cols);
+        return Compare($"get_rows {type}", device.Download<float>(dst), expected, 0, 0, "bit-exact");
+    }
+
+    /// <summary>
+    /// The patch embedding as the vision tower runs it (im2col, then the F16 prefill mat-mul) against a float64
+    /// direct convolution: a 52×52 image with patch 8 (6×6 patches; the last 4 pixels of each side are not read),
+    /// 40 output channels. Per element |Δ| ≤ 1e-5·Σ|w·x|.
+    /// </summary>
+    public static GpuCheckResult PatchEmbeddingCheck(IGpuDevice device, int seed)
+    {
+        var rng = new Random(seed);
+        const int size = 52, p = 8, perSide = size / p, dim = 40, k = 3 * p * p, patches = perSide * perSide;
+        float[] pixels = Normal(rng, 3 * size * size);
+        var w = new byte[TensorTypeInfo.RowBytes(TensorType.F16, k) * dim];
+        for (int r = 0; r < dim; r++) QuantTestData.RandomRow(TensorType.F16, k, rng, realistic: false).CopyTo(w, TensorTypeInfo.RowBytes(TensorType.F16, k) * r);
+        var wf = new float[dim * k];
+        fixed (byte* pw = w)
+        fixed (float* pf = wf)
+            QuantRegistry.ScalarKernels(TensorType.F16).Dequantize(pw, pf, dim * k);
+        using var ops = new CudaOps(device);
+        using var dp = device.Upload<float>(pixels);
+        using var dpatch = Output(device, patches * k);
+        using var dw = device.Upload<byte>(w);
+        using var dy = Output(device, patches * dim);
+        ops.Im2ColPatches(dp, dpatch, size, p);
+        ops.MatMul(TensorType.F16, dw, dpatch, dy, dim, k, patches, dim);
+        float[] y = device.Download<float>(dy);
+        double worstRatio = 0, maxAbs = 0;
+        string detail = "";
+        bool finite = true;
+        for (int patch = 0; patch < patches; patch++)
+        {
+            int py = patch / perSide, px = patch % perSide;
+            for (int o = 0; o < dim; o++)
+            {
+                double exact = 0, magnitude = 0;
+                for (int ch = 0; ch < 3; ch++)
+                    for (int ky = 0; ky < p; ky++)
+                        for (int kx = 0; kx < p; kx++)
+                        {
+                            double term = (double)wf[o * k + (ch * p + ky) * p + kx] * pixels[(ch * size + py * p + ky) * size + px * p + kx];
+                            exact += term;
+                            magnitude += Math.Abs(term);
+                        }
+                float got = y[patch * dim + o];
+                if (!float.IsFinite(got)) { finite = false; detail = $"patch {patch} channel {o}: {got}"; continue; }
+                double err = Math.Abs(got - exact);
+                maxAbs = Math.Max(maxAbs, err);
+                double ratio = err / Math.Max(magnitude, 1e-30);
+                if (ratio > worstRatio) { worstRatio = ratio; if (ratio > 1e-5) detail = $"patch {patch} channel {o}: got {got:R}, expected {exact:R}"; }
+            }
+        }
+        return new GpuCheckResult("patch embedding (im2col + matmul F16)", finite && worstRatio <= 1e-5, maxAbs, worstRatio,
+            "per element |Δ| ≤ 1e-5·Σ|w·x| vs a float64 convolution", detail);
+    }
+
+    // ---- rows ----
+
+    public static GpuCheckResult RmsNormCheck(IGpuDevice device, int seed)
+    {
+        var rng = new Random(seed);
+        var results = new List<(float[] Actual, double[] Expected)>();
+        using var ops = new CudaOps(device);
+        foreach (int cols in new[] { 1000, 33 })
+        {
+            const int rows = 3;
+            float[] x = Normal(rng, rows * cols, 2.0), w = Normal(rng, cols);
+            var expected = new float[rows * cols];
+            fixed (float* px = x, pw = w, pe = expected)
+                for (int r = 0; r < rows; r++) RmsNorm.ApplyScalar(px + r * cols, pw, pe + r * cols, cols, 1e-6f);
+            using var dx = device.Upload<float>(x);
+            using var dw = device.Upload<float>(w);
+            ops.RmsNorm(dx, dw, dx, rows, cols, 1e-6f); // in place, as the decoder uses it
+            results.Add((device.Download<float>(dx), ToDouble(expected)));
+        }
+        return Concat("rms_norm", results, 2e-6, 1e-4);
+    }
+
+    public static GpuCheckResult LayerNormCheck(IGpuDevice device, int seed)
+    {
+        var rng = new Random(seed);
+        var results = new List<(float[] Actual, double[] Expected)>();
+        using var ops = new CudaOps(device);
+        foreach (var (cols, withBias) in new[] { (1000, true), (45, false) })
+        {
+            const int rows = 3;
+            float[] x = Normal(rng, rows * cols, 2.0), w = Normal(rng, cols), b = Normal(rng, cols);
+            for (int i = 0; i < x.Length; i++) x[i] += 3.0f; // a mean far from zero, as LayerNorm inputs have
+            var expected = new float[rows * cols];
+            fixed (float* px = x, pw = w, pb = b, pe = expected)
+                for (int r = 0; r < rows; r++) LayerNorm.Apply(px + r * cols, pw, withBias ? pb : null, pe + r * cols, cols, 1e-5f);
+            using var dx = device.Upload<float>(x);
+            using var dw = device.Upload<float>(w);
+            using var db = device.Upload<float>(b);
+            using var dy = Output(device, rows * cols);
+            ops.LayerNorm(dx, dw, withBias ? db.Pointer : default, dy, rows, cols, 1e-5f);
+            results.Add((device.Download<float>(dy), ToDouble(expected)));
+        }
+        return Concat("layer_norm", results, 2e-6, 1e-4);
+    }
+
+    public static GpuCheckResult SoftmaxCheck(IGpuDevice device, int seed)
+    {
+        var rng = new Random(seed);
+        var results = new List<(float[] Actual, double[] Expected)>();
+        using var ops = new CudaOps(device);
+        foreach (int cols in new[] { 1000, 7 })
+        {
+            const int rows = 3;
+            float[] x = Normal(rng, rows * cols, 4.0);
+            var expected = (float[])x.Clone();
+            fixed (float* pe = expected)
+                for (int r = 0; r < rows; r++) Softmax.Apply(pe + r * cols, cols);
+            using var dx = device.Upload<float>(x);
+            ops.Softmax(dx, rows, cols);
+            results.Add((device.Download<float>(dx), ToDouble(expected)));
+        }
+        return Concat("softmax", results, 2e-6, 1e-6);
+    }
+
+    private static GpuCheckResult Concat(string name, List<(float[] Actual, double[] Expected)> parts, double rel, double abs)
+    {
+        var a = parts.SelectMany(p => p.Actual).ToArray();
+        var e = parts.SelectMany(p => p.Expected).ToArray();
+        return Compare(name, a, e, rel, abs);
+    }
+
+    /// <summary>Partial rotary dims (16 of 24), 5 heads, rows padded by 8 floats (the padding must stay untouched).</summary>
+    public static GpuCheckResult RopeCheck(IGpuDevice device, RopeMode mode, int seed)
+    {
+        var rng = new Random(seed);
+        const int tokens = 3, heads = 5, headDim = 24, ropeDims = 16, stride = heads * headDim + 8, startPos = 7;
+        float[] x = Normal(rng, tokens * stride);
+        var cos = new float[tokens * ropeDims / 2];
+        var sin = new float[tokens * ropeDims / 2];
+        var expected = (float[])x.Clone();
+        fixed (float* pc = cos, ps = sin, pe = expected)
+        {
+            Rope.ComputeAngles(startPos, tokens, ropeDims, 10000f, pc, ps);
+            for (int t = 0; t < tokens; t++) Rope.Apply(pe + t * stride, heads, headDim, ropeDims, mode, pc + t * ropeDims / 2, ps + t * ropeDims / 2);
+        }
+        using var ops = new CudaOps(device);
+        using var dx = device.Upload<float>(x);
+        using var dc = device.Upload<float>(cos);
+        using var ds = device.Upload<float>(sin);
+        ops.Rope(dx, dc, ds, tokens, heads, headDim, ropeDims, stride, mode);
+        return Compare($"rope {mode}", device.Download<float>(dx), ToDouble(expected), 1e-6, 1e-5);
+    }
+
+    /// <summary>6 query heads over 2 KV heads; KV rows padded by 4 floats; against the CPU's float64 reference.</summary>
+    public static GpuCheckResult AttentionCheck(IGpuDevice device, int tokens, int startPos, bool causal, int headDim, int seed)
+    {
+        var rng = new Random(seed);
+        const int heads = 6, kvHeads = 2;
+        int kvStride = kvHeads * headDim + 4;
+        int keys = causal ? startPos + tokens : 13;
+        float[] q = Normal(rng, tokens * heads * headDim, 1.5);
+        float[] k = Normal(rng, keys * kvStride, 1.5);
+        float[] v = Normal(rng, keys * kvStride);
+        var expected = new float[tokens * heads * headDim];
+        float scale = 1.0f / MathF.Sqrt(headDim);
+        fixed (float* pq = q, pk = k, pv = v, pe = expected)
+        {
+            var problem = new Attention.Problem
+            {
+                Q = pq, K = pk, V = pv, Output = pe, Tokens = tokens, Heads = heads, KvHeads = kvHeads, HeadDim = headDim,
+                KvStride = kvStride, StartPos = startPos, KeyCount = keys, Causal = causal, Scale = scale,
+            };
+            Attention.ComputeScalar(in problem);
+        }
+        using var ops = new CudaOps(device);
+        using var dq = device.Upload<float>(q);
+        using var dk = device.Upload<float>(k);
+        using var dv = device.Upload<float>(v);
+        using var dout = Output(device, expected.Length);
+        ops.Attention(dq, dk, dv, dout, tokens, heads, kvHeads, headDim, kvStride, startPos, keys, causal, scale);
+        return Compare($"attention t{tokens} p{startPos} {(causal ? "causal" : "bidir")} d{headDim}", device.Download<float>(dout),
+            ToDouble(expected), 1e-5, 1e-5);
+    }
+
+    // ---- pointwise ----
+
+    public static GpuCheckResult ElementwiseCheck(IGpuDevice device, int seed)
+    {
+        var rng = new Random(seed);
+        const int rows = 7, cols = 149, n = rows * cols;
+        float[] a = Normal(rng, n), b = Normal(rng, n), bias = Normal(rng, cols);
+        var expected = new double[n];
+        for (int i = 0; i < n; i++) expected[i] = ((a[i] + b[i]) + bias[i % cols]) * 0.37f;
+        using var ops = new CudaOps(device);
+        using var da = device.Upload<float>(a);
+        using var db = device.Upload<float>(b);
+        using var dbias = device.Upload<float>(bias);
+        using var dsum = Output(device, n);
+        ops.Add(da, db, dsum, n);
+        ops.AddBiasRows(dsum, dbias, rows, cols);
+        ops.Scale(dsum, 0.37f, n);
+        // Each step is one float rounding on both sides; the reference above rounds the same way (float arithmetic).
+        var e = new double[n];
+        for (int i = 0; i < n; i++) e[i] = (float)((float)((float)(a[i] + b[i]) + bias[i % cols]) * 0.37f);
+        return Compare("add / bias / scale", device.Download<float>(dsum), e, 0, 0, "bit-exact");
+    }
+
+    public static GpuCheckResult SiluMulCheck(IGpuDevice device, int seed)
+    {
+        var rng = new Random(seed);
+        const int n = 1007;
+        float[] gate = Normal(rng, n, 4.0), up = Normal(rng, n);
+        var expected = (float[])gate.Clone();
+        fixed (float* pe = expected, pu = up) Elementwise.SiluMulScalar(pe, pu, n);
+        using var ops = new CudaOps(device);
+        using var dg = device.Upload<float>(gate);
+        using var du = device.Upload<float>(up);
+        ops.SiluMul(dg, du, n);
+        return Compare("silu_mul", device.Download<float>(dg), ToDouble(expected), 1e-6, 1e-5);
+    }
+
+    /// <summary>Inputs N(0, 4) reach the far negative tail, where GELU(erf) must keep its relative accuracy.</summary>
+    public static GpuCheckResult ActivationCheck(IGpuDevice device, ActivationFunction function, int seed)
+    {
+        var rng = new Random(seed);
+        const int n = 1031;
+        float[] x = Normal(rng, n, 4.0);
+        var expected = new float[n];
+        fixed (float* px = x, pe = expected) Activations.ApplyScalar(function, px, pe, n);
+        using var ops = new CudaOps(device);
+        using var dx = device.Upload<float>(x);
+        using var dy = Output(device, n);
+        ops.Activation(function, dx, dy, n);
+        float[] y = device.Download<float>(dy);
+        // Also relative per element: the erf form's negative tail is tiny but must not be lost to cancellation.
+        double worstRelative = 0;
+        for (int i = 0; i < n; i++)
+            if (Math.Abs(expected[i]) > 1e-30) worstRelative = Math.Max(worstRelative, Math.Abs(y[i] - expected[i]) / Math.Abs(expected[i]));
+        var result = Compare($"activation {function}", y, ToDouble(expected), 1e-6, 1e-5, $"worst per-element relative {worstRelative:0.0e0}");
+        return worstRelative <= 1e-5 ? result : result with { Passed = false, Detail = result.Detail + " (limit 1e-5)" };
+    }
+
+    /// <summary>
+    /// 20 MiB + 3 bytes up and down at an odd offset: crosses the driver device's 16 MiB pinned staging buffers
+    /// (two in flight) and must come back byte for byte; the bytes around the copied range must stay untouched.
+    /// </summary>
+    public static GpuCheckResult CopyRoundTripCheck(IGpuDevice device, int seed)
+    {
+        var rng = new Random(seed);
+        var data = new byte[(20 << 20) + 3];
+        rng.NextBytes(data);
+        using var buffer = device.Allocate(data.Length + 64);
+        device.Fill(buffer, 0x5A, buffer.Bytes);
+        device.Upload<byte>(buffer.Pointer.Offset(5), data);
+        var back = new byte[data.Length + 64];
+        device.Download<byte>(back, buffer.Pointer);
+        int mismatches = 0;
+        for (int i = 0; i < back.Length; i++)
+        {
+            byte expected = i >= 5 && i < 5 + data.Length ? data[i - 5] : (byte)0x5A;
+            if (back[i] != expected) mismatches++;
+        }
+        return new GpuCheckResult("upload / download round trip", mismatches == 0, mismatches, 0, "byte-exact", $"{mismatches} bytes differ");
+    }
+
+    /// <summary>Two equal maxima: the first index must win, as in the CPU sampler.</summary>
+    public static GpuCheckResult ArgMaxCheck(IGpuDevice device, int seed)
+    {
+        var rng = new Random(seed);
+        const int n = 5003;
+        float[] x = Normal(rng, n);
+        int first = 1234 + rng.Next(100), second = 4000 + rng.Next(100);
+        x[first] = x[second] = 10f;
+        using var ops = new CudaOps(device);
+        using var dx = device.Upload<float>(x);
+        using var dr = device.Allocate(4);
+        ops.ArgMax(dx, n, dr);
+        int[] result = device.Download<int>(dr);
+        return new GpuCheckResult("argmax", result[0] == first, 0, 0, "exact index", $"got {result[0]}, expected {first}");
+    }
+}

@@ -1,0 +1,121 @@
+using Xunit;
+using LlavaNative.Kernels.Cuda;
+using LlavaNative.Kernels.Tensors;
+using LlavaNative.TestSupport.Cuda;
+
+namespace LlavaNative.Tests.Cuda;
+
+/// <summary>
+/// Every CUDA kernel against the CPU ops on random inputs of awkward sizes, run on the host emulator (the .cu
+/// sources compiled by g++), through the same <see cref="CudaOps"/> launch code the GPU uses.
+/// </summary>
+public class CudaKernelEmulatorTests
+{
+    [EmulatorTheory]
+    [MemberData(nameof(GpuTestDevices.CheckNames), MemberType = typeof(GpuTestDevices))]
+    public void KernelAgreesWithCpuOp(string check)
+    {
+        using var device = GpuTestDevices.Emulator();
+        var run = GpuOpChecks.All.Single(c => c.Name == check).Run;
+        foreach (int seed in new[] { 1, 2 })
+        {
+            GpuCheckResult result = run(device, seed);
+            Assert.True(result.Passed, $"seed {seed}: {result}");
+        }
+    }
+
+    [EmulatorFact]
+    public void ShufflesAndBarriersFollowTheirCudaDefinitions()
+    {
+        // 70 threads: two full warps and a partial one of 6 lanes.
+        const int threads = 70;
+        using var device = GpuTestDevices.Emulator();
+        using var args = new KernelArguments();
+        using var xor = device.Allocate(threads * 4);
+        using var down = device.Allocate(threads * 4);
+        using var reversed = device.Allocate(threads * 4);
+        device.Launch(device.Kernel("emu_selftest_semantics"), 1, threads, 0, args.Add(xor).Add(down).Add(reversed));
+        int[] x = device.Download<int>(xor), d = device.Download<int>(down), r = device.Download<int>(reversed);
+        for (int t = 0; t < threads; t++)
+        {
+            int warp = t / 32, lanes = Math.Min(32, threads - warp * 32), lane = t % 32;
+            int xorPartner = lane ^ 5, downSource = lane + 3;
+            Assert.Equal(xorPartner < lanes ? warp * 32 + xorPartner : t, x[t]);
+            Assert.Equal(downSource < lanes ? t + 3 : t, d[t]);
+            Assert.Equal(threads - 1 - t, r[t]);
+        }
+    }
+
+    [EmulatorFact]
+    public void DivergentBarrierIsReportedAsADeadlockNotAHang()
+    {
+        using var device = GpuTestDevices.Emulator();
+        using var args = new KernelArguments();
+        using var output = device.Allocate(64 * 4);
+        var e = Assert.Throws<InvalidOperationException>(() =>
+            device.Launch(device.Kernel("emu_selftest_divergent_barrier"), 1, 64, 0, args.Add(output)));
+        Assert.StartsWith("emulated launch of emu_selftest_divergent_barrier", e.Message);
+        Assert.Contains("failed: deadlock in block (0,0,0): 64 of 64 threads wait at a barrier (__syncthreads or a warp shuffle) that the others never reach",
+            e.Message);
+    }
+
+    [EmulatorFact]
+    public void LaunchWithWrongArgumentKindsIsRefusedBeforeTheKernelRuns()
+    {
+        using var device = GpuTestDevices.Emulator();
+        using var args = new KernelArguments();
+        using var x = device.Allocate(64);
+        var kernel = device.Kernel("scale_f32"); // (float* x, float s, int n)
+        args.Add(x).Add(3).Add(16); // an int where the kernel takes a float
+        var e = Assert.Throws<ArgumentException>(() => device.Launch(kernel, 1, 32, 0, args));
+        Assert.Contains("argument 1 'float s' is Float32, the launch passed Int32", e.Message);
+        args.Clear().Add(x).Add(1f);
+        e = Assert.Throws<ArgumentException>(() => device.Launch(kernel, 1, 32, 0, args));
+        Assert.Contains("takes 3 arguments, the launch passed 2", e.Message);
+        Assert.Equal(0, device.LaunchCount);
+    }
+
+    [EmulatorFact]
+    public void EmulatorReportsAnOutputBufferTooSmallForTheLaunch()
+    {
+        // The op is told n = 40 floats but the buffer holds 32: the kernel writes past its end, which the
+        // emulator's guard bytes catch (on a GPU this would corrupt a neighbouring allocation silently).
+        using var device = GpuTestDevices.Emulator();
+        using var ops = new CudaOps(device);
+        using var a = device.Upload<float>(new float[40]);
+        using var small = device.Allocate(32 * 4);
+        var e = Assert.Throws<InvalidOperationException>(() => ops.Add(a, a, small, 40));
+        Assert.Contains("written 0 bytes past its end (after add_f32)", e.Message);
+    }
+
+    [EmulatorFact]
+    public void QuantizedRowLengthMustBeAWholeNumberOfBlocks()
+    {
+        using var device = GpuTestDevices.Emulator();
+        using var ops = new CudaOps(device);
+        var e = Assert.Throws<ArgumentException>(() => ops.MatVec(TensorType.Q4_K, default, default, default, 4, 300));
+        Assert.Equal("MatVec: rows of Q4_K must be a positive multiple of 256 elements, got 300", e.Message);
+        var unsupported = Assert.Throws<NotSupportedException>(() => ops.MatVec(TensorType.Q8_K, default, default, default, 4, 256));
+        Assert.Contains("no CUDA kernel for weight type Q8_K; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K",
+            unsupported.Message);
+        var notTensorCore = Assert.Throws<NotSupportedException>(() => ops.MatMulTensorCores(TensorType.Q4_0, default, default, default, 4, 32, 1, 4));
+        Assert.Equal("MatMulTensorCores: weight type Q4_0; supported: F16, BF16", notTensorCore.Message);
+    }
+}
+
+/// <summary>The same checks on a real GPU through the CUDA driver and NVRTC; skipped (with the reason) without one.</summary>
+public class CudaKernelGpuTests
+{
+    [GpuTheory]
+    [MemberData(nameof(GpuTestDevices.CheckNames), MemberType = typeof(GpuTestDevices))]
+    public void KernelAgreesWithCpuOp(string check)
+    {
+        using var device = CudaDevice.Open();
+        var run = GpuOpChecks.All.Single(c => c.Name == check).Run;
+        foreach (int seed in new[] { 1, 2 })
+        {
+            GpuCheckResult result = run(device, seed);
+            Assert.True(result.Passed, $"seed {seed}: {result}");
+        }
+    }
+}
