@@ -1,0 +1,459 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using LlavaNative.Kernels.Cpu.Quant;
+using LlavaNative.Kernels.Tensors;
+
+namespace LlavaNative.Kernels.Cpu.Ops;
+
+/// <summary>How activations are rounded while they are packed: not at all, or to the dot encoding of F16 / BF16
+/// weights (ggml multiplies F16 weights with F16-rounded activations; keeping that makes the packed GEMM the same
+/// function as the kernel table's VecDot, up to float summation order).</summary>
+public enum ActivationRounding { None, F16, BF16 }
+
+/// <summary>
+/// Register-blocked, cache-blocked F32 GEMM for prompt-sized products, y[t, r] = Σ_k x[t, k] · W[r, k]
+/// (x [tokens, K], W [rows, K] in F32, F16 or BF16, y [tokens, rows]), in the BLIS arrangement:
+/// <code>
+/// pack x once:   [K-block][token panel][k][TileTokens]          every token panel of one K-block is contiguous
+/// for each K-block of KBlock columns (outer, so that block of x stays in L2 while a thread's rows pass over it)
+///   for each panel of TileRows weight rows (split across the pool)
+///     pack the panel: [k][TileRows] floats, F16/BF16 converted here, once per call for every token
+///     for each token panel: microkernel  y[TileTokens × TileRows] += xpanel · wpanelᵀ   (all in registers)
+/// </code>
+/// The microkernel is an outer product per k: TileRows weights in vector registers, each of the TileTokens
+/// activations broadcast against them, TileTokens × TileRows accumulators. AVX-512: 12 tokens × 32 rows (24 zmm
+/// accumulators, 2 weight vectors, a broadcast: 27 of 32 registers; 14 loads per 24 FMAs, so the FMA ports, not the
+/// loads, bound it). AVX2: 6 × 16 (12 + 2 + 1 of 16 ymm). Without SIMD: 4 × 8 scalar. The weight panel is
+/// KBlock × 32 floats = 32 KB at the AVX-512 sizes, the L1 of the cores this was tuned on; the accumulators stay in
+/// registers for a whole K-block and touch y once per K-block (loaded, added to, stored). Tiles that stick out of
+/// y (token or row counts that are not multiples of the tile) run on zero-padded panels into a small edge tile.
+/// </summary>
+public static unsafe class PackedGemm
+{
+    /// <summary>Tokens per microkernel tile (the broadcast operand).</summary>
+    public static readonly int TileTokens = Avx512F.IsSupported ? 12 : Avx2.IsSupported && Fma.IsSupported ? 6 : 4;
+
+    /// <summary>Weight rows per microkernel tile (the vector operand).</summary>
+    public static readonly int TileRows = Avx512F.IsSupported ? 32 : Avx2.IsSupported && Fma.IsSupported ? 16 : 8;
+
+    /// <summary>Columns (the K dimension) per block.</summary>
+    public const int KBlock = 256;
+
+    private static readonly delegate*<int, float*, float*, float*, long, bool, void> Kernel =
+        Avx512F.IsSupported ? &Kernel12x32 : Avx2.IsSupported && Fma.IsSupported ? &Kernel6x16 : &KernelScalar;
+
+    /// <summary>Floats of a packed operand of <paramref name="count"/> tokens (or rows) and <paramref name="k"/> columns.</summary>
+    public static long PackedActivationFloats(int count, int k) => (long)Panels(count, TileTokens) * TileTokens * k;
+
+    /// <summary>Floats of a packed weight operand of <paramref name="rows"/> rows and <paramref name="k"/> columns.</summary>
+    public static long PackedWeightFloats(int rows, int k) => (long)Panels(rows, TileRows) * TileRows * k;
+
+    private static int Panels(int count, int panel) => (count + panel - 1) / panel;
+
+    /// <summary>Whether <paramref name="type"/> weights can be packed (converted to F32) by this GEMM.</summary>
+    public static bool SupportsWeightType(TensorType type) => type is TensorType.F32 or TensorType.F16 or TensorType.BF16;
+
+    /// <summary>
+    /// y [tokens, w.Rows] = x [tokens, w.Cols] · wᵀ on the pool. <paramref name="packedX"/> holds
+    /// <see cref="PackedActivationFloats"/>(tokens, w.Cols) floats, 64-byte aligned.
+    /// </summary>
+    public static void Multiply(ComputeThreadPool pool, in WeightMatrix w, float* x, int tokens, float* y, float* packedX, ActivationRounding rounding)
+    {
+        if (!SupportsWeightType(w.Type)) throw new NotSupportedException($"the packed GEMM takes F32, F16 or BF16 weights, not {TensorTypeInfo.Name(w.Type)}");
+        if (tokens <= 0 || w.Rows <= 0) return;
+        int k = w.Cols;
+        var pack = new PackActivationsJob { X = x, Ldx = k, Tokens = tokens, K = k, Packed = packedX, Rounding = rounding };
+        pool.Run(ref pack, Panels(tokens, TileTokens));
+        var job = new MultiplyJob
+        {
+            W = w.Data, WType = w.Type, WRowBytes = w.RowBytes, Rows = w.Rows, K = k,
+            PackedX = packedX, Tokens = tokens, Y = y, Ldy = w.Rows,
+        };
+        pool.Run(ref job, Panels(w.Rows, TileRows));
+    }
+
+    /// <summary>Single-threaded <see cref="Multiply"/> (tests, and callers that split work themselves).</summary>
+    public static void MultiplySingle(in WeightMatrix w, float* x, int tokens, float* y, float* packedX, ActivationRounding rounding)
+    {
+        if (!SupportsWeightType(w.Type)) throw new NotSupportedException($"the packed GEMM takes F32, F16 or BF16 weights, not {TensorTypeInfo.Name(w.Type)}");
+        PackActivations(x, w.Cols, tokens, w.Cols, packedX, rounding);
+        var job = new MultiplyJob
+        {
+            W = w.Data, WType = w.Type, WRowBytes = w.RowBytes, Rows = w.Rows, K = w.Cols,
+            PackedX = packedX, Tokens = tokens, Y = y, Ldy = w.Rows,
+        };
+        job.Execute(0, Panels(w.Rows, TileRows));
+    }
+
+    /// <summary>
+    /// Packs <paramref name="tokens"/> rows of x (row stride <paramref name="ldx"/> floats, <paramref name="k"/> used)
+    /// into <paramref name="packed"/>: [K-block][token panel][k][TileTokens], missing tokens zero.
+    /// </summary>
+    public static void PackActivations(float* x, long ldx, int tokens, int k, float* packed, ActivationRounding rounding)
+        => PackActivationPanels(x, ldx, tokens, k, packed, rounding, 0, Panels(tokens, TileTokens));
+
+    [SkipLocalsInit]
+    private static void PackActivationPanels(float* x, long ldx, int tokens, int k, float* packed, ActivationRounding rounding, int firstPanel, int endPanel)
+    {
+        int mr = TileTokens, panels = Panels(tokens, mr);
+        float* rounded = stackalloc float[KBlock];
+        ushort* halves = stackalloc ushort[KBlock];
+        for (int k0 = 0; k0 < k; k0 += KBlock)
+        {
+            int kc = Math.Min(KBlock, k - k0);
+            float* block = packed + (long)k0 * panels * mr;
+            for (int p = firstPanel; p < endPanel; p++)
+            {
+                float* dst = block + (long)p * kc * mr;
+                for (int i = 0; i < mr; i++)
+                {
+                    int t = p * mr + i;
+                    if (t >= tokens)
+                    {
+                        for (int j = 0; j < kc; j++) dst[j * mr + i] = 0;
+                        continue;
+                    }
+                    float* src = x + t * ldx + k0;
+                    if (rounding == ActivationRounding.F16)
+                    {
+                        Fp16.FromFloatRow(src, halves, kc);
+                        Fp16.ToFloatRow(halves, rounded, kc);
+                        src = rounded;
+                    }
+                    else if (rounding == ActivationRounding.BF16)
+                    {
+                        Bf16.FromFloatRow(src, halves, kc);
+                        Bf16.ToFloatRow(halves, rounded, kc);
+                        src = rounded;
+                    }
+                    for (int j = 0; j < kc; j++) dst[j * mr + i] = src[j];
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Packs the rows [r0, r0 + TileRows) ∩ [0, rows) of a row-major weight, columns [k0, k0 + kc), into
+    /// <paramref name="dst"/> [kc][TileRows] as floats; rows past the end are zero. <paramref name="rowTmp"/>: KBlock floats.
+    /// </summary>
+    private static void PackWeightPanel(byte* w, TensorType type, long rowBytes, int validRows, int k0, int kc, float* dst, float* rowTmp)
+    {
+        int nr = TileRows;
+        for (int r = 0; r < nr; r++)
+        {
+            if (r >= validRows)
+            {
+                for (int j = 0; j < kc; j++) dst[j * nr + r] = 0;
+                continue;
+            }
+            byte* row = w + r * rowBytes;
+            float* src;
+            switch (type)
+            {
+                case TensorType.F16: Fp16.ToFloatRow((ushort*)row + k0, rowTmp, kc); src = rowTmp; break;
+                case TensorType.BF16: Bf16.ToFloatRow((ushort*)row + k0, rowTmp, kc); src = rowTmp; break;
+                default: src = (float*)row + k0; break;
+            }
+            for (int j = 0; j < kc; j++) dst[j * nr + r] = src[j];
+        }
+    }
+
+    /// <summary>
+    /// Packs an F32 operand stored K-major — element (r, k) at <c>v[k·ldv + r]</c>, as the values of attention are
+    /// (keys down, head dimensions across) — into the packed weight layout [K-block][row panel][k][TileRows].
+    /// </summary>
+    public static void PackWeightsKMajor(float* v, long ldv, int rows, int k, float* packed)
+    {
+        int nr = TileRows, panels = Panels(rows, nr);
+        for (int k0 = 0; k0 < k; k0 += KBlock)
+        {
+            int kc = Math.Min(KBlock, k - k0);
+            for (int q = 0; q < panels; q++)
+            {
+                float* dst = packed + (long)k0 * panels * nr + (long)q * kc * nr;
+                int valid = Math.Min(nr, rows - q * nr);
+                for (int j = 0; j < kc; j++)
+                {
+                    float* src = v + (k0 + j) * ldv + q * nr;
+                    int r = 0;
+                    for (; r < valid; r++) dst[j * nr + r] = src[r];
+                    for (; r < nr; r++) dst[j * nr + r] = 0;
+                }
+            }
+        }
+    }
+
+    /// <summary>Packs row-major F32 rows (row stride <paramref name="ldw"/>) into the packed weight layout.</summary>
+    [SkipLocalsInit]
+    public static void PackWeightsRowMajor(float* w, long ldw, int rows, int k, float* packed)
+    {
+        int nr = TileRows, panels = Panels(rows, nr);
+        for (int k0 = 0; k0 < k; k0 += KBlock)
+        {
+            int kc = Math.Min(KBlock, k - k0);
+            for (int q = 0; q < panels; q++)
+                PackWeightPanel((byte*)(w + q * nr * ldw), TensorType.F32, ldw * 4, Math.Min(nr, rows - q * nr), k0, kc,
+                    packed + (long)k0 * panels * nr + (long)q * kc * nr, null);
+        }
+    }
+
+    /// <summary>
+    /// y[t, r] = Σ_k x[t, k] · W[r, k] with both operands already packed (<see cref="PackActivations"/>,
+    /// <see cref="PackWeightsKMajor"/> / <see cref="PackWeightsRowMajor"/>); y has row stride <paramref name="ldy"/>.
+    /// Single-threaded.
+    /// </summary>
+    [SkipLocalsInit]
+    public static void MultiplyPacked(float* packedX, int tokens, float* packedW, int rows, int k, float* y, long ldy)
+    {
+        int mr = TileTokens, nr = TileRows;
+        int tokenPanels = Panels(tokens, mr), rowPanels = Panels(rows, nr);
+        float* edge = stackalloc float[12 * 32];
+        for (int k0 = 0; k0 < k; k0 += KBlock)
+        {
+            int kc = Math.Min(KBlock, k - k0);
+            for (int q = 0; q < rowPanels; q++)
+            {
+                float* wp = packedW + (long)k0 * rowPanels * nr + (long)q * kc * nr;
+                int validRows = Math.Min(nr, rows - q * nr);
+                float* xBlock = packedX + (long)k0 * tokenPanels * mr;
+                for (int p = 0; p < tokenPanels; p++)
+                    Tile(kc, wp, xBlock + (long)p * kc * mr, y + (long)p * mr * ldy + q * nr, ldy,
+                         Math.Min(mr, tokens - p * mr), validRows, k0 > 0, edge);
+            }
+        }
+    }
+
+    /// <summary>One microkernel call on a tile that may stick out of y: those go through <paramref name="edge"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tile(int kc, float* w, float* x, float* c, long ldc, int validTokens, int validRows, bool accumulate, float* edge)
+    {
+        int mr = TileTokens, nr = TileRows;
+        if (validTokens == mr && validRows == nr)
+        {
+            Kernel(kc, w, x, c, ldc, accumulate);
+            return;
+        }
+        if (accumulate)
+            for (int t = 0; t < validTokens; t++)
+                new ReadOnlySpan<float>(c + t * ldc, validRows).CopyTo(new Span<float>(edge + t * nr, validRows));
+        Kernel(kc, w, x, edge, nr, accumulate);
+        for (int t = 0; t < validTokens; t++)
+            new ReadOnlySpan<float>(edge + t * nr, validRows).CopyTo(new Span<float>(c + t * ldc, validRows));
+    }
+
+    private struct PackActivationsJob : IRangeJob
+    {
+        public float* X, Packed;
+        public long Ldx;
+        public int Tokens, K;
+        public ActivationRounding Rounding;
+
+        public void Execute(int start, int end) => PackActivationPanels(X, Ldx, Tokens, K, Packed, Rounding, start, end);
+    }
+
+    /// <summary>Weight-row panels [start, end): each K-block of x is shared by all of them while it is in L2.</summary>
+    private struct MultiplyJob : IRangeJob
+    {
+        public byte* W;
+        public TensorType WType;
+        public long WRowBytes;
+        public int Rows, K, Tokens;
+        public float* PackedX, Y;
+        public long Ldy;
+
+        [SkipLocalsInit]
+        public void Execute(int start, int end)
+        {
+            int mr = TileTokens, nr = TileRows;
+            int tokenPanels = Panels(Tokens, mr);
+            byte* space = stackalloc byte[KBlock * 32 * sizeof(float) + 64];
+            float* panel = (float*)(((nint)space + 63) & ~(nint)63);
+            float* rowTmp = stackalloc float[KBlock];
+            float* edge = stackalloc float[12 * 32];
+            for (int k0 = 0; k0 < K; k0 += KBlock)
+            {
+                int kc = Math.Min(KBlock, K - k0);
+                float* xBlock = PackedX + (long)k0 * tokenPanels * mr;
+                for (int q = start; q < end; q++)
+                {
+                    int validRows = Math.Min(nr, Rows - q * nr);
+                    PackWeightPanel(W + q * nr * WRowBytes, WType, WRowBytes, validRows, k0, kc, panel, rowTmp);
+                    float* yq = Y + q * nr;
+                    for (int p = 0; p < tokenPanels; p++)
+                        Tile(kc, panel, xBlock + (long)p * kc * mr, yq + (long)p * mr * Ldy, Ldy,
+                             Math.Min(mr, Tokens - p * mr), validRows, k0 > 0, edge);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// AVX-512 microkernel: c[12 × 32] (+)= Σ_k x[k][0..11] ⊗ w[k][0..31], c with row stride <paramref name="ldc"/>.
+    /// Row i of the tile is token i, its 32 floats two zmm accumulators.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel12x32(int kc, float* w, float* x, float* c, long ldc, bool accumulate)
+    {
+        Vector512<float> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51,
+                         c60, c61, c70, c71, c80, c81, c90, c91, cA0, cA1, cB0, cB1;
+        if (accumulate)
+        {
+            c00 = Vector512.Load(c); c01 = Vector512.Load(c + 16);
+            c10 = Vector512.Load(c + ldc); c11 = Vector512.Load(c + ldc + 16);
+            c20 = Vector512.Load(c + 2 * ldc); c21 = Vector512.Load(c + 2 * ldc + 16);
+            c30 = Vector512.Load(c + 3 * ldc); c31 = Vector512.Load(c + 3 * ldc + 16);
+            c40 = Vector512.Load(c + 4 * ldc); c41 = Vector512.Load(c + 4 * ldc + 16);
+            c50 = Vector512.Load(c + 5 * ldc); c51 = Vector512.Load(c + 5 * ldc + 16);
+            c60 = Vector512.Load(c + 6 * ldc); c61 = Vector512.Load(c + 6 * ldc + 16);
+            c70 = Vector512.Load(c + 7 * ldc); c71 = Vector512.Load(c + 7 * ldc + 16);
+            c80 = Vector512.Load(c + 8 * ldc); c81 = Vector512.Load(c + 8 * ldc + 16);
+            c90 = Vector512.Load(c + 9 * ldc); c91 = Vector512.Load(c + 9 * ldc + 16);
+            cA0 = Vector512.Load(c + 10 * ldc); cA1 = Vector512.Load(c + 10 * ldc + 16);
+            cB0 = Vector512.Load(c + 11 * ldc); cB1 = Vector512.Load(c + 11 * ldc + 16);
+        }
+        else
+        {
+            c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = Vector512<float>.Zero;
+            c60 = c61 = c70 = c71 = c80 = c81 = c90 = c91 = cA0 = cA1 = cB0 = cB1 = Vector512<float>.Zero;
+        }
+        for (int k = 0; k < kc; k++)
+        {
+            Vector512<float> w0 = Vector512.Load(w), w1 = Vector512.Load(w + 16);
+            Vector512<float> a = Vector512.Create(x[0]);
+            c00 = Avx512F.FusedMultiplyAdd(w0, a, c00); c01 = Avx512F.FusedMultiplyAdd(w1, a, c01);
+            a = Vector512.Create(x[1]);
+            c10 = Avx512F.FusedMultiplyAdd(w0, a, c10); c11 = Avx512F.FusedMultiplyAdd(w1, a, c11);
+            a = Vector512.Create(x[2]);
+            c20 = Avx512F.FusedMultiplyAdd(w0, a, c20); c21 = Avx512F.FusedMultiplyAdd(w1, a, c21);
+            a = Vector512.Create(x[3]);
+            c30 = Avx512F.FusedMultiplyAdd(w0, a, c30); c31 = Avx512F.FusedMultiplyAdd(w1, a, c31);
+            a = Vector512.Create(x[4]);
+            c40 = Avx512F.FusedMultiplyAdd(w0, a, c40); c41 = Avx512F.FusedMultiplyAdd(w1, a, c41);
+            a = Vector512.Create(x[5]);
+            c50 = Avx512F.FusedMultiplyAdd(w0, a, c50); c51 = Avx512F.FusedMultiplyAdd(w1, a, c51);
+            a = Vector512.Create(x[6]);
+            c60 = Avx512F.FusedMultiplyAdd(w0, a, c60); c61 = Avx512F.FusedMultiplyAdd(w1, a, c61);
+            a = Vector512.Create(x[7]);
+            c70 = Avx512F.FusedMultiplyAdd(w0, a, c70); c71 = Avx512F.FusedMultiplyAdd(w1, a, c71);
+            a = Vector512.Create(x[8]);
+            c80 = Avx512F.FusedMultiplyAdd(w0, a, c80); c81 = Avx512F.FusedMultiplyAdd(w1, a, c81);
+            a = Vector512.Create(x[9]);
+            c90 = Avx512F.FusedMultiplyAdd(w0, a, c90); c91 = Avx512F.FusedMultiplyAdd(w1, a, c91);
+            a = Vector512.Create(x[10]);
+            cA0 = Avx512F.FusedMultiplyAdd(w0, a, cA0); cA1 = Avx512F.FusedMultiplyAdd(w1, a, cA1);
+            a = Vector512.Create(x[11]);
+            cB0 = Avx512F.FusedMultiplyAdd(w0, a, cB0); cB1 = Avx512F.FusedMultiplyAdd(w1, a, cB1);
+            w += 32;
+            x += 12;
+        }
+        c00.Store(c); c01.Store(c + 16);
+        c10.Store(c + ldc); c11.Store(c + ldc + 16);
+        c20.Store(c + 2 * ldc); c21.Store(c + 2 * ldc + 16);
+        c30.Store(c + 3 * ldc); c31.Store(c + 3 * ldc + 16);
+        c40.Store(c + 4 * ldc); c41.Store(c + 4 * ldc + 16);
+        c50.Store(c + 5 * ldc); c51.Store(c + 5 * ldc + 16);
+        c60.Store(c + 6 * ldc); c61.Store(c + 6 * ldc + 16);
+        c70.Store(c + 7 * ldc); c71.Store(c + 7 * ldc + 16);
+        c80.Store(c + 8 * ldc); c81.Store(c + 8 * ldc + 16);
+        c90.Store(c + 9 * ldc); c91.Store(c + 9 * ldc + 16);
+        cA0.Store(c + 10 * ldc); cA1.Store(c + 10 * ldc + 16);
+        cB0.Store(c + 11 * ldc); cB1.Store(c + 11 * ldc + 16);
+    }
+
+    /// <summary>AVX2 microkernel: c[6 × 16] (+)= Σ_k x[k][0..5] ⊗ w[k][0..15].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel6x16(int kc, float* w, float* x, float* c, long ldc, bool accumulate)
+    {
+        Vector256<float> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+        if (accumulate)
+        {
+            c00 = Vector256.Load(c); c01 = Vector256.Load(c + 8);
+            c10 = Vector256.Load(c + ldc); c11 = Vector256.Load(c + ldc + 8);
+            c20 = Vector256.Load(c + 2 * ldc); c21 = Vector256.Load(c + 2 * ldc + 8);
+            c30 = Vector256.Load(c + 3 * ldc); c31 = Vector256.Load(c + 3 * ldc + 8);
+            c40 = Vector256.Load(c + 4 * ldc); c41 = Vector256.Load(c + 4 * ldc + 8);
+            c50 = Vector256.Load(c + 5 * ldc); c51 = Vector256.Load(c + 5 * ldc + 8);
+        }
+        else
+        {
+            c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = Vector256<float>.Zero;
+        }
+        for (int k = 0; k < kc; k++)
+        {
+            Vector256<float> w0 = Vector256.Load(w), w1 = Vector256.Load(w + 8);
+            Vector256<float> a = Vector256.Create(x[0]);
+            c00 = Fma.MultiplyAdd(w0, a, c00); c01 = Fma.MultiplyAdd(w1, a, c01);
+            a = Vector256.Create(x[1]);
+            c10 = Fma.MultiplyAdd(w0, a, c10); c11 = Fma.MultiplyAdd(w1, a, c11);
+            a = Vector256.Create(x[2]);
+            c20 = Fma.MultiplyAdd(w0, a, c20); c21 = Fma.MultiplyAdd(w1, a, c21);
+            a = Vector256.Create(x[3]);
+            c30 = Fma.MultiplyAdd(w0, a, c30); c31 = Fma.MultiplyAdd(w1, a, c31);
+            a = Vector256.Create(x[4]);
+            c40 = Fma.MultiplyAdd(w0, a, c40); c41 = Fma.MultiplyAdd(w1, a, c41);
+            a = Vector256.Create(x[5]);
+            c50 = Fma.MultiplyAdd(w0, a, c50); c51 = Fma.MultiplyAdd(w1, a, c51);
+            w += 16;
+            x += 6;
+        }
+        c00.Store(c); c01.Store(c + 8);
+        c10.Store(c + ldc); c11.Store(c + ldc + 8);
+        c20.Store(c + 2 * ldc); c21.Store(c + 2 * ldc + 8);
+        c30.Store(c + 3 * ldc); c31.Store(c + 3 * ldc + 8);
+        c40.Store(c + 4 * ldc); c41.Store(c + 4 * ldc + 8);
+        c50.Store(c + 5 * ldc); c51.Store(c + 5 * ldc + 8);
+    }
+
+    /// <summary>Scalar microkernel (no SIMD): c[4 × 8] (+)= Σ_k x[k][0..3] ⊗ w[k][0..7], in float.</summary>
+    private static void KernelScalar(int kc, float* w, float* x, float* c, long ldc, bool accumulate)
+    {
+        float* acc = stackalloc float[4 * 8];
+        for (int t = 0; t < 4; t++)
+            for (int r = 0; r < 8; r++) acc[t * 8 + r] = accumulate ? c[t * ldc + r] : 0f;
+        for (int k = 0; k < kc; k++, w += 8, x += 4)
+            for (int t = 0; t < 4; t++)
+            {
+                float a = x[t];
+                for (int r = 0; r < 8; r++) acc[t * 8 + r] += a * w[r];
+            }
+        for (int t = 0; t < 4; t++)
+            for (int r = 0; r < 8; r++) c[t * ldc + r] = acc[t * 8 + r];
+    }
+
+    /// <summary>
+    /// Reference: y[t, r] = Σ_k x[t, k] · W[r, k] in double, weights expanded exactly, activations rounded as
+    /// <paramref name="rounding"/> says. Independent of the packing, the blocking and the microkernels.
+    /// </summary>
+    public static void MultiplyReference(in WeightMatrix w, float* x, int tokens, double* y, ActivationRounding rounding)
+    {
+        var row = new float[w.Cols];
+        for (int r = 0; r < w.Rows; r++)
+        {
+            byte* src = w.Row(r);
+            for (int i = 0; i < w.Cols; i++)
+                row[i] = w.Type switch
+                {
+                    TensorType.F16 => Fp16.ToFloat(((ushort*)src)[i]),
+                    TensorType.BF16 => Bf16.ToFloat(((ushort*)src)[i]),
+                    _ => ((float*)src)[i],
+                };
+            for (int t = 0; t < tokens; t++)
+            {
+                double sum = 0;
+                for (int i = 0; i < w.Cols; i++)
+                {
+                    float xi = x[(long)t * w.Cols + i];
+                    xi = rounding switch
+                    {
+                        ActivationRounding.F16 => Fp16.Round(xi),
+                        ActivationRounding.BF16 => Bf16.ToFloat(Bf16.FromFloat(xi)),
+                        _ => xi,
+                    };
+                    sum += (double)row[i] * xi;
+                }
+                y[(long)t * w.Rows + r] = sum;
+            }
+        }
+    }
+}
