@@ -150,7 +150,7 @@ internal static unsafe class KernelAgreement
         var w = new byte[rowBytes * rows];
         for (int r = 0; r < rows; r++) QuantTestData.RandomRow(type, cols, rng).CopyTo(w, r * rowBytes);
         var wf = new float[rows * cols];
-        foreach (int tokens in new[] { 1, 3, 6, 9, 21 })
+        foreach (int tokens in new[] { 1, 3, 6, 9, 21, 40 }) // 40: F32/F16/BF16 take the packed GEMM
         {
             float[] x = QuantTestData.RandomActivations(cols * tokens, rng);
             var y1 = new float[rows * tokens];

@@ -30,7 +30,7 @@ public unsafe class MatMulTests
         // Float types: more than one 1024-column F16 panel and a tail that is not a multiple of 16.
         int cols = TensorTypeInfo.BlockElements(type) switch { 256 => 768, 32 => 352, _ => 1100 };
         foreach (int rows in new[] { 1, 37, 70 })
-            foreach (int tokens in new[] { 1, 2, 5, 13 })
+            foreach (int tokens in new[] { 1, 2, 5, 13, 29 }) // 29: F32/F16/BF16 take the packed GEMM
                 Check(pool, type, rows, cols, tokens, rng);
     }
 
