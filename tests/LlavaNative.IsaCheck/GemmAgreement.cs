@@ -23,7 +23,6 @@ internal static unsafe class GemmAgreement
         foreach (var type in new[] { TensorType.F32, TensorType.F16, TensorType.BF16 })
             foreach (var (rows, cols, tokens) in new[] { (1, 1, 1), (7, 17, 5), (33, 300, 13), (70, 513, 25), (17, 72, 29) })
             {
-                var rounding = type switch { TensorType.F16 => ActivationRounding.F16, TensorType.BF16 => ActivationRounding.BF16, _ => ActivationRounding.None };
                 long rowBytes = TensorTypeInfo.RowBytes(type, cols);
                 var w = new byte[rowBytes * rows];
                 for (int r = 0; r < rows; r++) QuantTestData.RandomRow(type, cols, rng).CopyTo(w, r * rowBytes);
@@ -38,15 +37,15 @@ internal static unsafe class GemmAgreement
                 fixed (double* pe = expected, pm = magnitude)
                 {
                     var matrix = new WeightMatrix(pw, type, rows, cols);
-                    PackedGemm.Multiply(pool, matrix, px, tokens, py, pp, rounding);
-                    PackedGemm.MultiplySingle(matrix, px, tokens, py1, pp, rounding);
-                    PackedGemm.MultiplyReference(matrix, px, tokens, pe, rounding);
+                    PackedGemm.Multiply(pool, matrix, px, tokens, py, pp);
+                    PackedGemm.MultiplySingle(matrix, px, tokens, py1, pp);
+                    PackedGemm.MultiplyReference(matrix, px, tokens, pe);
                     float[] abs = x.Select(Math.Abs).ToArray();
                     var absW = new byte[w.Length];
                     for (int i = 0; i < w.Length; i += type == TensorType.F32 ? 4 : 2) { absW[i] = w[i]; absW[i + 1] = w[i + 1]; if (type == TensorType.F32) { absW[i + 2] = w[i + 2]; absW[i + 3] = (byte)(w[i + 3] & 0x7F); } else absW[i + 1] &= 0x7F; }
                     fixed (byte* paw = absW)
                     fixed (float* pa = abs)
-                        PackedGemm.MultiplyReference(new WeightMatrix(paw, type, rows, cols), pa, tokens, pm, rounding);
+                        PackedGemm.MultiplyReference(new WeightMatrix(paw, type, rows, cols), pa, tokens, pm);
                 }
                 for (int i = 0; i < y.Length; i++)
                 {

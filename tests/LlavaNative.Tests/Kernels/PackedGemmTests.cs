@@ -22,7 +22,6 @@ public unsafe class PackedGemmTests
     public void MatchesFloat64Reference(TensorType type, int rows, int cols, int tokens)
     {
         var rng = new Random(rows * cols + tokens);
-        var rounding = type switch { TensorType.F16 => ActivationRounding.F16, TensorType.BF16 => ActivationRounding.BF16, _ => ActivationRounding.None };
         long rowBytes = TensorTypeInfo.RowBytes(type, cols);
         var w = new byte[rowBytes * rows];
         for (int r = 0; r < rows; r++) QuantTestData.RandomRow(type, cols, rng).CopyTo(w, r * rowBytes);
@@ -37,8 +36,8 @@ public unsafe class PackedGemmTests
         fixed (double* pe = expected)
         {
             var matrix = new WeightMatrix(pw, type, rows, cols);
-            PackedGemm.Multiply(pool, matrix, px, tokens, py, pp, rounding);
-            PackedGemm.MultiplyReference(matrix, px, tokens, pe, rounding);
+            PackedGemm.Multiply(pool, matrix, px, tokens, py, pp);
+            PackedGemm.MultiplyReference(matrix, px, tokens, pe);
             for (int r = 0; r < rows; r++)
                 for (int i = 0; i < cols; i++)
                     wf[r * cols + i] = type switch
@@ -58,6 +57,37 @@ public unsafe class PackedGemmTests
             }
     }
 
+    [Theory]
+    [InlineData(TensorType.F32)]
+    [InlineData(TensorType.F16)]
+    public void PermutingWeightRowsPermutesOutputsExactly(TensorType type)
+    {
+        // Every y[t, r] is the same sequence of FMAs wherever row r lands in the panels: HF and GGUF checkpoints of
+        // llama store q/k rows in different orders and must give identical projections.
+        const int rows = 70, cols = 300, tokens = 40;
+        var rng = new Random(5);
+        long rowBytes = TensorTypeInfo.RowBytes(type, cols);
+        var w = new byte[rowBytes * rows];
+        for (int r = 0; r < rows; r++) QuantTestData.RandomRow(type, cols, rng).CopyTo(w, r * rowBytes);
+        int[] order = Enumerable.Range(0, rows).OrderBy(_ => rng.Next()).ToArray();
+        var permuted = new byte[w.Length];
+        for (int r = 0; r < rows; r++) Array.Copy(w, order[r] * rowBytes, permuted, r * rowBytes, rowBytes);
+        float[] x = QuantTestData.RandomActivations(cols * tokens, rng);
+        var y = new float[rows * tokens];
+        var yp = new float[rows * tokens];
+        var scratch = new byte[MatMul.ScratchBytes(type, cols, tokens)];
+        using var pool = new ComputeThreadPool(2);
+        fixed (byte* pw = w, ppw = permuted, ps = scratch)
+        fixed (float* px = x, py = y, pyp = yp)
+        {
+            MatMul.Compute(pool, new WeightMatrix(pw, type, rows, cols), px, tokens, py, ps);
+            MatMul.Compute(pool, new WeightMatrix(ppw, type, rows, cols), px, tokens, pyp, ps);
+        }
+        for (int t = 0; t < tokens; t++)
+            for (int r = 0; r < rows; r++)
+                Assert.Equal(y[t * rows + order[r]], yp[t * rows + r]);
+    }
+
     [Fact]
     public void ReferenceIsIndependentOfPacking()
     {
@@ -72,8 +102,8 @@ public unsafe class PackedGemmTests
         fixed (double* py = y)
         {
             var matrix = new WeightMatrix((byte*)pw, TensorType.F32, 2, 3);
-            PackedGemm.MultiplyReference(matrix, px, 2, py, ActivationRounding.None);
-            PackedGemm.Multiply(pool, matrix, px, 2, pyf, pp, ActivationRounding.None);
+            PackedGemm.MultiplyReference(matrix, px, 2, py);
+            PackedGemm.Multiply(pool, matrix, px, 2, pyf, pp);
         }
         Assert.Equal(new double[] { 6, -0.5, 12, 0 }, y);
         Assert.Equal(new float[] { 6, -0.5f, 12, 0 }, yf);

@@ -99,10 +99,10 @@ public static unsafe class GemmAttention
                     int h = item / Blocks, t0 = (item % Blocks) * qb;
                     int rows = Math.Min(qb, n - t0);
                     float* keys = Packed + h * perHead, values = keys + PackedKeysFloats(n, hd);
-                    PackedGemm.PackActivations(P.Q + t0 * rowStride + h * hd, rowStride, rows, hd, packedQ, ActivationRounding.None);
+                    PackedGemm.PackActivations(P.Q + t0 * rowStride + h * hd, rowStride, rows, hd, packedQ);
                     PackedGemm.MultiplyPacked(packedQ, rows, keys, n, hd, scores, ldS);
                     for (int i = 0; i < rows; i++) SoftmaxRow(scores + i * ldS, n, P.Scale);
-                    PackedGemm.PackActivations(scores, ldS, rows, n, packedP, ActivationRounding.None);
+                    PackedGemm.PackActivations(scores, ldS, rows, n, packedP);
                     PackedGemm.MultiplyPacked(packedP, rows, values, hd, n, P.Output + t0 * rowStride + h * hd, rowStride);
                 }
             }

@@ -13,7 +13,9 @@ namespace LlavaNative.Kernels.Cpu.Ops;
 /// rows are multiplied with groups of TileTokens tokens, each operand unpacked once per tile; otherwise each
 /// weight row is dotted with every token while it is hot in L1. F32, F16 and BF16 weights
 /// (<see cref="QuantKernels.UsePackedGemm"/>) with at least <see cref="PackedGemmMinTokens"/> tokens go through
-/// <see cref="PackedGemm"/> instead: weights converted to F32 once per call while packed, a register-blocked microkernel.
+/// <see cref="PackedGemm"/> instead: weights converted to F32 once per call while packed, a register-blocked microkernel,
+/// activations kept in F32 (ggml rounds them to F16 / BF16 for such weights; F32 is closer to exact math and to
+/// PyTorch, which computes half-precision checkpoints in float32 on the CPU).
 /// </summary>
 public static unsafe class MatMul
 {
@@ -43,8 +45,7 @@ public static unsafe class MatMul
     {
         if (kernels.UsePackedGemm && nTokens >= PackedGemmMinTokens)
         {
-            var rounding = kernels.DotType switch { TensorType.F16 => ActivationRounding.F16, TensorType.BF16 => ActivationRounding.BF16, _ => ActivationRounding.None };
-            PackedGemm.Multiply(pool, w, x, nTokens, y, (float*)(((nint)scratch + 63) & ~(nint)63), rounding);
+            PackedGemm.Multiply(pool, w, x, nTokens, y, (float*)(((nint)scratch + 63) & ~(nint)63));
             return;
         }
         byte* activations;

@@ -6,11 +6,6 @@ using LlavaNative.Kernels.Tensors;
 
 namespace LlavaNative.Kernels.Cpu.Ops;
 
-/// <summary>How activations are rounded while they are packed: not at all, or to the dot encoding of F16 / BF16
-/// weights (ggml multiplies F16 weights with F16-rounded activations; keeping that makes the packed GEMM the same
-/// function as the kernel table's VecDot, up to float summation order).</summary>
-public enum ActivationRounding { None, F16, BF16 }
-
 /// <summary>
 /// Register-blocked, cache-blocked F32 GEMM for prompt-sized products, y[t, r] = Σ_k x[t, k] · W[r, k]
 /// (x [tokens, K], W [rows, K] in F32, F16 or BF16, y [tokens, rows]), in the BLIS arrangement:
@@ -38,7 +33,7 @@ public static unsafe class PackedGemm
     public static readonly int TileRows = Avx512F.IsSupported ? 32 : Avx2.IsSupported && Fma.IsSupported ? 16 : 8;
 
     /// <summary>Columns (the K dimension) per block.</summary>
-    public const int KBlock = 256;
+    public const int KBlock = 32;
 
     /// <summary>
     /// Weight-row panels that run through all K-blocks together: their slice of y (GroupPanels · TileRows × tokens,
@@ -64,12 +59,12 @@ public static unsafe class PackedGemm
     /// y [tokens, w.Rows] = x [tokens, w.Cols] · wᵀ on the pool. <paramref name="packedX"/> holds
     /// <see cref="PackedActivationFloats"/>(tokens, w.Cols) floats, 64-byte aligned.
     /// </summary>
-    public static void Multiply(ComputeThreadPool pool, in WeightMatrix w, float* x, int tokens, float* y, float* packedX, ActivationRounding rounding)
+    public static void Multiply(ComputeThreadPool pool, in WeightMatrix w, float* x, int tokens, float* y, float* packedX)
     {
         if (!SupportsWeightType(w.Type)) throw new NotSupportedException($"the packed GEMM takes F32, F16 or BF16 weights, not {TensorTypeInfo.Name(w.Type)}");
         if (tokens <= 0 || w.Rows <= 0) return;
         int k = w.Cols;
-        var pack = new PackActivationsJob { X = x, Ldx = k, Tokens = tokens, K = k, Packed = packedX, Rounding = rounding };
+        var pack = new PackActivationsJob { X = x, Ldx = k, Tokens = tokens, K = k, Packed = packedX };
         pool.Run(ref pack, Panels(tokens, TileTokens));
         var job = new MultiplyJob
         {
@@ -80,10 +75,10 @@ public static unsafe class PackedGemm
     }
 
     /// <summary>Single-threaded <see cref="Multiply"/> (tests, and callers that split work themselves).</summary>
-    public static void MultiplySingle(in WeightMatrix w, float* x, int tokens, float* y, float* packedX, ActivationRounding rounding)
+    public static void MultiplySingle(in WeightMatrix w, float* x, int tokens, float* y, float* packedX)
     {
         if (!SupportsWeightType(w.Type)) throw new NotSupportedException($"the packed GEMM takes F32, F16 or BF16 weights, not {TensorTypeInfo.Name(w.Type)}");
-        PackActivations(x, w.Cols, tokens, w.Cols, packedX, rounding);
+        PackActivations(x, w.Cols, tokens, w.Cols, packedX);
         var job = new MultiplyJob
         {
             W = w.Data, WType = w.Type, WRowBytes = w.RowBytes, Rows = w.Rows, K = w.Cols,
@@ -96,15 +91,12 @@ public static unsafe class PackedGemm
     /// Packs <paramref name="tokens"/> rows of x (row stride <paramref name="ldx"/> floats, <paramref name="k"/> used)
     /// into <paramref name="packed"/>: [K-block][token panel][k][TileTokens], missing tokens zero.
     /// </summary>
-    public static void PackActivations(float* x, long ldx, int tokens, int k, float* packed, ActivationRounding rounding)
-        => PackActivationPanels(x, ldx, tokens, k, packed, rounding, 0, Panels(tokens, TileTokens));
+    public static void PackActivations(float* x, long ldx, int tokens, int k, float* packed)
+        => PackActivationPanels(x, ldx, tokens, k, packed, 0, Panels(tokens, TileTokens));
 
-    [SkipLocalsInit]
-    private static void PackActivationPanels(float* x, long ldx, int tokens, int k, float* packed, ActivationRounding rounding, int firstPanel, int endPanel)
+    private static void PackActivationPanels(float* x, long ldx, int tokens, int k, float* packed, int firstPanel, int endPanel)
     {
         int mr = TileTokens, panels = Panels(tokens, mr);
-        float* rounded = stackalloc float[KBlock];
-        ushort* halves = stackalloc ushort[KBlock];
         for (int k0 = 0; k0 < k; k0 += KBlock)
         {
             int kc = Math.Min(KBlock, k - k0);
@@ -121,18 +113,6 @@ public static unsafe class PackedGemm
                         continue;
                     }
                     float* src = x + t * ldx + k0;
-                    if (rounding == ActivationRounding.F16)
-                    {
-                        Fp16.FromFloatRow(src, halves, kc);
-                        Fp16.ToFloatRow(halves, rounded, kc);
-                        src = rounded;
-                    }
-                    else if (rounding == ActivationRounding.BF16)
-                    {
-                        Bf16.FromFloatRow(src, halves, kc);
-                        Bf16.ToFloatRow(halves, rounded, kc);
-                        src = rounded;
-                    }
                     for (int j = 0; j < kc; j++) dst[j * mr + i] = src[j];
                 }
             }
@@ -253,9 +233,7 @@ public static unsafe class PackedGemm
         public float* X, Packed;
         public long Ldx;
         public int Tokens, K;
-        public ActivationRounding Rounding;
-
-        public void Execute(int start, int end) => PackActivationPanels(X, Ldx, Tokens, K, Packed, Rounding, start, end);
+        public void Execute(int start, int end) => PackActivationPanels(X, Ldx, Tokens, K, Packed, start, end);
     }
 
     /// <summary>Weight-row panels [start, end): each K-block of x is shared by all of them while it is in L2.</summary>
@@ -304,26 +282,8 @@ public static unsafe class PackedGemm
     {
         Vector512<float> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51,
                          c60, c61, c70, c71, c80, c81, c90, c91, cA0, cA1, cB0, cB1;
-        if (accumulate)
-        {
-            c00 = Vector512.Load(c); c01 = Vector512.Load(c + 16);
-            c10 = Vector512.Load(c + ldc); c11 = Vector512.Load(c + ldc + 16);
-            c20 = Vector512.Load(c + 2 * ldc); c21 = Vector512.Load(c + 2 * ldc + 16);
-            c30 = Vector512.Load(c + 3 * ldc); c31 = Vector512.Load(c + 3 * ldc + 16);
-            c40 = Vector512.Load(c + 4 * ldc); c41 = Vector512.Load(c + 4 * ldc + 16);
-            c50 = Vector512.Load(c + 5 * ldc); c51 = Vector512.Load(c + 5 * ldc + 16);
-            c60 = Vector512.Load(c + 6 * ldc); c61 = Vector512.Load(c + 6 * ldc + 16);
-            c70 = Vector512.Load(c + 7 * ldc); c71 = Vector512.Load(c + 7 * ldc + 16);
-            c80 = Vector512.Load(c + 8 * ldc); c81 = Vector512.Load(c + 8 * ldc + 16);
-            c90 = Vector512.Load(c + 9 * ldc); c91 = Vector512.Load(c + 9 * ldc + 16);
-            cA0 = Vector512.Load(c + 10 * ldc); cA1 = Vector512.Load(c + 10 * ldc + 16);
-            cB0 = Vector512.Load(c + 11 * ldc); cB1 = Vector512.Load(c + 11 * ldc + 16);
-        }
-        else
-        {
-            c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = Vector512<float>.Zero;
-            c60 = c61 = c70 = c71 = c80 = c81 = c90 = c91 = cA0 = cA1 = cB0 = cB1 = Vector512<float>.Zero;
-        }
+        c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = Vector512<float>.Zero;
+        c60 = c61 = c70 = c71 = c80 = c81 = c90 = c91 = cA0 = cA1 = cB0 = cB1 = Vector512<float>.Zero;
         for (int k = 0; k < kc; k++)
         {
             Vector512<float> w0 = Vector512.Load(w), w1 = Vector512.Load(w + 16);
@@ -354,6 +314,33 @@ public static unsafe class PackedGemm
             w += 32;
             x += 12;
         }
+        if (accumulate)
+        {
+            c00 += Vector512.Load(c);
+            c01 += Vector512.Load(c + 16);
+            c10 += Vector512.Load(c + ldc);
+            c11 += Vector512.Load(c + ldc + 16);
+            c20 += Vector512.Load(c + 2 * ldc);
+            c21 += Vector512.Load(c + 2 * ldc + 16);
+            c30 += Vector512.Load(c + 3 * ldc);
+            c31 += Vector512.Load(c + 3 * ldc + 16);
+            c40 += Vector512.Load(c + 4 * ldc);
+            c41 += Vector512.Load(c + 4 * ldc + 16);
+            c50 += Vector512.Load(c + 5 * ldc);
+            c51 += Vector512.Load(c + 5 * ldc + 16);
+            c60 += Vector512.Load(c + 6 * ldc);
+            c61 += Vector512.Load(c + 6 * ldc + 16);
+            c70 += Vector512.Load(c + 7 * ldc);
+            c71 += Vector512.Load(c + 7 * ldc + 16);
+            c80 += Vector512.Load(c + 8 * ldc);
+            c81 += Vector512.Load(c + 8 * ldc + 16);
+            c90 += Vector512.Load(c + 9 * ldc);
+            c91 += Vector512.Load(c + 9 * ldc + 16);
+            cA0 += Vector512.Load(c + 10 * ldc);
+            cA1 += Vector512.Load(c + 10 * ldc + 16);
+            cB0 += Vector512.Load(c + 11 * ldc);
+            cB1 += Vector512.Load(c + 11 * ldc + 16);
+        }
         c00.Store(c); c01.Store(c + 16);
         c10.Store(c + ldc); c11.Store(c + ldc + 16);
         c20.Store(c + 2 * ldc); c21.Store(c + 2 * ldc + 16);
@@ -373,19 +360,7 @@ public static unsafe class PackedGemm
     private static void Kernel6x16(int kc, float* w, float* x, float* c, long ldc, bool accumulate)
     {
         Vector256<float> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
-        if (accumulate)
-        {
-            c00 = Vector256.Load(c); c01 = Vector256.Load(c + 8);
-            c10 = Vector256.Load(c + ldc); c11 = Vector256.Load(c + ldc + 8);
-            c20 = Vector256.Load(c + 2 * ldc); c21 = Vector256.Load(c + 2 * ldc + 8);
-            c30 = Vector256.Load(c + 3 * ldc); c31 = Vector256.Load(c + 3 * ldc + 8);
-            c40 = Vector256.Load(c + 4 * ldc); c41 = Vector256.Load(c + 4 * ldc + 8);
-            c50 = Vector256.Load(c + 5 * ldc); c51 = Vector256.Load(c + 5 * ldc + 8);
-        }
-        else
-        {
-            c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = Vector256<float>.Zero;
-        }
+        c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = Vector256<float>.Zero;
         for (int k = 0; k < kc; k++)
         {
             Vector256<float> w0 = Vector256.Load(w), w1 = Vector256.Load(w + 8);
@@ -404,6 +379,21 @@ public static unsafe class PackedGemm
             w += 16;
             x += 6;
         }
+        if (accumulate)
+        {
+            c00 += Vector256.Load(c);
+            c01 += Vector256.Load(c + 8);
+            c10 += Vector256.Load(c + ldc);
+            c11 += Vector256.Load(c + ldc + 8);
+            c20 += Vector256.Load(c + 2 * ldc);
+            c21 += Vector256.Load(c + 2 * ldc + 8);
+            c30 += Vector256.Load(c + 3 * ldc);
+            c31 += Vector256.Load(c + 3 * ldc + 8);
+            c40 += Vector256.Load(c + 4 * ldc);
+            c41 += Vector256.Load(c + 4 * ldc + 8);
+            c50 += Vector256.Load(c + 5 * ldc);
+            c51 += Vector256.Load(c + 5 * ldc + 8);
+        }
         c00.Store(c); c01.Store(c + 8);
         c10.Store(c + ldc); c11.Store(c + ldc + 8);
         c20.Store(c + 2 * ldc); c21.Store(c + 2 * ldc + 8);
@@ -417,7 +407,7 @@ public static unsafe class PackedGemm
     {
         float* acc = stackalloc float[4 * 8];
         for (int t = 0; t < 4; t++)
-            for (int r = 0; r < 8; r++) acc[t * 8 + r] = accumulate ? c[t * ldc + r] : 0f;
+            for (int r = 0; r < 8; r++) acc[t * 8 + r] = 0f;
         for (int k = 0; k < kc; k++, w += 8, x += 4)
             for (int t = 0; t < 4; t++)
             {
@@ -425,14 +415,14 @@ public static unsafe class PackedGemm
                 for (int r = 0; r < 8; r++) acc[t * 8 + r] += a * w[r];
             }
         for (int t = 0; t < 4; t++)
-            for (int r = 0; r < 8; r++) c[t * ldc + r] = acc[t * 8 + r];
+            for (int r = 0; r < 8; r++) c[t * ldc + r] = accumulate ? c[t * ldc + r] + acc[t * 8 + r] : acc[t * 8 + r];
     }
 
     /// <summary>
-    /// Reference: y[t, r] = Σ_k x[t, k] · W[r, k] in double, weights expanded exactly, activations rounded as
-    /// <paramref name="rounding"/> says. Independent of the packing, the blocking and the microkernels.
+    /// Reference: y[t, r] = Σ_k x[t, k] · W[r, k] in double, weights expanded exactly. Independent of the packing,
+    /// the blocking and the microkernels.
     /// </summary>
-    public static void MultiplyReference(in WeightMatrix w, float* x, int tokens, double* y, ActivationRounding rounding)
+    public static void MultiplyReference(in WeightMatrix w, float* x, int tokens, double* y)
     {
         var row = new float[w.Cols];
         for (int r = 0; r < w.Rows; r++)
@@ -448,17 +438,7 @@ public static unsafe class PackedGemm
             for (int t = 0; t < tokens; t++)
             {
                 double sum = 0;
-                for (int i = 0; i < w.Cols; i++)
-                {
-                    float xi = x[(long)t * w.Cols + i];
-                    xi = rounding switch
-                    {
-                        ActivationRounding.F16 => Fp16.Round(xi),
-                        ActivationRounding.BF16 => Bf16.ToFloat(Bf16.FromFloat(xi)),
-                        _ => xi,
-                    };
-                    sum += (double)row[i] * xi;
-                }
+                for (int i = 0; i < w.Cols; i++) sum += (double)row[i] * x[(long)t * w.Cols + i];
                 y[(long)t * w.Rows + r] = sum;
             }
         }

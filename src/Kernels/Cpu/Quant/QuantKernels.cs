@@ -49,8 +49,8 @@ public readonly unsafe struct QuantKernels
 
     /// <summary>
     /// Prompt-sized products (at least <see cref="Ops.MatMul.PackedGemmMinTokens"/> tokens) go through
-    /// <see cref="Ops.PackedGemm"/>: the weights converted to F32 while packed, activations rounded to
-    /// <see cref="DotType"/>. Set for F32, F16 and BF16; the scalar reference tables leave it off.
+    /// <see cref="Ops.PackedGemm"/>: the weights converted to F32 while packed, activations kept in F32 (not
+    /// rounded to <see cref="DotType"/>). Set for F32, F16 and BF16; the scalar reference tables leave it off.
     /// </summary>
     public bool UsePackedGemm { get; init; }
 }
