@@ -43,6 +43,14 @@ public static unsafe class GemmBench
         int lanes = PackedGemm.TileRows == 32 ? 16 : PackedGemm.TileRows == 16 ? 8 : 1;
         double peak = ghz * lanes * 2 * 2; // 2 FMA ports × lanes × (multiply + add)
         Console.WriteLine($"microkernel in cache, 1 thread: {gflops:F1} GFLOP/s = {100 * gflops / peak:F0}% of {peak:F0} (2 FMA ports at {ghz} GHz)");
+
+        // The same loops on full-size operands packed beforehand: what the memory hierarchy costs without the packing.
+        const int bigTokens = 577, bigRows = 1024, bigK = 1024;
+        float* bx = Floats(PackedGemm.PackedActivationFloats(bigTokens, bigK), rng);
+        float* bw = Floats(PackedGemm.PackedWeightFloats(bigRows, bigK), rng);
+        float* by = Floats((long)bigTokens * bigRows, rng);
+        double[] tb = KernelAb.Interleaved([("prepacked", () => PackedGemm.MultiplyPacked(bx, bigTokens, bw, bigRows, bigK, by, bigRows))], rounds, threadCpuTime: true);
+        Console.WriteLine($"prepacked {bigTokens}x{bigRows}x{bigK}, 1 thread: {2.0 * bigTokens * bigRows * bigK / tb[0] / 1e9:F1} GFLOP/s");
     }
 
     private static void Product(TensorType type, int rows, int cols, int tokens, int rounds, ComputeThreadPool one, ComputeThreadPool two)

@@ -20,9 +20,10 @@ namespace LlavaNative.Kernels.Cpu.Ops;
 /// activations broadcast against them, TileTokens × TileRows accumulators. AVX-512: 12 tokens × 32 rows (24 zmm
 /// accumulators, 2 weight vectors, a broadcast: 27 of 32 registers; 14 loads per 24 FMAs, so the FMA ports, not the
 /// loads, bound it). AVX2: 6 × 16 (12 + 2 + 1 of 16 ymm). Without SIMD: 4 × 8 scalar. The weight panel is
-/// KBlock × 32 floats = 32 KB at the AVX-512 sizes, the L1 of the cores this was tuned on; the accumulators stay in
-/// registers for a whole K-block and touch y once per K-block (loaded, added to, stored). Tiles that stick out of
-/// y (token or row counts that are not multiples of the tile) run on zero-padded panels into a small edge tile.
+/// KBlock × 32 floats = 16 KB at the AVX-512 sizes, half the L1 of the cores this was tuned on; a K-block of packed
+/// activations for all tokens (577 × 128 floats = 295 KB) and the y slice of a group of row panels share L2. The
+/// accumulators add their partial sums into y every FlushK products (for accuracy, see there). Tiles that stick out
+/// of y (token or row counts that are not multiples of the tile) run on zero-padded panels into a small edge tile.
 /// </summary>
 public static unsafe class PackedGemm
 {
@@ -33,7 +34,14 @@ public static unsafe class PackedGemm
     public static readonly int TileRows = Avx512F.IsSupported ? 32 : Avx2.IsSupported && Fma.IsSupported ? 16 : 8;
 
     /// <summary>Columns (the K dimension) per block.</summary>
-    public const int KBlock = 32;
+    public const int KBlock = 128;
+
+    /// <summary>
+    /// The microkernels sum FlushK products per output in registers, then add that partial sum to y (in L1 by then):
+    /// one float chain over all of K loses accuracy like √K, and the text models' logits are compared with llama.cpp's,
+    /// whose dot products sum 16–64 interleaved partial sums, to 2e-5.
+    /// </summary>
+    private const int FlushK = 32;
 
     /// <summary>
     /// Weight-row panels that run through all K-blocks together: their slice of y (GroupPanels · TileRows × tokens,
@@ -125,7 +133,12 @@ public static unsafe class PackedGemm
     /// </summary>
     private static void PackWeightPanel(byte* w, TensorType type, long rowBytes, int validRows, int k0, int kc, float* dst, float* rowTmp)
     {
-        int nr = TileRows;
+        int nr = TileRows, done = 0;
+        if (Avx512F.IsSupported && nr == 32) done = PackWeightPanelAvx512(w, type, rowBytes, validRows, k0, kc, dst);
+        if (done == kc) return;
+        dst += done * nr;
+        k0 += done;
+        kc -= done;
         for (int r = 0; r < nr; r++)
         {
             if (r >= validRows)
@@ -143,6 +156,86 @@ public static unsafe class PackedGemm
             }
             for (int j = 0; j < kc; j++) dst[j * nr + r] = src[j];
         }
+    }
+
+    /// <summary>
+    /// AVX-512 panel packing: 16 rows × 16 columns at a time are loaded (and converted) as 16 vectors, transposed in
+    /// registers (unpack ps, unpack pd, two 128-bit lane shuffles: 64 shuffles per 256 floats) and stored as 16
+    /// columns of 16 rows, instead of 256 scalar stores. Columns past the last multiple of 16 go through
+    /// <see cref="PackWeightPanel"/>'s scalar loop.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static int PackWeightPanelAvx512(byte* w, TensorType type, long rowBytes, int validRows, int k0, int kc, float* dst)
+    {
+        int kk = 0;
+        for (; kk + 16 <= kc; kk += 16)
+            for (int g = 0; g < 32; g += 16)
+            {
+                Vector512<float> r0 = Row16(w, type, rowBytes, g + 0, validRows, k0 + kk);
+                Vector512<float> r1 = Row16(w, type, rowBytes, g + 1, validRows, k0 + kk);
+                Vector512<float> r2 = Row16(w, type, rowBytes, g + 2, validRows, k0 + kk);
+                Vector512<float> r3 = Row16(w, type, rowBytes, g + 3, validRows, k0 + kk);
+                Vector512<float> r4 = Row16(w, type, rowBytes, g + 4, validRows, k0 + kk);
+                Vector512<float> r5 = Row16(w, type, rowBytes, g + 5, validRows, k0 + kk);
+                Vector512<float> r6 = Row16(w, type, rowBytes, g + 6, validRows, k0 + kk);
+                Vector512<float> r7 = Row16(w, type, rowBytes, g + 7, validRows, k0 + kk);
+                Vector512<float> r8 = Row16(w, type, rowBytes, g + 8, validRows, k0 + kk);
+                Vector512<float> r9 = Row16(w, type, rowBytes, g + 9, validRows, k0 + kk);
+                Vector512<float> r10 = Row16(w, type, rowBytes, g + 10, validRows, k0 + kk);
+                Vector512<float> r11 = Row16(w, type, rowBytes, g + 11, validRows, k0 + kk);
+                Vector512<float> r12 = Row16(w, type, rowBytes, g + 12, validRows, k0 + kk);
+                Vector512<float> r13 = Row16(w, type, rowBytes, g + 13, validRows, k0 + kk);
+                Vector512<float> r14 = Row16(w, type, rowBytes, g + 14, validRows, k0 + kk);
+                Vector512<float> r15 = Row16(w, type, rowBytes, g + 15, validRows, k0 + kk);
+                Vector512<float> t0 = Avx512F.UnpackLow(r0, r1), t1 = Avx512F.UnpackHigh(r0, r1);
+                Vector512<float> t2 = Avx512F.UnpackLow(r2, r3), t3 = Avx512F.UnpackHigh(r2, r3);
+                Vector512<float> t4 = Avx512F.UnpackLow(r4, r5), t5 = Avx512F.UnpackHigh(r4, r5);
+                Vector512<float> t6 = Avx512F.UnpackLow(r6, r7), t7 = Avx512F.UnpackHigh(r6, r7);
+                Vector512<float> t8 = Avx512F.UnpackLow(r8, r9), t9 = Avx512F.UnpackHigh(r8, r9);
+                Vector512<float> t10 = Avx512F.UnpackLow(r10, r11), t11 = Avx512F.UnpackHigh(r10, r11);
+                Vector512<float> t12 = Avx512F.UnpackLow(r12, r13), t13 = Avx512F.UnpackHigh(r12, r13);
+                Vector512<float> t14 = Avx512F.UnpackLow(r14, r15), t15 = Avx512F.UnpackHigh(r14, r15);
+                Vector512<float> u0 = Avx512F.UnpackLow(t0.AsDouble(), t2.AsDouble()).AsSingle(), u1 = Avx512F.UnpackHigh(t0.AsDouble(), t2.AsDouble()).AsSingle();
+                Vector512<float> u2 = Avx512F.UnpackLow(t1.AsDouble(), t3.AsDouble()).AsSingle(), u3 = Avx512F.UnpackHigh(t1.AsDouble(), t3.AsDouble()).AsSingle();
+                Vector512<float> u4 = Avx512F.UnpackLow(t4.AsDouble(), t6.AsDouble()).AsSingle(), u5 = Avx512F.UnpackHigh(t4.AsDouble(), t6.AsDouble()).AsSingle();
+                Vector512<float> u6 = Avx512F.UnpackLow(t5.AsDouble(), t7.AsDouble()).AsSingle(), u7 = Avx512F.UnpackHigh(t5.AsDouble(), t7.AsDouble()).AsSingle();
+                Vector512<float> u8 = Avx512F.UnpackLow(t8.AsDouble(), t10.AsDouble()).AsSingle(), u9 = Avx512F.UnpackHigh(t8.AsDouble(), t10.AsDouble()).AsSingle();
+                Vector512<float> u10 = Avx512F.UnpackLow(t9.AsDouble(), t11.AsDouble()).AsSingle(), u11 = Avx512F.UnpackHigh(t9.AsDouble(), t11.AsDouble()).AsSingle();
+                Vector512<float> u12 = Avx512F.UnpackLow(t12.AsDouble(), t14.AsDouble()).AsSingle(), u13 = Avx512F.UnpackHigh(t12.AsDouble(), t14.AsDouble()).AsSingle();
+                Vector512<float> u14 = Avx512F.UnpackLow(t13.AsDouble(), t15.AsDouble()).AsSingle(), u15 = Avx512F.UnpackHigh(t13.AsDouble(), t15.AsDouble()).AsSingle();
+                float* o = dst + kk * 32 + g;
+                Store4(u0, u4, u8, u12, o + 0 * 32);
+                Store4(u1, u5, u9, u13, o + 1 * 32);
+                Store4(u2, u6, u10, u14, o + 2 * 32);
+                Store4(u3, u7, u11, u15, o + 3 * 32);
+            }
+        return kk;
+    }
+
+    /// <summary>Columns c, c + 4, c + 8, c + 12 of 16 rows: u_m holds rows 4m..4m+3 of columns c + 4L in lane L; a 4 × 4 transpose of lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store4(Vector512<float> a0, Vector512<float> a1, Vector512<float> a2, Vector512<float> a3, float* o)
+    {
+        Vector512<float> v0 = Avx512F.Shuffle4x128(a0, a1, 0x88), v1 = Avx512F.Shuffle4x128(a0, a1, 0xDD);
+        Vector512<float> v2 = Avx512F.Shuffle4x128(a2, a3, 0x88), v3 = Avx512F.Shuffle4x128(a2, a3, 0xDD);
+        Avx512F.Shuffle4x128(v0, v2, 0x88).Store(o);             // column c
+        Avx512F.Shuffle4x128(v1, v3, 0x88).Store(o + 4 * 32);    // column c + 4
+        Avx512F.Shuffle4x128(v0, v2, 0xDD).Store(o + 8 * 32);    // column c + 8
+        Avx512F.Shuffle4x128(v1, v3, 0xDD).Store(o + 12 * 32);   // column c + 12
+    }
+
+    /// <summary>16 consecutive weights of row <paramref name="r"/> from column <paramref name="k"/> as floats (zero past <paramref name="validRows"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Row16(byte* w, TensorType type, long rowBytes, int r, int validRows, int k)
+    {
+        if (r >= validRows) return Vector512<float>.Zero;
+        byte* row = w + r * rowBytes;
+        return type switch
+        {
+            TensorType.F16 => Fp16.ToFloat16Lanes(Avx512F.ConvertToVector512UInt32(Vector256.Load((ushort*)row + k))),
+            TensorType.BF16 => (Avx512F.ConvertToVector512UInt32(Vector256.Load((ushort*)row + k)) << 16).AsSingle(),
+            _ => Vector512.Load((float*)row + k),
+        };
     }
 
     /// <summary>
@@ -282,77 +375,81 @@ public static unsafe class PackedGemm
     {
         Vector512<float> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51,
                          c60, c61, c70, c71, c80, c81, c90, c91, cA0, cA1, cB0, cB1;
-        c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = Vector512<float>.Zero;
-        c60 = c61 = c70 = c71 = c80 = c81 = c90 = c91 = cA0 = cA1 = cB0 = cB1 = Vector512<float>.Zero;
-        for (int k = 0; k < kc; k++)
+        for (int k0 = 0; k0 < kc; k0 += FlushK)
         {
-            Vector512<float> w0 = Vector512.Load(w), w1 = Vector512.Load(w + 16);
-            Vector512<float> a = Vector512.Create(x[0]);
-            c00 = Avx512F.FusedMultiplyAdd(w0, a, c00); c01 = Avx512F.FusedMultiplyAdd(w1, a, c01);
-            a = Vector512.Create(x[1]);
-            c10 = Avx512F.FusedMultiplyAdd(w0, a, c10); c11 = Avx512F.FusedMultiplyAdd(w1, a, c11);
-            a = Vector512.Create(x[2]);
-            c20 = Avx512F.FusedMultiplyAdd(w0, a, c20); c21 = Avx512F.FusedMultiplyAdd(w1, a, c21);
-            a = Vector512.Create(x[3]);
-            c30 = Avx512F.FusedMultiplyAdd(w0, a, c30); c31 = Avx512F.FusedMultiplyAdd(w1, a, c31);
-            a = Vector512.Create(x[4]);
-            c40 = Avx512F.FusedMultiplyAdd(w0, a, c40); c41 = Avx512F.FusedMultiplyAdd(w1, a, c41);
-            a = Vector512.Create(x[5]);
-            c50 = Avx512F.FusedMultiplyAdd(w0, a, c50); c51 = Avx512F.FusedMultiplyAdd(w1, a, c51);
-            a = Vector512.Create(x[6]);
-            c60 = Avx512F.FusedMultiplyAdd(w0, a, c60); c61 = Avx512F.FusedMultiplyAdd(w1, a, c61);
-            a = Vector512.Create(x[7]);
-            c70 = Avx512F.FusedMultiplyAdd(w0, a, c70); c71 = Avx512F.FusedMultiplyAdd(w1, a, c71);
-            a = Vector512.Create(x[8]);
-            c80 = Avx512F.FusedMultiplyAdd(w0, a, c80); c81 = Avx512F.FusedMultiplyAdd(w1, a, c81);
-            a = Vector512.Create(x[9]);
-            c90 = Avx512F.FusedMultiplyAdd(w0, a, c90); c91 = Avx512F.FusedMultiplyAdd(w1, a, c91);
-            a = Vector512.Create(x[10]);
-            cA0 = Avx512F.FusedMultiplyAdd(w0, a, cA0); cA1 = Avx512F.FusedMultiplyAdd(w1, a, cA1);
-            a = Vector512.Create(x[11]);
-            cB0 = Avx512F.FusedMultiplyAdd(w0, a, cB0); cB1 = Avx512F.FusedMultiplyAdd(w1, a, cB1);
-            w += 32;
-            x += 12;
+            int kEnd = Math.Min(kc, k0 + FlushK);
+            c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = Vector512<float>.Zero;
+            c60 = c61 = c70 = c71 = c80 = c81 = c90 = c91 = cA0 = cA1 = cB0 = cB1 = Vector512<float>.Zero;
+            for (int k = k0; k < kEnd; k++)
+            {
+                Vector512<float> w0 = Vector512.Load(w), w1 = Vector512.Load(w + 16);
+                Vector512<float> a = Vector512.Create(x[0]);
+                c00 = Avx512F.FusedMultiplyAdd(w0, a, c00); c01 = Avx512F.FusedMultiplyAdd(w1, a, c01);
+                a = Vector512.Create(x[1]);
+                c10 = Avx512F.FusedMultiplyAdd(w0, a, c10); c11 = Avx512F.FusedMultiplyAdd(w1, a, c11);
+                a = Vector512.Create(x[2]);
+                c20 = Avx512F.FusedMultiplyAdd(w0, a, c20); c21 = Avx512F.FusedMultiplyAdd(w1, a, c21);
+                a = Vector512.Create(x[3]);
+                c30 = Avx512F.FusedMultiplyAdd(w0, a, c30); c31 = Avx512F.FusedMultiplyAdd(w1, a, c31);
+                a = Vector512.Create(x[4]);
+                c40 = Avx512F.FusedMultiplyAdd(w0, a, c40); c41 = Avx512F.FusedMultiplyAdd(w1, a, c41);
+                a = Vector512.Create(x[5]);
+                c50 = Avx512F.FusedMultiplyAdd(w0, a, c50); c51 = Avx512F.FusedMultiplyAdd(w1, a, c51);
+                a = Vector512.Create(x[6]);
+                c60 = Avx512F.FusedMultiplyAdd(w0, a, c60); c61 = Avx512F.FusedMultiplyAdd(w1, a, c61);
+                a = Vector512.Create(x[7]);
+                c70 = Avx512F.FusedMultiplyAdd(w0, a, c70); c71 = Avx512F.FusedMultiplyAdd(w1, a, c71);
+                a = Vector512.Create(x[8]);
+                c80 = Avx512F.FusedMultiplyAdd(w0, a, c80); c81 = Avx512F.FusedMultiplyAdd(w1, a, c81);
+                a = Vector512.Create(x[9]);
+                c90 = Avx512F.FusedMultiplyAdd(w0, a, c90); c91 = Avx512F.FusedMultiplyAdd(w1, a, c91);
+                a = Vector512.Create(x[10]);
+                cA0 = Avx512F.FusedMultiplyAdd(w0, a, cA0); cA1 = Avx512F.FusedMultiplyAdd(w1, a, cA1);
+                a = Vector512.Create(x[11]);
+                cB0 = Avx512F.FusedMultiplyAdd(w0, a, cB0); cB1 = Avx512F.FusedMultiplyAdd(w1, a, cB1);
+                w += 32;
+                x += 12;
+            }
+            if (accumulate || k0 > 0)
+            {
+                c00 += Vector512.Load(c);
+                c01 += Vector512.Load(c + 16);
+                c10 += Vector512.Load(c + ldc);
+                c11 += Vector512.Load(c + ldc + 16);
+                c20 += Vector512.Load(c + 2 * ldc);
+                c21 += Vector512.Load(c + 2 * ldc + 16);
+                c30 += Vector512.Load(c + 3 * ldc);
+                c31 += Vector512.Load(c + 3 * ldc + 16);
+                c40 += Vector512.Load(c + 4 * ldc);
+                c41 += Vector512.Load(c + 4 * ldc + 16);
+                c50 += Vector512.Load(c + 5 * ldc);
+                c51 += Vector512.Load(c + 5 * ldc + 16);
+                c60 += Vector512.Load(c + 6 * ldc);
+                c61 += Vector512.Load(c + 6 * ldc + 16);
+                c70 += Vector512.Load(c + 7 * ldc);
+                c71 += Vector512.Load(c + 7 * ldc + 16);
+                c80 += Vector512.Load(c + 8 * ldc);
+                c81 += Vector512.Load(c + 8 * ldc + 16);
+                c90 += Vector512.Load(c + 9 * ldc);
+                c91 += Vector512.Load(c + 9 * ldc + 16);
+                cA0 += Vector512.Load(c + 10 * ldc);
+                cA1 += Vector512.Load(c + 10 * ldc + 16);
+                cB0 += Vector512.Load(c + 11 * ldc);
+                cB1 += Vector512.Load(c + 11 * ldc + 16);
+            }
+            c00.Store(c); c01.Store(c + 16);
+            c10.Store(c + ldc); c11.Store(c + ldc + 16);
+            c20.Store(c + 2 * ldc); c21.Store(c + 2 * ldc + 16);
+            c30.Store(c + 3 * ldc); c31.Store(c + 3 * ldc + 16);
+            c40.Store(c + 4 * ldc); c41.Store(c + 4 * ldc + 16);
+            c50.Store(c + 5 * ldc); c51.Store(c + 5 * ldc + 16);
+            c60.Store(c + 6 * ldc); c61.Store(c + 6 * ldc + 16);
+            c70.Store(c + 7 * ldc); c71.Store(c + 7 * ldc + 16);
+            c80.Store(c + 8 * ldc); c81.Store(c + 8 * ldc + 16);
+            c90.Store(c + 9 * ldc); c91.Store(c + 9 * ldc + 16);
+            cA0.Store(c + 10 * ldc); cA1.Store(c + 10 * ldc + 16);
+            cB0.Store(c + 11 * ldc); cB1.Store(c + 11 * ldc + 16);
         }
-        if (accumulate)
-        {
-            c00 += Vector512.Load(c);
-            c01 += Vector512.Load(c + 16);
-            c10 += Vector512.Load(c + ldc);
-            c11 += Vector512.Load(c + ldc + 16);
-            c20 += Vector512.Load(c + 2 * ldc);
-            c21 += Vector512.Load(c + 2 * ldc + 16);
-            c30 += Vector512.Load(c + 3 * ldc);
-            c31 += Vector512.Load(c + 3 * ldc + 16);
-            c40 += Vector512.Load(c + 4 * ldc);
-            c41 += Vector512.Load(c + 4 * ldc + 16);
-            c50 += Vector512.Load(c + 5 * ldc);
-            c51 += Vector512.Load(c + 5 * ldc + 16);
-            c60 += Vector512.Load(c + 6 * ldc);
-            c61 += Vector512.Load(c + 6 * ldc + 16);
-            c70 += Vector512.Load(c + 7 * ldc);
-            c71 += Vector512.Load(c + 7 * ldc + 16);
-            c80 += Vector512.Load(c + 8 * ldc);
-            c81 += Vector512.Load(c + 8 * ldc + 16);
-            c90 += Vector512.Load(c + 9 * ldc);
-            c91 += Vector512.Load(c + 9 * ldc + 16);
-            cA0 += Vector512.Load(c + 10 * ldc);
-            cA1 += Vector512.Load(c + 10 * ldc + 16);
-            cB0 += Vector512.Load(c + 11 * ldc);
-            cB1 += Vector512.Load(c + 11 * ldc + 16);
-        }
-        c00.Store(c); c01.Store(c + 16);
-        c10.Store(c + ldc); c11.Store(c + ldc + 16);
-        c20.Store(c + 2 * ldc); c21.Store(c + 2 * ldc + 16);
-        c30.Store(c + 3 * ldc); c31.Store(c + 3 * ldc + 16);
-        c40.Store(c + 4 * ldc); c41.Store(c + 4 * ldc + 16);
-        c50.Store(c + 5 * ldc); c51.Store(c + 5 * ldc + 16);
-        c60.Store(c + 6 * ldc); c61.Store(c + 6 * ldc + 16);
-        c70.Store(c + 7 * ldc); c71.Store(c + 7 * ldc + 16);
-        c80.Store(c + 8 * ldc); c81.Store(c + 8 * ldc + 16);
-        c90.Store(c + 9 * ldc); c91.Store(c + 9 * ldc + 16);
-        cA0.Store(c + 10 * ldc); cA1.Store(c + 10 * ldc + 16);
-        cB0.Store(c + 11 * ldc); cB1.Store(c + 11 * ldc + 16);
     }
 
     /// <summary>AVX2 microkernel: c[6 × 16] (+)= Σ_k x[k][0..5] ⊗ w[k][0..15].</summary>
@@ -360,62 +457,68 @@ public static unsafe class PackedGemm
     private static void Kernel6x16(int kc, float* w, float* x, float* c, long ldc, bool accumulate)
     {
         Vector256<float> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
-        c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = Vector256<float>.Zero;
-        for (int k = 0; k < kc; k++)
+        for (int k0 = 0; k0 < kc; k0 += FlushK)
         {
-            Vector256<float> w0 = Vector256.Load(w), w1 = Vector256.Load(w + 8);
-            Vector256<float> a = Vector256.Create(x[0]);
-            c00 = Fma.MultiplyAdd(w0, a, c00); c01 = Fma.MultiplyAdd(w1, a, c01);
-            a = Vector256.Create(x[1]);
-            c10 = Fma.MultiplyAdd(w0, a, c10); c11 = Fma.MultiplyAdd(w1, a, c11);
-            a = Vector256.Create(x[2]);
-            c20 = Fma.MultiplyAdd(w0, a, c20); c21 = Fma.MultiplyAdd(w1, a, c21);
-            a = Vector256.Create(x[3]);
-            c30 = Fma.MultiplyAdd(w0, a, c30); c31 = Fma.MultiplyAdd(w1, a, c31);
-            a = Vector256.Create(x[4]);
-            c40 = Fma.MultiplyAdd(w0, a, c40); c41 = Fma.MultiplyAdd(w1, a, c41);
-            a = Vector256.Create(x[5]);
-            c50 = Fma.MultiplyAdd(w0, a, c50); c51 = Fma.MultiplyAdd(w1, a, c51);
-            w += 16;
-            x += 6;
+            int kEnd = Math.Min(kc, k0 + FlushK);
+            c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = Vector256<float>.Zero;
+            for (int k = k0; k < kEnd; k++)
+            {
+                Vector256<float> w0 = Vector256.Load(w), w1 = Vector256.Load(w + 8);
+                Vector256<float> a = Vector256.Create(x[0]);
+                c00 = Fma.MultiplyAdd(w0, a, c00); c01 = Fma.MultiplyAdd(w1, a, c01);
+                a = Vector256.Create(x[1]);
+                c10 = Fma.MultiplyAdd(w0, a, c10); c11 = Fma.MultiplyAdd(w1, a, c11);
+                a = Vector256.Create(x[2]);
+                c20 = Fma.MultiplyAdd(w0, a, c20); c21 = Fma.MultiplyAdd(w1, a, c21);
+                a = Vector256.Create(x[3]);
+                c30 = Fma.MultiplyAdd(w0, a, c30); c31 = Fma.MultiplyAdd(w1, a, c31);
+                a = Vector256.Create(x[4]);
+                c40 = Fma.MultiplyAdd(w0, a, c40); c41 = Fma.MultiplyAdd(w1, a, c41);
+                a = Vector256.Create(x[5]);
+                c50 = Fma.MultiplyAdd(w0, a, c50); c51 = Fma.MultiplyAdd(w1, a, c51);
+                w += 16;
+                x += 6;
+            }
+            if (accumulate || k0 > 0)
+            {
+                c00 += Vector256.Load(c);
+                c01 += Vector256.Load(c + 8);
+                c10 += Vector256.Load(c + ldc);
+                c11 += Vector256.Load(c + ldc + 8);
+                c20 += Vector256.Load(c + 2 * ldc);
+                c21 += Vector256.Load(c + 2 * ldc + 8);
+                c30 += Vector256.Load(c + 3 * ldc);
+                c31 += Vector256.Load(c + 3 * ldc + 8);
+                c40 += Vector256.Load(c + 4 * ldc);
+                c41 += Vector256.Load(c + 4 * ldc + 8);
+                c50 += Vector256.Load(c + 5 * ldc);
+                c51 += Vector256.Load(c + 5 * ldc + 8);
+            }
+            c00.Store(c); c01.Store(c + 8);
+            c10.Store(c + ldc); c11.Store(c + ldc + 8);
+            c20.Store(c + 2 * ldc); c21.Store(c + 2 * ldc + 8);
+            c30.Store(c + 3 * ldc); c31.Store(c + 3 * ldc + 8);
+            c40.Store(c + 4 * ldc); c41.Store(c + 4 * ldc + 8);
+            c50.Store(c + 5 * ldc); c51.Store(c + 5 * ldc + 8);
         }
-        if (accumulate)
-        {
-            c00 += Vector256.Load(c);
-            c01 += Vector256.Load(c + 8);
-            c10 += Vector256.Load(c + ldc);
-            c11 += Vector256.Load(c + ldc + 8);
-            c20 += Vector256.Load(c + 2 * ldc);
-            c21 += Vector256.Load(c + 2 * ldc + 8);
-            c30 += Vector256.Load(c + 3 * ldc);
-            c31 += Vector256.Load(c + 3 * ldc + 8);
-            c40 += Vector256.Load(c + 4 * ldc);
-            c41 += Vector256.Load(c + 4 * ldc + 8);
-            c50 += Vector256.Load(c + 5 * ldc);
-            c51 += Vector256.Load(c + 5 * ldc + 8);
-        }
-        c00.Store(c); c01.Store(c + 8);
-        c10.Store(c + ldc); c11.Store(c + ldc + 8);
-        c20.Store(c + 2 * ldc); c21.Store(c + 2 * ldc + 8);
-        c30.Store(c + 3 * ldc); c31.Store(c + 3 * ldc + 8);
-        c40.Store(c + 4 * ldc); c41.Store(c + 4 * ldc + 8);
-        c50.Store(c + 5 * ldc); c51.Store(c + 5 * ldc + 8);
     }
 
     /// <summary>Scalar microkernel (no SIMD): c[4 × 8] (+)= Σ_k x[k][0..3] ⊗ w[k][0..7], in float.</summary>
     private static void KernelScalar(int kc, float* w, float* x, float* c, long ldc, bool accumulate)
     {
         float* acc = stackalloc float[4 * 8];
-        for (int t = 0; t < 4; t++)
-            for (int r = 0; r < 8; r++) acc[t * 8 + r] = 0f;
-        for (int k = 0; k < kc; k++, w += 8, x += 4)
+        for (int k0 = 0; k0 < kc; k0 += FlushK)
+        {
+            new Span<float>(acc, 4 * 8).Clear();
+            for (int k = k0, kEnd = Math.Min(kc, k0 + FlushK); k < kEnd; k++, w += 8, x += 4)
+                for (int t = 0; t < 4; t++)
+                {
+                    float a = x[t];
+                    for (int r = 0; r < 8; r++) acc[t * 8 + r] += a * w[r];
+                }
             for (int t = 0; t < 4; t++)
-            {
-                float a = x[t];
-                for (int r = 0; r < 8; r++) acc[t * 8 + r] += a * w[r];
-            }
-        for (int t = 0; t < 4; t++)
-            for (int r = 0; r < 8; r++) c[t * ldc + r] = accumulate ? c[t * ldc + r] + acc[t * 8 + r] : acc[t * 8 + r];
+                for (int r = 0; r < 8; r++) c[t * ldc + r] = accumulate || k0 > 0 ? c[t * ldc + r] + acc[t * 8 + r] : acc[t * 8 + r];
+        }
     }
 
     /// <summary>
