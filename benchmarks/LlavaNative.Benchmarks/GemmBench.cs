@@ -27,7 +27,29 @@ public static unsafe class GemmBench
             foreach (var (rows, cols) in new[] { (1024, 1024), (4096, 1024), (1024, 4096), (4304, 1152), (1152, 4304), (1040, 1024) })
                 if (args.Length < 3 || args[2] == $"{rows}x{cols}")
                     Product(type, rows, cols, args.Length > 3 ? int.Parse(args[3]) : 577, rounds, one, two);
+        foreach (var (tokens, headDim) in new[] { (577, 64), (729, 72) })
+            if (args.Length < 3 || args[2] == $"attention{tokens}")
+                AttentionSpeed(tokens, 16, headDim, rounds, one);
         Console.WriteLine($"load average after: {File.ReadAllText("/proc/loadavg").Trim()}");
+    }
+
+    /// <summary>Vision attention (all tokens see all tokens): <see cref="GemmAttention"/> vs <see cref="Attention"/>, one thread.</summary>
+    private static void AttentionSpeed(int tokens, int heads, int headDim, int rounds, ComputeThreadPool one)
+    {
+        var rng = new Random(tokens);
+        int d = heads * headDim;
+        float* q = Floats((long)tokens * d, rng), k = Floats((long)tokens * d, rng), v = Floats((long)tokens * d, rng), o = Floats((long)tokens * d, rng);
+        float* scratch = Floats(GemmAttention.ScratchFloats(tokens, heads, headDim, one.ThreadCount), rng);
+        var problem = new Attention.Problem
+        {
+            Q = q, K = k, V = v, Output = o, Tokens = tokens, Heads = heads, KvHeads = heads, HeadDim = headDim,
+            KvStride = d, KeyCount = tokens, Causal = false, Scale = 1f / MathF.Sqrt(headDim),
+        };
+        double[] t = KernelAb.Interleaved([
+            ("previous", () => Attention.Compute(one, problem)),
+            ("gemm", () => GemmAttention.Compute(one, problem, scratch))], rounds, threadCpuTime: true);
+        double flops = 4.0 * tokens * tokens * d;
+        Console.WriteLine($"attention {tokens} tokens × {heads} heads × {headDim}, 1 thread, CPU time: previous {flops / t[0] / 1e9,6:F1} GFLOP/s, GEMM {flops / t[1] / 1e9,6:F1} GFLOP/s ({t[0] / t[1]:F2}x)");
     }
 
     private static void Microkernel(int rounds, double ghz)
