@@ -9,6 +9,6 @@ Console.WriteLine($"Avx512BW.IsSupported={Avx512BW.IsSupported}");
 Console.WriteLine($"Avx2.IsSupported={Avx2.IsSupported}");
 Console.WriteLine($"Vector256.IsHardwareAccelerated={Vector256.IsHardwareAccelerated}");
 Console.WriteLine($"Vector512.IsHardwareAccelerated={Vector512.IsHardwareAccelerated}");
-var failures = KernelAgreement.Run(Console.Out) + OpsAgreement.Run(Console.Out);
+var failures = KernelAgreement.Run(Console.Out) + OpsAgreement.Run(Console.Out) + GemmAgreement.Run(Console.Out);
 Console.WriteLine(failures == 0 ? "isa-check: all kernels agree with their scalar references" : $"isa-check: {failures} mismatches");
 return failures == 0 ? 0 : 1;

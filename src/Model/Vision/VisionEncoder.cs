@@ -32,7 +32,8 @@ public sealed unsafe class VisionEncoder : IDisposable
     private readonly float* _v;       // [N, D]      values
     private readonly float* _attn;    // [N, D]      attention output (heads concatenated)
     private readonly float* _hidden;  // [N, FFN]    MLP hidden activations
-    private readonly byte* _scratch;  // activation rows converted for the mat-muls' weight types (max over all weights)
+    private readonly byte* _scratch;  // activation rows converted / packed for the mat-muls (max over all weights)
+    private readonly float* _attentionScratch; // packed K/V of every head and per-thread score blocks (GemmAttention)
 
     public VisionConfig Config { get; }
     public VisionWeights Weights { get; }
@@ -78,6 +79,7 @@ public sealed unsafe class VisionEncoder : IDisposable
         var scratchBuffer = new NativeBuffer(scratch);
         _buffers.Add(scratchBuffer);
         _scratch = scratchBuffer.Pointer;
+        _attentionScratch = Floats(GemmAttention.ScratchFloats((int)n, config.Heads, config.HeadDim, Pool.ThreadCount));
     }
 
     /// <summary>
@@ -137,12 +139,12 @@ public sealed unsafe class VisionEncoder : IDisposable
             RowOps.AddBias(pool, _q, layer.QueryBias, n, d);
             RowOps.AddBias(pool, _k, layer.KeyBias, n, d);
             RowOps.AddBias(pool, _v, layer.ValueBias, n, d);
-            Attention.Compute(pool, new Attention.Problem
+            GemmAttention.Compute(pool, new Attention.Problem
             {
                 Q = _q, K = _k, V = _v, Output = _attn,
                 Tokens = n, Heads = c.Heads, KvHeads = c.Heads, HeadDim = c.HeadDim, KvStride = d,
                 KeyCount = n, Causal = false, Scale = scale,
-            });
+            }, _attentionScratch);
             MatMul.Compute(pool, layer.Output, _attn, n, _normed, _scratch);
             RowOps.AddBiasResidual(pool, _x, _normed, layer.OutputBias, n, d);
 

@@ -12,14 +12,25 @@ namespace LlavaNative.Kernels.Cpu.Ops;
 /// else one <see cref="QuantKernels.VecDot"/> per row). nTokens &gt; 1 is prompt
 /// processing: where the kernel table has a <see cref="QuantKernels.MatMulTile"/>, panels of TileRows weight
 /// rows are multiplied with groups of TileTokens tokens, each operand unpacked once per tile; otherwise each
-/// weight row is dotted with every token while it is hot in L1.
+/// weight row is dotted with every token while it is hot in L1. F32, F16 and BF16 weights
+/// (<see cref="QuantKernels.UsePackedGemm"/>) with at least <see cref="PackedGemmMinTokens"/> tokens go through
+/// <see cref="PackedGemm"/> instead: weights converted to F32 once per call while packed, a register-blocked microkernel,
+/// activations kept in F32 (ggml rounds them to F16 / BF16 for such weights; F32 is closer to exact math and to
+/// PyTorch, which computes half-precision checkpoints in float32 on the CPU).
 /// </summary>
 public static unsafe class MatMul
 {
-    /// <summary>Scratch bytes <see cref="Compute"/> needs for the converted activations.</summary>
+    /// <summary>
+    /// Fewest tokens for which F32/F16/BF16 products take <see cref="PackedGemm"/>: below it, packing the weights
+    /// (a transposing copy of every weight, once per call) costs more than the microkernel saves.
+    /// </summary>
+    public const int PackedGemmMinTokens = 16;
+
+    /// <summary>Scratch bytes <see cref="Compute"/> needs for the converted (or packed) activations.</summary>
     public static long ScratchBytes(TensorType weightType, int cols, int nTokens)
     {
         var kernels = QuantRegistry.Kernels(weightType);
+        if (kernels.UsePackedGemm && nTokens >= PackedGemmMinTokens) return checked(PackedGemm.PackedActivationFloats(nTokens, cols) * sizeof(float) + 64);
         return kernels.DotType == TensorType.F32 ? 0 : checked(QuantRegistry.ActivationRowBytes(kernels, cols) * nTokens);
     }
 
@@ -33,6 +44,11 @@ public static unsafe class MatMul
     /// <summary>As <see cref="Compute(ComputeThreadPool, in WeightMatrix, float*, int, float*, byte*)"/> with explicit kernels (tests pass the scalar table).</summary>
     public static void Compute(ComputeThreadPool pool, in WeightMatrix w, in QuantKernels kernels, float* x, int nTokens, float* y, byte* scratch)
     {
+        if (kernels.UsePackedGemm && nTokens >= PackedGemmMinTokens)
+        {
+            PackedGemm.Multiply(pool, w, x, nTokens, y, (float*)(((nint)scratch + 63) & ~(nint)63));
+            return;
+        }
         byte* activations;
         long activationRowBytes;
         if (kernels.DotType == TensorType.F32)

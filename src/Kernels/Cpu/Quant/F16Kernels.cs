@@ -16,6 +16,7 @@ internal static unsafe class F16Kernels
 {
     public static QuantKernels Table => new()
     {
+        UsePackedGemm = true,
         Type = TensorType.F16, DotType = TensorType.F16, Dequantize = &Dequantize,
         ActivationsAsRoundedF32 = QuantSimd.UseAvx2,
         VecDot = QuantSimd.UseAvx512 ? &VecDotAvx512 : QuantSimd.UseAvx2 ? &VecDotAvx2 : &VecDotScalar,
@@ -302,6 +303,7 @@ internal static unsafe class BF16Kernels
 {
     public static QuantKernels Table => new()
     {
+        UsePackedGemm = true,
         Type = TensorType.BF16, DotType = TensorType.BF16, Dequantize = &Dequantize,
         VecDot = QuantSimd.UseAvx512 ? &VecDotAvx512 : QuantSimd.UseAvx2 ? &VecDotAvx2 : &VecDotScalar,
     };

@@ -8,6 +8,7 @@ internal static unsafe class F32Kernels
 {
     public static QuantKernels Table => new()
     {
+        UsePackedGemm = true,
         Type = TensorType.F32, DotType = TensorType.F32, Dequantize = &Copy, VecDot = &Dot,
     };
 

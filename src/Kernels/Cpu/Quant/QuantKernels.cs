@@ -58,6 +58,13 @@ public readonly unsafe struct QuantKernels
 
     /// <summary>Tokens per <see cref="MatMulTile"/> call (at most); int.MaxValue hands the kernel all tokens at once (it packs its rows first).</summary>
     public int TileTokens { get; init; }
+
+    /// <summary>
+    /// Prompt-sized products (at least <see cref="Ops.MatMul.PackedGemmMinTokens"/> tokens) go through
+    /// <see cref="Ops.PackedGemm"/>: the weights converted to F32 while packed, activations kept in F32 (not
+    /// rounded to <see cref="DotType"/>). Set for F32, F16 and BF16; the scalar reference tables leave it off.
+    /// </summary>
+    public bool UsePackedGemm { get; init; }
 }
 
 /// <summary>Activation-side conversion of a float row into a dot-product encoding.</summary>
