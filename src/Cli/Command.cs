@@ -39,6 +39,7 @@ public abstract class Command
         new(["--repeat-penalty"], "R", "repetition penalty (default 1.0 = off)"),
         new(["--repeat-last-n"], "N", "tokens considered by the repetition penalty (default 64)"),
         new(["--stop"], "TEXT", "stop when the output contains TEXT (repeatable; \\n for a newline)", Repeatable: true),
+        new(["--ignore-eos"], null, "never sample end-of-generation tokens: generate until -n, a stop string or a full context"),
     ];
 
     /// <summary>The fit mode named by <c>--image-mode</c> (null when absent).</summary>
@@ -72,6 +73,7 @@ public abstract class Command
             MaxTokens = args.GetInt("-n", -1, -1),
             Sampling = sampling,
             StopStrings = args.GetAll("--stop").Select(s => s.Replace("\\n", "\n")).ToArray(),
+            IgnoreEndOfGeneration = args.Has("--ignore-eos"),
         };
     }
 

@@ -13,6 +13,7 @@ public sealed class Sampler
     private readonly int[] _ids;       // candidate token ids
     private readonly int[] _history;   // ring of recent tokens for the repetition penalty
     private int _historyCount, _historyNext;
+    private int[] _banned = [];        // tokens never sampled (e.g. end-of-generation tokens with --ignore-eos)
 
     public SamplingOptions Options => _options;
     public ulong Seed { get; }
@@ -40,12 +41,21 @@ public sealed class Sampler
 
     public void ResetHistory() => _historyCount = _historyNext = 0;
 
+    /// <summary>Tokens this sampler never picks (their logits count as −∞), as llama.cpp's logit bias of −∞ does.</summary>
+    public void Ban(IEnumerable<int> tokens)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        _banned = tokens.Where(t => (uint)t < (uint)_keys.Length).Distinct().ToArray();
+        if (_banned.Length >= _keys.Length) throw new ArgumentException("every token of the vocabulary is banned", nameof(tokens));
+    }
+
     /// <summary>Chooses a token. <paramref name="logits"/> is not modified.</summary>
     public int Sample(ReadOnlySpan<float> logits)
     {
         int n = Math.Min(logits.Length, _keys.Length);
         logits[..n].CopyTo(_keys);
         ApplyRepeatPenalty(n);
+        foreach (int token in _banned) if (token < n) _keys[token] = float.NegativeInfinity;
 
         if (_options.Temperature <= 0) return ArgMax(_keys.AsSpan(0, n));
 

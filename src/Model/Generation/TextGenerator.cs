@@ -28,6 +28,20 @@ public sealed record GenerationOptions
     public SamplingOptions Sampling { get; init; } = new();
     /// <summary>Generation stops when the output contains one of these; the stop string itself is not emitted.</summary>
     public IReadOnlyList<string> StopStrings { get; init; } = [];
+
+    /// <summary>
+    /// End-of-generation tokens are never sampled (llama.cpp's <c>--ignore-eos</c>): generation runs to
+    /// <see cref="MaxTokens"/>, a stop string, a full context or cancellation. For benchmarks and tests.
+    /// </summary>
+    public bool IgnoreEndOfGeneration { get; init; }
+
+    /// <summary>A sampler for these options: <see cref="SamplingOptions"/>, plus the end-of-generation tokens banned when asked.</summary>
+    internal Sampler CreateSampler(int vocabSize, Tokenizer tokenizer)
+    {
+        var sampler = new Sampler(vocabSize, Sampling);
+        if (IgnoreEndOfGeneration) sampler.Ban(Enumerable.Range(0, vocabSize).Where(tokenizer.IsEndOfGeneration));
+        return sampler;
+    }
 }
 
 /// <summary>One streamed piece of output.</summary>
@@ -78,7 +92,7 @@ public sealed class TextGenerator : IDisposable
     public IEnumerable<GeneratedPiece> Generate(int[] promptTokens, GenerationOptions options, CancellationToken cancellation = default)
     {
         if (promptTokens.Length == 0) throw new ArgumentException("the prompt is empty (no tokens)", nameof(promptTokens));
-        var sampler = new Sampler(_model.Config.VocabSize, options.Sampling);
+        var sampler = options.CreateSampler(_model.Config.VocabSize, Tokenizer);
         foreach (int t in promptTokens) sampler.Accept(t);
 
         var promptClock = System.Diagnostics.Stopwatch.StartNew();

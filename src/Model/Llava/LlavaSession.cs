@@ -398,7 +398,7 @@ public sealed class LlavaSession : IDisposable
     private IEnumerable<GeneratedPiece> GenerateCore(GenerationOptions options, Tokenizer tokenizer, CancellationToken cancellation)
     {
         var clock = Stopwatch.StartNew();
-        var sampler = new Sampler(Math.Min(tokenizer.VocabSize, Model.Decoder.Config.VocabSize), options.Sampling);
+        var sampler = options.CreateSampler(Math.Min(tokenizer.VocabSize, Model.Decoder.Config.VocabSize), tokenizer);
         int promptPositions = Position;
         FlushPendingToken();
         int historyStart = Math.Max(0, State.Position - options.Sampling.RepeatLastN);

@@ -82,14 +82,14 @@ public sealed class ChatCliTests(ITestOutputHelper output)
             WorkingDirectory = LlavaFixtures.TempFolder,
         };
         foreach (var a in (string[])[Path.Combine(AppContext.BaseDirectory, "llava.dll"), "chat", "-m", text, "--mmproj", mmproj,
-                     "--temp", "0", "-n", "3000", "-c", "4096", "-t", "2"])
+                     "--temp", "0", "-n", "3000", "--ignore-eos", "-c", "4096", "-t", "2"])
             psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         var stderr = p.StandardError.ReadToEndAsync();
         p.StandardInput.WriteLine("Tell me a long story.");
         p.StandardInput.Flush();
         var first = new char[1];
-        Assert.Equal(1, p.StandardOutput.Read(first, 0, 1)); // the answer is streaming
+        Assert.Equal(1, p.StandardOutput.Read(first, 0, 1)); // the answer is streaming (--ignore-eos: it cannot end before the signal)
         using (var kill = Process.Start("kill", ["-INT", p.Id.ToString()])) kill.WaitForExit();
         p.StandardInput.WriteLine($"/save {saved}");
         p.StandardInput.Close();

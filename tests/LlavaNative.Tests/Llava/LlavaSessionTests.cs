@@ -238,6 +238,55 @@ public sealed class LlavaSessionTests
     }
 
     [Fact]
+    public void IgnoreEndOfGeneration_BansTheEndTokens_SoGenerationRunsToTheLimit()
+    {
+        using var model = Open();
+        var tokenizer = model.Tokenizer!;
+        var greedy = new GenerationOptions { MaxTokens = 200, Sampling = SamplingOptions.Greedy };
+        // A prompt whose greedy answer ends with an end-of-generation token (the random model does end some answers).
+        string? ending = null;
+        int endsAt = -1;
+        foreach (string text in (string[])["Tell me a long story.", "Hello", "What is this?", "Describe it", "a b c"])
+        {
+            using var probe = model.CreateSession(new LlavaSessionOptions { ContextSize = 320 });
+            probe.AppendText(text);
+            int start = probe.Position;
+            probe.Generate(greedy).ToList();
+            if (probe.LastGeneration!.Stop == StopReason.EndOfGeneration) { ending = text; endsAt = probe.Position - start; break; }
+        }
+        Assert.True(ending != null, "no probe prompt ends with an end-of-generation token");
+
+        using var session = model.CreateSession(new LlavaSessionOptions { ContextSize = 320 });
+        session.AppendText(ending!);
+        int first = session.Position;
+        var pieces = session.Generate(greedy with { IgnoreEndOfGeneration = true, MaxTokens = endsAt + 10 }).ToList();
+        Assert.Equal(StopReason.TokenLimit, pieces[^1].Stop);
+        Assert.Equal(endsAt + 10, session.LastGeneration!.GeneratedTokens);
+        foreach (int token in session.History[first..]) Assert.False(tokenizer.IsEndOfGeneration(token));
+
+        // Up to where the plain run ended, both runs chose the same tokens.
+        using var plain = model.CreateSession(new LlavaSessionOptions { ContextSize = 320 });
+        plain.AppendText(ending!);
+        plain.Generate(greedy).ToList();
+        Assert.Equal(plain.History[first..].ToArray(), session.History[first..(first + endsAt)].ToArray());
+    }
+
+    [Fact]
+    public void SamplerBan_PicksTheBestAllowedToken()
+    {
+        float[] logits = [0.5f, 3f, 2f, -1f];
+        var sampler = new Sampler(4, SamplingOptions.Greedy);
+        Assert.Equal(1, sampler.Sample(logits));
+        sampler.Ban([1, 7]); // 7 is outside the vocabulary: ignored
+        Assert.Equal(2, sampler.Sample(logits));
+        Assert.Equal(3f, logits[1]); // the caller's logits are not modified
+        var sampling = new Sampler(4, new SamplingOptions { Temperature = 1f, TopK = 0, TopP = 1f, MinP = 0f, Seed = 5 });
+        sampling.Ban([1, 2]);
+        for (int i = 0; i < 200; i++) Assert.DoesNotContain(sampling.Sample(logits), (int[])[1, 2]);
+        Assert.Throws<ArgumentException>(() => sampler.Ban([0, 1, 2, 3]));
+    }
+
+    [Fact]
     public void GeneratingBeforeAnyPrompt_IsAClearError()
     {
         using var model = Open();
