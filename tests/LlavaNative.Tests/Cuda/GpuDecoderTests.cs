@@ -31,6 +31,29 @@ public class GpuDecoderEmulatorTests(ITestOutputHelper output)
         Assert.True(result.Passed, result.ToString());
     }
 
+    /// <summary>
+    /// A greedy decode step (token upload, 2 layers of launches, device argmax, one int back) allocates no managed
+    /// memory once warmed up: the launch code (CudaOps, argument block) and the decoder's buffers are reused.
+    /// </summary>
+    [EmulatorFact]
+    public void GreedyDecodeStepAllocatesNothing()
+    {
+        using var device = GpuTestDevices.Emulator();
+        using var model = GpuDecoderChecks.LoadModel(RandomModelArchitecture.Qwen2, null);
+        using var gpu = new GpuDecoder(device, model.Config, model.Weights);
+        using var state = gpu.CreateState(48);
+        int[] one = [gpu.ForwardGreedy(state, [3, 1, 4, 1, 5])];
+        for (int i = 0; i < 4; i++) one[0] = gpu.ForwardGreedy(state, one); // warm-up: JIT tiers, first-use paths
+        int launches = device.LaunchCount;
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 16; i++) one[0] = gpu.ForwardGreedy(state, one);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(0, allocated);
+        // Per step: the embedding gather; per layer 18 (2 norms, 7 mat-vecs, 3 q/k/v biases, 2 RoPE, attention,
+        // SiLU-mul, 2 residual adds); final norm, LM head, argmax.
+        Assert.Equal(16 * (1 + 2 * 18 + 3), device.LaunchCount - launches);
+    }
+
     [EmulatorFact]
     public void ContextOverflowAndBadTokensAreClearErrorsBeforeAnyLaunch()
     {
