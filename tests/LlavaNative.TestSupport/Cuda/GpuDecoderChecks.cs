@@ -9,9 +9,9 @@ namespace LlavaNative.TestSupport.Cuda;
 
 /// <summary>
 /// End-to-end checks of <see cref="GpuDecoder"/> against the CPU <see cref="DecoderModel"/> on random tiny GGUF
-/// decoders (synthetic 512-token vocabulary): a 10-token prompt (all logits), then 4 greedy decode steps, and
-/// image-like embedding rows through ForwardEmbeddings. Shared by the xunit tests (host emulator, and a GPU when
-/// present) and tools/device/GpuCheck.
+/// decoders (synthetic 512-token vocabulary): a 10-token prompt (all logits, in batches of 8 and 2), then 4 greedy
+/// decode steps, and image-like embedding rows through ForwardEmbeddings. Shared by the xunit tests (host
+/// emulator, and a GPU when present) and tools/device/GpuCheck.
 ///
 /// The reference is the CPU forward pass on F32 weights: for F32 models the model itself; for quantized models
 /// the same model with every matrix dequantized to F32 by the CPU's scalar Dequantize (the GPU kernels dequantize
@@ -64,9 +64,10 @@ public static unsafe class GpuDecoderChecks
         for (int i = 0; i < prompt.Length; i++) prompt[i] = rng.Next(vocab);
 
         using var gpu = new GpuDecoder(device, config, model.Weights);
-        using var gpuState = gpu.CreateState(64, maxBatch: 16);
-        using var cpuState = cpu.CreateState(64, maxBatch: 16);
-        using var quantState = quantize == null ? null : model.CreateState(64, maxBatch: 16);
+        // maxBatch 8: the 10-token prompt runs as batches of 8 and 2 (both through the prefill mat-mul).
+        using var gpuState = gpu.CreateState(64, maxBatch: 8);
+        using var cpuState = cpu.CreateState(64, maxBatch: 8);
+        using var quantState = quantize == null ? null : model.CreateState(64, maxBatch: 8);
 
         var tally = new Tally(name);
         var expected = new float[PromptTokens * vocab];
@@ -93,7 +94,7 @@ public static unsafe class GpuDecoderChecks
             next = ArgMax(want);
             tally.Greedy(step, gpuNext, want);
         }
-        return tally.Result($"{PromptTokens}-token prompt (all logits) + {DecodeSteps} greedy decode steps (device argmax)");
+        return tally.Result($"{PromptTokens}-token prompt in batches of 8 + 2 (all logits) + {DecodeSteps} greedy decode steps (device argmax)");
     }
 
     /// <summary>
@@ -252,7 +253,7 @@ public static unsafe class GpuDecoderChecks
         {
             bool passed = _failures.Count == 0 && _maxAbs <= LogitTolerance;
             string detail = $"{what}; greedy {_greedyChecked} checked, {_greedySkipped} near-ties skipped";
-            if (!double.IsNaN(_quantDistance)) detail += $"; CPU with Q8 activations is {_quantDistance:0.0e0} from the F32 reference";
+            if (!double.IsNaN(_quantDistance)) detail += $"; CPU with Q8 activations is {_quantDistance:0.000e0} from the F32 reference";
             if (!passed) detail += $"; worst {_worst}" + (_failures.Count > 0 ? "; " + string.Join("; ", _failures) : "");
             return new GpuCheckResult(name, passed, _maxAbs, _ref2 > 0 ? Math.Sqrt(_diff2 / _ref2) : Math.Sqrt(_diff2),
                 $"max|Δ logit| ≤ {LogitTolerance:0e0} vs CPU F32", detail);
