@@ -6,9 +6,10 @@ using LlavaNative.Kernels.Tensors;
 using LlavaNative.TestSupport;
 using LlavaNative.TestSupport.Cuda;
 
-// GPU checks for a device machine: every CUDA kernel against the CPU ops (the checks the xunit tests run, shared
-// through LlavaNative.TestSupport), a captured-graph replay, and mat-vec / attention timings. Prints a report and
-// writes it to --out DIR (report.txt) when given. Exit code: 0 all checks passed, 1 a check failed, 2 no GPU.
+// GPU checks for a device machine: every CUDA kernel against the CPU ops and the GPU decoder end to end against the
+// CPU decoder (the checks the xunit tests run, shared through LlavaNative.TestSupport), a captured-graph replay, and
+// mat-vec / attention / decoder tok/s timings. Prints a report and writes it to --out DIR (report.txt) when given.
+// Exit code: 0 all checks passed, 1 a check failed, 2 no GPU.
 // --emulator runs the same checks on the host emulator (g++ needed), to try a published build before a device run.
 //   GpuCheck [--out DIR] [--seeds N] [--no-bench] [--emulator]
 string? outDir = null;
@@ -90,11 +91,12 @@ using (device)
     return failed == 0 ? 0 : 1;
 }
 
-// Every check of GpuOpChecks for seeds 1…seeds; prints seed 1 and every failure; returns the failure count.
+// Every check of GpuOpChecks, then the end-to-end decoder checks of GpuDecoderChecks, for seeds 1…seeds;
+// prints seed 1 and every failure; returns the failure count.
 static int RunChecks(IGpuDevice device, int seeds, Action<string> say)
 {
     int failed = 0;
-    foreach (var (name, run) in GpuOpChecks.All)
+    foreach (var (name, run) in GpuOpChecks.All.Concat(GpuDecoderChecks.All))
     {
         for (int seed = 1; seed <= seeds; seed++)
         {
@@ -247,6 +249,21 @@ static void Benchmarks(CudaDevice device, Action<string> say)
             ms = times[2];
             say($"  {type,-5} {ms,8:0.000} ms  {2.0 * rows * cols * tokens / (ms * 1e-3) / 1e12,6:0.0} TFLOP/s  tensor cores (mma.sync m16n8k16, version 1)");
         }
+    }
+
+    // The whole GpuDecoder on random decoders: a 16-token prompt, then greedy steps with the device argmax (one int
+    // copied back per step, no graph yet), wall clock. Small models are launch-bound: 40 launches a step for 2 layers.
+    say("GpuDecoder decode (greedy, device argmax, direct launches), wall clock after 4 warm-up steps");
+    foreach (var (label, spec, quantize) in new (string, RandomModelSpec, TensorType?)[]
+    {
+        ("tiny llama F32 (dim 64, 2 layers, vocab 512)", RandomModelSpec.Tiny(RandomModelArchitecture.Llama, RandomModelVocabulary.Synthetic), null),
+        ("llama Q4_K (dim 256, 2 layers, vocab 512)", RandomModelSpec.Quantizable(RandomModelArchitecture.Llama), TensorType.Q4_K),
+        ("llama Q4_K (dim 1024, 4 layers, ffn 2816, vocab 512)", RandomModelSpec.Quantizable(RandomModelArchitecture.Llama) with
+            { EmbeddingLength = 1024, FeedForwardLength = 2816, BlockCount = 4, HeadCount = 8, KvHeadCount = 8 }, TensorType.Q4_K),
+    })
+    {
+        var (tokensPerSecond, prefillMs) = GpuDecoderChecks.DecodeSpeed(device, spec, quantize, steps: 128);
+        say($"  {label,-52} {tokensPerSecond,8:0} tok/s  ({1000 / tokensPerSecond:0.000} ms/token; 16-token prefill {prefillMs:0.0} ms incl. first use)");
     }
 
     say("attention decode (1 token, F32 KV cache), 32 heads × 128, context 4096; bytes = K and V read");

@@ -1,0 +1,278 @@
+using LlavaNative.Kernels.Cpu.Ops;
+using LlavaNative.Kernels.Cuda;
+using LlavaNative.Kernels.Tensors;
+
+namespace LlavaNative.Model.Language;
+
+/// <summary>A weight matrix in device memory, in the encoding it was stored in (the CudaOps kernels read every type).</summary>
+public readonly record struct GpuWeightMatrix(DevicePtr Data, TensorType Type, int Rows, int Cols);
+
+/// <summary>One decoder block's weights on the device; biases are null pointers (address 0) when absent.</summary>
+internal sealed class GpuLayerWeights
+{
+    public DevicePtr AttentionNorm;   // [dim] F32
+    public GpuWeightMatrix Query;     // [heads·headDim, dim]
+    public GpuWeightMatrix Key;       // [kvHeads·headDim, dim]
+    public GpuWeightMatrix Value;     // [kvHeads·headDim, dim]
+    public DevicePtr QueryBias;       // [heads·headDim] or 0
+    public DevicePtr KeyBias;         // [kvHeads·headDim] or 0
+    public DevicePtr ValueBias;       // [kvHeads·headDim] or 0
+    public GpuWeightMatrix Output;    // [dim, heads·headDim]
+    public DevicePtr FeedForwardNorm; // [dim] F32
+    public GpuWeightMatrix Gate;      // [ffn, dim]
+    public GpuWeightMatrix Up;        // [ffn, dim]
+    public GpuWeightMatrix Down;      // [dim, ffn]
+}
+
+/// <summary>
+/// The Llama-family decoder (<see cref="DecoderModel"/>) on a GPU: the same <see cref="DecoderConfig"/> and
+/// <see cref="DecoderWeights"/>, uploaded once; the same order of operations as <see cref="DecoderModel"/>'s
+/// RunBatch, each op a <see cref="CudaOps"/> launch. Prefill batches use the tiled mat-mul, a single token the
+/// mat-vec. The KV cache is F32 on the device. Runs on any <see cref="IGpuDevice"/>: the CUDA driver, or the
+/// host emulator in the tests.
+/// </summary>
+public sealed unsafe class GpuDecoder : IDisposable
+{
+    private readonly List<DeviceBuffer> _buffers = [];
+    private readonly GpuLayerWeights[] _layers;
+    private readonly GpuWeightMatrix _tokenEmbedding; // [vocab, dim]
+    private readonly GpuWeightMatrix _lmHead;         // [vocab, dim]; the embedding's buffer when tied
+    private readonly DevicePtr _outputNorm;           // [dim]
+
+    public DecoderConfig Config { get; }
+    public IGpuDevice Device { get; }
+    public CudaOps Ops { get; }
+
+    /// <summary>Bytes of weights uploaded to the device.</summary>
+    public long WeightBytes { get; private set; }
+
+    /// <summary>
+    /// Uploads <paramref name="weights"/> to <paramref name="device"/>. Every matrix must have a device kernel
+    /// (<see cref="CudaOps.WeightTypes"/>); the error names the matrix otherwise.
+    /// </summary>
+    public GpuDecoder(IGpuDevice device, DecoderConfig config, DecoderWeights weights)
+    {
+        Device = device;
+        Config = config;
+        Ops = new CudaOps(device);
+        try
+        {
+            _layers = new GpuLayerWeights[config.Layers];
+            for (int l = 0; l < config.Layers; l++)
+            {
+                var w = weights.Layers[l];
+                _layers[l] = new GpuLayerWeights
+                {
+                    AttentionNorm = UploadVector(w.AttentionNorm, config.Dim),
+                    Query = UploadMatrix(w.Query, $"layer {l} attention query"),
+                    Key = UploadMatrix(w.Key, $"layer {l} attention key"),
+                    Value = UploadMatrix(w.Value, $"layer {l} attention value"),
+                    QueryBias = UploadVector(w.QueryBias, config.QueryDim),
+                    KeyBias = UploadVector(w.KeyBias, config.KvDim),
+                    ValueBias = UploadVector(w.ValueBias, config.KvDim),
+                    Output = UploadMatrix(w.Output, $"layer {l} attention output"),
+                    FeedForwardNorm = UploadVector(w.FeedForwardNorm, config.Dim),
+                    Gate = UploadMatrix(w.Gate, $"layer {l} feed-forward gate"),
+                    Up = UploadMatrix(w.Up, $"layer {l} feed-forward up"),
+                    Down = UploadMatrix(w.Down, $"layer {l} feed-forward down"),
+                };
+            }
+            _tokenEmbedding = UploadMatrix(weights.TokenEmbedding, "token embedding");
+            bool tied = weights.LmHead.Data == weights.TokenEmbedding.Data && weights.LmHead.Type == weights.TokenEmbedding.Type;
+            _lmHead = tied ? _tokenEmbedding : UploadMatrix(weights.LmHead, "LM head");
+            _outputNorm = UploadVector(weights.OutputNorm, config.Dim);
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    private GpuWeightMatrix UploadMatrix(in WeightMatrix m, string what)
+    {
+        if (!CudaOps.Supports(m.Type))
+            throw new NotSupportedException($"GpuDecoder: the {what} matrix is {TensorTypeInfo.Name(m.Type)}, which has no CUDA kernel; supported: {string.Join(", ", CudaOps.WeightTypes)}");
+        long bytes = m.RowBytes * m.Rows;
+        var buffer = Device.Allocate(bytes);
+        _buffers.Add(buffer);
+        Device.Upload(buffer.Pointer, m.Data, bytes);
+        WeightBytes += bytes;
+        return new GpuWeightMatrix(buffer.Pointer, m.Type, m.Rows, m.Cols);
+    }
+
+    private DevicePtr UploadVector(float* v, int n)
+    {
+        if (v == null) return default;
+        var buffer = Device.Allocate(n * 4L);
+        _buffers.Add(buffer);
+        Device.Upload(buffer.Pointer, v, n * 4L);
+        WeightBytes += n * 4L;
+        return buffer.Pointer;
+    }
+
+    /// <summary>A session state with a device KV cache of <paramref name="contextSize"/> positions.</summary>
+    public GpuDecoderState CreateState(int contextSize, int maxBatch = 256) => new(Device, Config, contextSize, maxBatch);
+
+    /// <summary>
+    /// Appends <paramref name="tokens"/> at the state's position and returns the logits, as
+    /// <see cref="DecoderModel.Forward"/>: [vocab] of the last token for <see cref="LogitsMode.Last"/>, or every
+    /// token's [tokens, vocab] written to <paramref name="logitsAll"/> for <see cref="LogitsMode.All"/>.
+    /// </summary>
+    public ReadOnlySpan<float> Forward(GpuDecoderState state, ReadOnlySpan<int> tokens, LogitsMode mode = LogitsMode.Last, Span<float> logitsAll = default)
+    {
+        RunTokens(state, tokens, mode, logitsAll);
+        if (mode == LogitsMode.All) return logitsAll[..(tokens.Length * Config.VocabSize)];
+        Device.Download(state.HostLogits.AsSpan(0, Config.VocabSize), state.Logits.Pointer);
+        return state.HostLogits.AsSpan(0, Config.VocabSize);
+    }
+
+    /// <summary>
+    /// Appends <paramref name="tokens"/> and returns the most likely next token (first on ties, as
+    /// <c>Sampler.ArgMax</c>), found on the device: only one int comes back, not the logits.
+    /// </summary>
+    public int ForwardGreedy(GpuDecoderState state, ReadOnlySpan<int> tokens)
+    {
+        RunTokens(state, tokens, LogitsMode.Last, default);
+        Ops.ArgMax(state.Logits, Config.VocabSize, state.ArgMax);
+        Device.Download(state.HostArgMax.AsSpan(), state.ArgMax.Pointer);
+        return state.HostArgMax[0];
+    }
+
+    /// <summary>
+    /// Appends rows of input embeddings [count, dim] (projected image features) at the current position, as
+    /// <see cref="DecoderModel.ForwardEmbeddings"/>: no logits unless <paramref name="mode"/> asks
+    /// (<see cref="LogitsMode.All"/> writes count × vocab floats to <paramref name="logitsAll"/>;
+    /// <see cref="LogitsMode.Last"/> leaves the last row's in <see cref="GpuDecoderState.HostLogits"/>).
+    /// </summary>
+    public void ForwardEmbeddings(GpuDecoderState state, ReadOnlySpan<float> embeddings, LogitsMode? mode = null, Span<float> logitsAll = default)
+    {
+        var c = Config;
+        int count = embeddings.Length / c.Dim;
+        if (count == 0 || embeddings.Length % c.Dim != 0)
+            throw new ArgumentException($"embeddings hold {embeddings.Length} floats, not a positive multiple of the model dimension {c.Dim}", nameof(embeddings));
+        CheckRoom(state, count);
+        CheckLogitsBuffer(mode == LogitsMode.All, count, logitsAll);
+        int done = 0;
+        while (done < count)
+        {
+            int n = Math.Min(state.MaxBatch, count - done);
+            Device.Upload(state.X.Pointer, embeddings.Slice(done * c.Dim, n * c.Dim));
+            bool last = done + n == count;
+            RunBatch(state, n, mode ?? LogitsMode.Last, computeLogits: mode != null && (mode == LogitsMode.All || last));
+            if (mode == LogitsMode.All) Device.Download(logitsAll.Slice(done * c.VocabSize, n * c.VocabSize), state.Logits.Pointer);
+            done += n;
+        }
+        if (mode == LogitsMode.Last) Device.Download(state.HostLogits.AsSpan(0, c.VocabSize), state.Logits.Pointer);
+    }
+
+    private void RunTokens(GpuDecoderState state, ReadOnlySpan<int> tokens, LogitsMode mode, Span<float> logitsAll)
+    {
+        var c = Config;
+        if (tokens.Length == 0) throw new ArgumentException("no tokens to process", nameof(tokens));
+        foreach (int t in tokens)
+            if ((uint)t >= (uint)c.VocabSize)
+                throw new ArgumentOutOfRangeException(nameof(tokens), t, $"token id {t} is outside the vocabulary (0..{c.VocabSize - 1})");
+        CheckRoom(state, tokens.Length);
+        CheckLogitsBuffer(mode == LogitsMode.All, tokens.Length, logitsAll);
+        int done = 0;
+        while (done < tokens.Length)
+        {
+            int n = Math.Min(state.MaxBatch, tokens.Length - done);
+            Device.Upload(state.TokenIds.Pointer, tokens.Slice(done, n));
+            Ops.GetRows(_tokenEmbedding.Type, _tokenEmbedding.Data, state.TokenIds, state.X, n, c.Dim);
+            bool last = done + n == tokens.Length;
+            RunBatch(state, n, mode, computeLogits: mode == LogitsMode.All || last);
+            if (mode == LogitsMode.All) Device.Download(logitsAll.Slice(done * c.VocabSize, n * c.VocabSize), state.Logits.Pointer);
+            done += n;
+        }
+    }
+
+    private void CheckLogitsBuffer(bool all, int count, Span<float> logitsAll)
+    {
+        if (all && logitsAll.Length < (long)count * Config.VocabSize)
+            throw new ArgumentException($"logits buffer holds {logitsAll.Length} floats, needs {(long)count * Config.VocabSize}", nameof(logitsAll));
+    }
+
+    private static void CheckRoom(GpuDecoderState state, int n)
+    {
+        if (state.Position + n > state.ContextSize)
+            throw new ContextOverflowException(state.Position, n, state.ContextSize);
+    }
+
+    /// <summary>y [n, rows] = x [n, cols] · Wᵀ: the mat-vec for one token (decode), the tiled mat-mul for a batch.</summary>
+    private void Linear(in GpuWeightMatrix w, DevicePtr x, DevicePtr y, int n)
+    {
+        if (n == 1) Ops.MatVec(w.Type, w.Data, x, y, w.Rows, w.Cols);
+        else Ops.MatMul(w.Type, w.Data, x, y, w.Rows, w.Cols, n, w.Rows);
+    }
+
+    /// <summary>
+    /// The transformer over the <paramref name="n"/> rows already in <c>state.X</c> at positions
+    /// state.Position … state.Position + n − 1 (<see cref="DecoderModel"/>'s RunBatch, op for op).
+    /// </summary>
+    private void RunBatch(GpuDecoderState s, int n, LogitsMode mode, bool computeLogits)
+    {
+        var c = Config;
+        int dim = c.Dim, qDim = c.QueryDim, kvDim = c.KvDim, half = c.RopeDims / 2;
+        int start = s.Position;
+        // The angles come from the CPU's own function (the same float rounding of θ as the CPU pass), uploaded.
+        fixed (float* cos = s.HostCos, sin = s.HostSin)
+        {
+            Rope.ComputeAngles(start, n, c.RopeDims, c.RopeFreqBase, cos, sin);
+            Device.Upload(s.Cos.Pointer, cos, (long)n * half * 4);
+            Device.Upload(s.Sin.Pointer, sin, (long)n * half * 4);
+        }
+        long cacheOffset = (long)start * kvDim * 4;
+
+        for (int l = 0; l < c.Layers; l++)
+        {
+            var w = _layers[l];
+            DevicePtr kCache = s.KeyCache[l].Pointer.Offset(cacheOffset);   // rows of this batch: [n, kvDim]
+            DevicePtr vCache = s.ValueCache[l].Pointer.Offset(cacheOffset);
+
+            // Attention block: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
+            Ops.RmsNorm(s.X, w.AttentionNorm, s.Normed, n, dim, c.NormEps);
+            Linear(w.Query, s.Normed, s.Query, n);
+            Linear(w.Key, s.Normed, kCache, n);
+            Linear(w.Value, s.Normed, vCache, n);
+            if (w.QueryBias.Address != 0) Ops.AddBiasRows(s.Query, w.QueryBias, n, qDim);
+            if (w.KeyBias.Address != 0) Ops.AddBiasRows(kCache, w.KeyBias, n, kvDim);
+            if (w.ValueBias.Address != 0) Ops.AddBiasRows(vCache, w.ValueBias, n, kvDim);
+            Ops.Rope(s.Query, s.Cos, s.Sin, n, c.Heads, c.HeadDim, c.RopeDims, qDim, c.RopeMode);
+            Ops.Rope(kCache, s.Cos, s.Sin, n, c.KvHeads, c.HeadDim, c.RopeDims, kvDim, c.RopeMode);
+            Ops.Attention(s.Query, s.KeyCache[l], s.ValueCache[l], s.AttnOut, n, c.Heads, c.KvHeads, c.HeadDim, kvDim,
+                start, start + n, causal: true, scale: 1.0f / MathF.Sqrt(c.HeadDim));
+            Linear(w.Output, s.AttnOut, s.Normed, n);
+            Ops.Add(s.X, s.Normed, s.X, n * dim);
+
+            // Feed-forward block: x += W_down · (silu(W_gate·norm(x)) ⊙ W_up·norm(x))
+            Ops.RmsNorm(s.X, w.FeedForwardNorm, s.Normed, n, dim, c.NormEps);
+            Linear(w.Gate, s.Normed, s.Gate, n);
+            Linear(w.Up, s.Normed, s.Up, n);
+            Ops.SiluMul(s.Gate, s.Up, n * c.FeedForward);
+            Linear(w.Down, s.Gate, s.Normed, n);
+            Ops.Add(s.X, s.Normed, s.X, n * dim);
+        }
+        s.Position = start + n;
+
+        if (!computeLogits) return;
+        if (mode == LogitsMode.All)
+        {
+            Ops.RmsNorm(s.X, _outputNorm, s.Normed, n, dim, c.NormEps);
+            Linear(_lmHead, s.Normed, s.Logits, n);
+        }
+        else
+        {
+            Ops.RmsNorm(s.X.Pointer.Offset((long)(n - 1) * dim * 4), _outputNorm, s.Normed, 1, dim, c.NormEps);
+            Linear(_lmHead, s.Normed, s.Logits, 1);
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var b in _buffers) b.Dispose();
+        _buffers.Clear();
+        Ops.Dispose();
+    }
+}

@@ -1,0 +1,262 @@
+using System.Diagnostics;
+using LlavaNative.Kernels.Cpu.Quant;
+using LlavaNative.Kernels.Cuda;
+using LlavaNative.Kernels.Tensors;
+using LlavaNative.Model;
+using LlavaNative.Model.Language;
+
+namespace LlavaNative.TestSupport.Cuda;
+
+/// <summary>
+/// End-to-end checks of <see cref="GpuDecoder"/> against the CPU <see cref="DecoderModel"/> on random tiny GGUF
+/// decoders (synthetic 512-token vocabulary): a 10-token prompt (all logits, in batches of 8 and 2), then 4 greedy
+/// decode steps, and image-like embedding rows through ForwardEmbeddings. Shared by the xunit tests (host
+/// emulator, and a GPU when present) and tools/device/GpuCheck.
+///
+/// The reference is the CPU forward pass on F32 weights: for F32 models the model itself; for quantized models
+/// the same model with every matrix dequantized to F32 by the CPU's scalar Dequantize (the GPU kernels dequantize
+/// the same way and multiply F32 activations, whereas the CPU's quantized path rounds activations to Q8 first —
+/// its distance to the F32 reference is printed for scale, not checked). What remains is float32 summation
+/// order, so every logit must be within <see cref="LogitTolerance"/> (random logits have std ≈ 3); greedy tokens
+/// must match wherever the reference's top-2 margin exceeds twice that.
+/// </summary>
+public static unsafe class GpuDecoderChecks
+{
+    /// <summary>Max |Δ| allowed per logit (logit std ≈ 3): float32 summation order over 2 layers.</summary>
+    public const double LogitTolerance = 1e-4;
+
+    private const int PromptTokens = 10, DecodeSteps = 4, ImageRows = 6;
+
+    /// <summary>Every check, by name, with the signature of <see cref="GpuOpChecks.All"/>.</summary>
+    public static IReadOnlyList<(string Name, Func<IGpuDevice, int, GpuCheckResult> Run)> All { get; } =
+    [
+        ("decoder llama F32", (d, seed) => Decoder(d, RandomModelArchitecture.Llama, null, seed)),
+        ("decoder qwen2 F32", (d, seed) => Decoder(d, RandomModelArchitecture.Qwen2, null, seed)),
+        ("decoder llama Q8_0", (d, seed) => Decoder(d, RandomModelArchitecture.Llama, TensorType.Q8_0, seed)),
+        ("decoder qwen2 Q4_K", (d, seed) => Decoder(d, RandomModelArchitecture.Qwen2, TensorType.Q4_K, seed)),
+        ("decoder llama embeddings (image rows)", (d, seed) => Embeddings(d, RandomModelArchitecture.Llama, seed)),
+        ("decoder qwen2 embeddings (image rows)", (d, seed) => Embeddings(d, RandomModelArchitecture.Qwen2, seed)),
+    ];
+
+    /// <summary>
+    /// The GGUF for a check: the tiny spec (dim 64) for F32 and Q8_0; the quantizable spec (dim 256, every row a
+    /// multiple of 256) for K-quants. Quantized on load by the CPU's quantizer.
+    /// </summary>
+    public static DecoderModel LoadModel(RandomModelArchitecture architecture, TensorType? quantize)
+    {
+        var spec = quantize is TensorType.Q2_K or TensorType.Q3_K or TensorType.Q4_K or TensorType.Q5_K or TensorType.Q6_K
+            ? RandomModelSpec.Quantizable(architecture)
+            : RandomModelSpec.Tiny(architecture, RandomModelVocabulary.Synthetic);
+        return DecoderModel.LoadGguf(RandomModels.GetPath(spec), new ModelLoadOptions { Quantize = quantize });
+    }
+
+    /// <summary>Prompt, all logits, then greedy decode: GPU vs the CPU F32 reference.</summary>
+    public static GpuCheckResult Decoder(IGpuDevice device, RandomModelArchitecture architecture, TensorType? quantize, int seed)
+    {
+        string name = $"decoder {architecture.ToString().ToLowerInvariant()} {(quantize is { } q ? TensorTypeInfo.Name(q) : "F32")}";
+        using var model = LoadModel(architecture, quantize);
+        using var reference = quantize == null ? null : Dequantized(model);
+        var cpu = reference?.Model ?? model;
+        var config = model.Config;
+        int vocab = config.VocabSize;
+        var rng = new Random(seed);
+        int[] prompt = new int[PromptTokens];
+        for (int i = 0; i < prompt.Length; i++) prompt[i] = rng.Next(vocab);
+
+        using var gpu = new GpuDecoder(device, config, model.Weights);
+        // maxBatch 8: the 10-token prompt runs as batches of 8 and 2 (both through the prefill mat-mul).
+        using var gpuState = gpu.CreateState(64, maxBatch: 8);
+        using var cpuState = cpu.CreateState(64, maxBatch: 8);
+        using var quantState = quantize == null ? null : model.CreateState(64, maxBatch: 8);
+
+        var tally = new Tally(name);
+        var expected = new float[PromptTokens * vocab];
+        var actual = new float[PromptTokens * vocab];
+        cpu.Forward(cpuState, prompt, LogitsMode.All, expected);
+        gpu.Forward(gpuState, prompt, LogitsMode.All, actual);
+        tally.Logits("prompt", actual, expected, vocab);
+        if (quantState != null)
+        {
+            var quantLogits = new float[PromptTokens * vocab];
+            model.Forward(quantState, prompt, LogitsMode.All, quantLogits);
+            tally.QuantizedActivationDistance(quantLogits, expected);
+        }
+
+        int next = ArgMax(expected.AsSpan((PromptTokens - 1) * vocab, vocab));
+        var gpuLogits = new float[vocab];
+        for (int step = 0; step < DecodeSteps; step++)
+        {
+            int[] one = [next];
+            float[] want = cpu.Forward(cpuState, one).ToArray();
+            int gpuNext = gpu.ForwardGreedy(gpuState, one);
+            device.Download<float>(gpuLogits, gpuState.Logits.Pointer);
+            tally.Logits($"decode step {step}", gpuLogits, want, vocab);
+            next = ArgMax(want);
+            tally.Greedy(step, gpuNext, want);
+        }
+        return tally.Result($"{PromptTokens}-token prompt in batches of 8 + 2 (all logits) + {DecodeSteps} greedy decode steps (device argmax)");
+    }
+
+    /// <summary>
+    /// 3 prompt tokens, then 6 rows of embeddings (image features: N(0, 1)) with all logits, then one decode step,
+    /// against the CPU's ForwardEmbeddings; the F32 tiny model.
+    /// </summary>
+    public static GpuCheckResult Embeddings(IGpuDevice device, RandomModelArchitecture architecture, int seed)
+    {
+        string name = $"decoder {architecture.ToString().ToLowerInvariant()} embeddings (image rows)";
+        using var model = LoadModel(architecture, null);
+        var config = model.Config;
+        int vocab = config.VocabSize;
+        var rng = new Random(seed);
+        int[] prompt = [rng.Next(vocab), rng.Next(vocab), rng.Next(vocab)];
+        var rows = new float[ImageRows * config.Dim];
+        for (int i = 0; i < rows.Length; i++)
+            rows[i] = (float)(Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble()));
+
+        using var gpu = new GpuDecoder(device, config, model.Weights);
+        // maxBatch 4: the 6 rows go through in two batches, as a long image does.
+        using var gpuState = gpu.CreateState(32, maxBatch: 4);
+        using var cpuState = model.CreateState(32, maxBatch: 4);
+        var tally = new Tally(name);
+        model.Forward(cpuState, prompt);
+        gpu.Forward(gpuState, prompt);
+        var expected = new float[ImageRows * vocab];
+        var actual = new float[ImageRows * vocab];
+        model.ForwardEmbeddings(cpuState, rows, LogitsMode.All, expected);
+        gpu.ForwardEmbeddings(gpuState, rows, LogitsMode.All, actual);
+        tally.Logits("image rows", actual, expected, vocab);
+        int[] one = [ArgMax(expected.AsSpan((ImageRows - 1) * vocab, vocab))];
+        float[] want = model.Forward(cpuState, one).ToArray();
+        float[] got = gpu.Forward(gpuState, one).ToArray();
+        tally.Logits("token after the image", got, want, vocab);
+        if (gpuState.Position != cpuState.Position) tally.Fail($"positions differ: GPU {gpuState.Position}, CPU {cpuState.Position}");
+        return tally.Result($"3 tokens + {ImageRows} embedding rows in batches of 4 (all logits) + 1 token");
+    }
+
+    /// <summary>
+    /// Decode speed of the GPU decoder on a model of <paramref name="spec"/>'s shape: a 16-token prompt, then
+    /// <paramref name="steps"/> greedy steps (device argmax, one int copied back per step); tokens per second of
+    /// the decode steps, wall clock.
+    /// </summary>
+    public static (double TokensPerSecond, double PrefillMs) DecodeSpeed(IGpuDevice device, RandomModelSpec spec, TensorType? quantize, int steps)
+    {
+        using var model = DecoderModel.LoadGguf(RandomModels.GetPath(spec), new ModelLoadOptions { Quantize = quantize });
+        using var gpu = new GpuDecoder(device, model.Config, model.Weights);
+        using var state = gpu.CreateState(16 + steps + 8, maxBatch: 16);
+        int[] prompt = new int[16];
+        for (int i = 0; i < prompt.Length; i++) prompt[i] = (i * 37 + 5) % model.Config.VocabSize;
+        var prefill = Stopwatch.StartNew();
+        int[] one = [gpu.ForwardGreedy(state, prompt)];
+        double prefillMs = prefill.Elapsed.TotalMilliseconds;
+        for (int i = 0; i < 4 && state.Position < state.ContextSize - steps; i++) one[0] = gpu.ForwardGreedy(state, one); // warm-up
+        var timer = Stopwatch.StartNew();
+        for (int i = 0; i < steps; i++) one[0] = gpu.ForwardGreedy(state, one);
+        return (steps / timer.Elapsed.TotalSeconds, prefillMs);
+    }
+
+    private static int ArgMax(ReadOnlySpan<float> x)
+    {
+        int best = 0;
+        for (int i = 1; i < x.Length; i++) if (x[i] > x[best]) best = i;
+        return best;
+    }
+
+    /// <summary>A CPU decoder on <paramref name="model"/>'s weights with every matrix dequantized to F32.</summary>
+    private static DequantizedModel Dequantized(DecoderModel model)
+    {
+        var owned = new List<NativeBuffer>();
+        WeightMatrix ToF32(in WeightMatrix m)
+        {
+            if (m.Type == TensorType.F32) return m;
+            var buffer = NativeBuffer.Floats((long)m.Rows * m.Cols);
+            owned.Add(buffer);
+            var kernels = QuantRegistry.ScalarKernels(m.Type);
+            for (int r = 0; r < m.Rows; r++) kernels.Dequantize(m.Row(r), buffer.Floats() + (long)r * m.Cols, m.Cols);
+            return new WeightMatrix(buffer.Pointer, TensorType.F32, m.Rows, m.Cols);
+        }
+        var w = model.Weights;
+        var layers = w.Layers.Select(l => new DecoderLayerWeights
+        {
+            AttentionNorm = l.AttentionNorm, Query = ToF32(l.Query), Key = ToF32(l.Key), Value = ToF32(l.Value),
+            QueryBias = l.QueryBias, KeyBias = l.KeyBias, ValueBias = l.ValueBias, Output = ToF32(l.Output),
+            FeedForwardNorm = l.FeedForwardNorm, Gate = ToF32(l.Gate), Up = ToF32(l.Up), Down = ToF32(l.Down),
+        }).ToArray();
+        var embedding = ToF32(w.TokenEmbedding);
+        var weights = new DecoderWeights
+        {
+            TokenEmbedding = embedding, Layers = layers, OutputNorm = w.OutputNorm,
+            LmHead = w.TiedEmbeddings ? embedding : ToF32(w.LmHead), TiedEmbeddings = w.TiedEmbeddings,
+        };
+        return new DequantizedModel(new DecoderModel(model.Config, weights, null, model.SourcePath + " (dequantized to F32)"), owned);
+    }
+
+    private sealed class DequantizedModel(DecoderModel model, List<NativeBuffer> buffers) : IDisposable
+    {
+        public DecoderModel Model { get; } = model;
+
+        public void Dispose()
+        {
+            foreach (var b in buffers) b.Dispose();
+        }
+    }
+
+    /// <summary>Accumulates the worst logit difference, greedy agreement and failures over a run.</summary>
+    private sealed class Tally(string name)
+    {
+        private double _maxAbs, _diff2, _ref2, _quantDistance = double.NaN;
+        private string _worst = "";
+        private readonly List<string> _failures = [];
+        private int _greedyChecked, _greedySkipped;
+
+        public void Logits(string where, ReadOnlySpan<float> actual, ReadOnlySpan<float> expected, int vocab)
+        {
+            for (int i = 0; i < expected.Length; i++)
+            {
+                if (!float.IsFinite(actual[i]))
+                {
+                    Fail($"{where}: position {i / vocab} token {i % vocab} is {actual[i]}");
+                    _maxAbs = double.PositiveInfinity;
+                    return;
+                }
+                double d = Math.Abs(actual[i] - (double)expected[i]);
+                _diff2 += d * d;
+                _ref2 += (double)expected[i] * expected[i];
+                if (d > _maxAbs)
+                {
+                    _maxAbs = d;
+                    _worst = $"{where}, position {i / vocab}, token {i % vocab}: GPU {actual[i]:R}, CPU {expected[i]:R}";
+                }
+            }
+        }
+
+        public void QuantizedActivationDistance(ReadOnlySpan<float> quantized, ReadOnlySpan<float> reference)
+        {
+            double d = 0;
+            for (int i = 0; i < reference.Length; i++) d = Math.Max(d, Math.Abs(quantized[i] - (double)reference[i]));
+            _quantDistance = d;
+        }
+
+        /// <summary>The device argmax must be the reference's top token whenever its margin over the second exceeds 2× the tolerance.</summary>
+        public void Greedy(int step, int gpuToken, ReadOnlySpan<float> reference)
+        {
+            int best = ArgMax(reference);
+            float second = float.NegativeInfinity;
+            for (int i = 0; i < reference.Length; i++) if (i != best) second = Math.Max(second, reference[i]);
+            if (reference[best] - second <= 2 * LogitTolerance) { _greedySkipped++; return; }
+            _greedyChecked++;
+            if (gpuToken != best) Fail($"decode step {step}: device argmax {gpuToken}, CPU {best} (margin {reference[best] - second:0.000})");
+        }
+
+        public void Fail(string message) => _failures.Add(message);
+
+        public GpuCheckResult Result(string what)
+        {
+            bool passed = _failures.Count == 0 && _maxAbs <= LogitTolerance;
+            string detail = $"{what}; greedy {_greedyChecked} checked, {_greedySkipped} near-ties skipped";
+            if (!double.IsNaN(_quantDistance)) detail += $"; CPU with Q8 activations is {_quantDistance:0.000e0} from the F32 reference";
+            if (!passed) detail += $"; worst {_worst}" + (_failures.Count > 0 ? "; " + string.Join("; ", _failures) : "");
+            return new GpuCheckResult(name, passed, _maxAbs, _ref2 > 0 ? Math.Sqrt(_diff2 / _ref2) : Math.Sqrt(_diff2),
+                $"max|Δ logit| ≤ {LogitTolerance:0e0} vs CPU F32", detail);
+        }
+    }
+}
