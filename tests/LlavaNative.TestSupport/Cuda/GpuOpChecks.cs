@@ -187,30 +187,7 @@ public static unsafe class GpuOpChecks
         using var dy = Output(device, tokens * stride);
         ops.MatMul(type, dw, dx, dy, rows, cols, tokens, stride);
         float[] y = device.Download<float>(dy);
-        double worstRatio = 0, maxAbs = 0;
-        string detail = "";
-        bool ok = true;
-        for (int t = 0; t < tokens; t++)
-        {
-            for (int r = 0; r < rows; r++)
-            {
-                double exact = 0, magnitude = 0;
-                for (int c = 0; c < cols; c++)
-                {
-                    double p = (double)dequantized[(long)r * cols + c] * x[t * cols + c];
-                    exact += p;
-                    magnitude += Math.Abs(p);
-                }
-                float got = y[t * stride + r];
-                if (!float.IsFinite(got)) { ok = false; detail = $"token {t} row {r}: {got}"; continue; }
-                double err = Math.Abs(got - exact);
-                maxAbs = Math.Max(maxAbs, err);
-                double ratio = err / Math.Max(magnitude, 1e-30);
-                if (ratio > worstRatio) { worstRatio = ratio; if (ratio > 1e-5) detail = $"token {t} row {r}: got {got:R}, expected {exact:R}"; }
-            }
-            for (int r = rows; r < stride; r++)
-                if (!float.IsNaN(y[t * stride + r])) { ok = false; detail = $"token {t}: padding column {r} was written"; }
-        }
+        var (ok, maxAbs, worstRatio, detail) = CompareProducts(y, dequantized, x, rows, cols, tokens, stride, 1e-5);
         return new GpuCheckResult($"matmul {type}", ok && worstRatio <= 1e-5, maxAbs, worstRatio,
             "per element |Δ| ≤ 1e-5·Σ|w·x| (rel L2 column shows the worst ratio)", detail);
     }
@@ -242,6 +219,19 @@ public static unsafe class GpuOpChecks
         using var dy = Output(device, tokens * stride);
         ops.MatMulTensorCores(type, dw, dx, dy, rows, cols, tokens, stride);
         float[] y = device.Download<float>(dy);
+        var (ok, maxAbs, worstRatio, detail) = CompareProducts(y, wf, xr, rows, cols, tokens, stride, 1e-4);
+        return new GpuCheckResult($"matmul tensor cores {type}", ok && worstRatio <= 1e-4, maxAbs, worstRatio,
+            "per element |Δ| ≤ 1e-4·Σ|w·x| vs 16-bit-rounded activations (rel L2 column shows the worst ratio)", detail);
+    }
+
+    /// <summary>
+    /// Y [tokens, stride] against float64 dot products of W [rows, cols] with X [tokens, cols]: the worst per-element
+    /// |Δ| / Σ|w·x| must stay within <paramref name="tolerance"/>, every value must be finite, and the padding columns
+    /// rows..stride−1 must keep their NaN poison (the kernel may write only its rows).
+    /// </summary>
+    private static (bool Ok, double MaxAbs, double WorstRatio, string Detail) CompareProducts(
+        float[] y, float[] w, float[] x, int rows, int cols, int tokens, int stride, double tolerance)
+    {
         double worstRatio = 0, maxAbs = 0;
         string detail = "";
         bool ok = true;
@@ -252,7 +242,7 @@ public static unsafe class GpuOpChecks
                 double exact = 0, magnitude = 0;
                 for (int c = 0; c < cols; c++)
                 {
-                    double p = (double)wf[r * cols + c] * xr[t * cols + c];
+                    double p = (double)w[(long)r * cols + c] * x[t * cols + c];
                     exact += p;
                     magnitude += Math.Abs(p);
                 }
@@ -261,13 +251,12 @@ public static unsafe class GpuOpChecks
                 double err = Math.Abs(got - exact);
                 maxAbs = Math.Max(maxAbs, err);
                 double ratio = err / Math.Max(magnitude, 1e-30);
-                if (ratio > worstRatio) { worstRatio = ratio; if (ratio > 1e-4) detail = $"token {t} row {r}: got {got:R}, expected {exact:R}"; }
+                if (ratio > worstRatio) { worstRatio = ratio; if (ratio > tolerance) detail = $"token {t} row {r}: got {got:R}, expected {exact:R}"; }
             }
             for (int r = rows; r < stride; r++)
                 if (!float.IsNaN(y[t * stride + r])) { ok = false; detail = $"token {t}: padding column {r} was written"; }
         }
-        return new GpuCheckResult($"matmul tensor cores {type}", ok && worstRatio <= 1e-4, maxAbs, worstRatio,
-            "per element |Δ| ≤ 1e-4·Σ|w·x| vs 16-bit-rounded activations (rel L2 column shows the worst ratio)", detail);
+        return (ok, maxAbs, worstRatio, detail);
     }
 
     /// <summary>Gathered and dequantized rows must equal the CPU Dequantize bit for bit.</summary>
