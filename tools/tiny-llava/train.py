@@ -89,6 +89,29 @@ class PatchClassifier(torch.nn.Module):
         return [float((l.argmax(-1) == labels[..., k]).float().mean()) for k, l in enumerate(logits)]
 
 
+TASK_WEIGHTS = {}  # --task-weights: question types drawn with these relative weights (default 1 each)
+
+
+def pick_task(rng, tasks):
+    if not TASK_WEIGHTS:
+        return rng.choice(tasks)
+    return rng.choices(tasks, weights=[TASK_WEIGHTS.get(t, 1.0) for t in tasks])[0]
+
+
+def training_item(index, stage):
+    """Item `index` of the training stream. Without --task-weights exactly data.make_item(TRAIN_SEED, index)."""
+    if stage == 1:
+        return data.make_item(TRAIN_SEED, index, kind="caption")
+    if not TASK_WEIGHTS:
+        return data.make_item(TRAIN_SEED, index)
+    rng = random.Random(TRAIN_SEED * 15485863 + index)
+    kind = rng.choices(["single", "multi", "caption"], weights=[0.55, 0.35, 0.10])[0]
+    if kind == "caption":
+        return data.make_item(TRAIN_SEED, index, kind="caption")
+    task = pick_task(rng, data.SINGLE_KINDS if kind == "single" else data.MULTI_KINDS)
+    return data.make_item(TRAIN_SEED, index, kind=kind, kinds=[task])
+
+
 def add_turns(item, index, max_extra):
     """Extra question/answer turns about the same single image (more supervised answers per rendered image).
     Turn 1 is exactly the llava-hf prompt; later turns follow original LLaVA (answer</s>, then 'USER: ...')."""
@@ -97,7 +120,7 @@ def add_turns(item, index, max_extra):
     rng = random.Random(TRAIN_SEED * 104729 + index)
     turns = []
     for _ in range(rng.randint(0, max_extra)):
-        qa = data.single_question(rng, item["specs"][0], rng.choice(data.SINGLE_KINDS))
+        qa = data.single_question(rng, item["specs"][0], pick_task(rng, data.SINGLE_KINDS))
         if qa is not None:
             turns.append(qa)
     return dict(item, turns=turns)
@@ -191,17 +214,33 @@ def main():
     ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda): the same recipe on a GPU machine")
     ap.add_argument("--aux-position", action="store_true",
                     help="the per-patch training aid also predicts each cell's index (tried in run 6; not in runs 3-5)")
+    ap.add_argument("--init-hf", default=None,
+                    help="continue stage 2 from an exported llava-hf folder (models/tiny-llava/hf): its weights and "
+                         "its tokenizer.model (no tokenizer training, no stage 0/1)")
+    ap.add_argument("--task-weights", default="",
+                    help="relative weights of the question types in stage 2, e.g. 'where=2,which=2,count=0.3' "
+                         "(types: " + ", ".join(data.SINGLE_KINDS + data.MULTI_KINDS) + "; default 1 each)")
     args = ap.parse_args()
     global DEVICE, AUX_POSITION
     DEVICE = torch.device(args.device)
     AUX_POSITION = args.aux_position
+    for part in filter(None, args.task_weights.split(",")):
+        name, value = part.split("=")
+        if name not in data.SINGLE_KINDS + data.MULTI_KINDS:
+            raise SystemExit(f"--task-weights: unknown question type '{name}'")
+        TASK_WEIGHTS[name] = float(value)
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(args.threads)
     torch.manual_seed(TORCH_SEED)
     random.seed(TORCH_SEED)
 
     import sentencepiece as spm
-    sp_path = train_tokenizer(args.out, M.CONFIG["vocab_size"])
+    if args.init_hf:
+        import shutil
+        sp_path = os.path.join(args.out, "tokenizer.model")
+        shutil.copyfile(os.path.join(args.init_hf, "tokenizer.model"), sp_path)
+    else:
+        sp_path = train_tokenizer(args.out, M.CONFIG["vocab_size"])
     sp = spm.SentencePieceProcessor(model_file=sp_path)
     assert sp.get_piece_size() == M.CONFIG["vocab_size"]
     image_id = sp.piece_to_id("<image>")
@@ -209,6 +248,11 @@ def main():
     if args.resume:
         # continue stage 2 from a checkpoint (fresh optimizer, warm-up again; no stage 0/1)
         model.load_state_dict(torch.load(args.resume, map_location="cpu")["model"])
+        args.stage0_steps = args.stage1_steps = 0
+    elif args.init_hf:
+        from export import read_safetensors
+        weights = read_safetensors(os.path.join(args.init_hf, "model.safetensors"))
+        model.load_state_dict({k: v.float() for k, v in weights.items()})
         args.stage0_steps = args.stage1_steps = 0
     model.to(DEVICE)
     n_params = sum(p.numel() for p in model.parameters())
@@ -261,7 +305,7 @@ def main():
             t2 = time.time()
         items = []
         for _ in range(args.batch):
-            item = data.make_item(TRAIN_SEED, index, kind="caption" if stage == 1 else None)
+            item = training_item(index, stage)
             items.append(add_turns(item, index, args.extra_turns if stage == 2 else 0))
             index += 1
         ids, lab, pixels, plabels = build_batch(sp, items, with_labels=True)
