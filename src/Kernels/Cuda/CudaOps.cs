@@ -185,6 +185,28 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
         Device.Launch(Device.Kernel("im2col_patches_f32"), perSide * perSide, 256, 0, _args);
     }
 
+    /// <summary>
+    /// The vision tower's position table onto its embeddings x [positionCount, dim] (positions [positionCount, dim]):
+    /// with a class embedding [dim] (CLIP), row 0 becomes class + positions[0] and x's row 0 is not read; with
+    /// <paramref name="classEmbedding"/> null (address 0, SigLIP), x[r] += positions[r] for every row.
+    /// </summary>
+    public void AddPositionEmbeddings(DevicePtr x, DevicePtr positions, DevicePtr classEmbedding, int positionCount, int dim)
+    {
+        if (positionCount <= 0 || dim <= 0)
+            throw new ArgumentException($"AddPositionEmbeddings: {positionCount} positions of {dim} floats; both must be positive");
+        _args.Clear().Add(x).Add(positions).Add(classEmbedding).Add(positionCount).Add(dim);
+        Device.Launch(Device.Kernel("add_position_embeddings_f32"), Blocks((long)positionCount * dim, ElementwiseThreads), ElementwiseThreads, 0, _args);
+    }
+
+    /// <summary>destination = source over n floats, device to device (the ranges must not overlap).</summary>
+    public void Copy(DevicePtr source, DevicePtr destination, int n)
+    {
+        if (n < 0) throw new ArgumentException($"Copy: negative float count {n}");
+        if (n == 0) return;
+        _args.Clear().Add(source).Add(destination).Add(n);
+        Device.Launch(Device.Kernel("copy_f32"), Blocks(n, ElementwiseThreads), ElementwiseThreads, 0, _args);
+    }
+
     /// <summary>dst = a + b over n floats (dst may alias either).</summary>
     public void Add(DevicePtr a, DevicePtr b, DevicePtr dst, int n)
     {

@@ -147,17 +147,37 @@ public sealed unsafe class GpuDecoder : IDisposable
     /// </summary>
     public void ForwardEmbeddings(GpuDecoderState state, ReadOnlySpan<float> embeddings, LogitsMode? mode = null, Span<float> logitsAll = default)
     {
+        int dim = Config.Dim;
+        if (embeddings.Length == 0 || embeddings.Length % dim != 0)
+            throw new ArgumentException($"embeddings hold {embeddings.Length} floats, not a positive multiple of the model dimension {dim}", nameof(embeddings));
+        RunEmbeddings(state, embeddings, default, embeddings.Length / dim, mode, logitsAll);
+    }
+
+    /// <summary>
+    /// As <see cref="ForwardEmbeddings(GpuDecoderState, ReadOnlySpan{float}, LogitsMode?, Span{float})"/> with the
+    /// <paramref name="count"/> rows [count, dim] already in device memory at <paramref name="embeddings"/> (e.g.
+    /// <see cref="Vision.GpuImageEncoder.EncodeAndProjectOnDevice"/>'s output): each batch is copied device to device
+    /// into the state, so the image never goes through the host. The rows are only read.
+    /// </summary>
+    public void ForwardEmbeddings(GpuDecoderState state, DevicePtr embeddings, int count, LogitsMode? mode = null, Span<float> logitsAll = default)
+    {
+        if (count <= 0) throw new ArgumentOutOfRangeException(nameof(count), count, "the number of embedding rows must be positive");
+        if (embeddings.Address == 0) throw new ArgumentException("the embeddings are a null device pointer", nameof(embeddings));
+        RunEmbeddings(state, default, embeddings, count, mode, logitsAll);
+    }
+
+    /// <summary>The rows come from <paramref name="host"/> when it is not empty, else from <paramref name="device"/>.</summary>
+    private void RunEmbeddings(GpuDecoderState state, ReadOnlySpan<float> host, DevicePtr device, int count, LogitsMode? mode, Span<float> logitsAll)
+    {
         var c = Config;
-        int count = embeddings.Length / c.Dim;
-        if (count == 0 || embeddings.Length % c.Dim != 0)
-            throw new ArgumentException($"embeddings hold {embeddings.Length} floats, not a positive multiple of the model dimension {c.Dim}", nameof(embeddings));
         CheckRoom(state, count);
         CheckLogitsBuffer(mode == LogitsMode.All, count, logitsAll);
         int done = 0;
         while (done < count)
         {
             int n = Math.Min(state.MaxBatch, count - done);
-            Device.Upload(state.X.Pointer, embeddings.Slice(done * c.Dim, n * c.Dim));
+            if (host.IsEmpty) Ops.Copy(device.Offset((long)done * c.Dim * 4), state.X, n * c.Dim);
+            else Device.Upload(state.X.Pointer, host.Slice(done * c.Dim, n * c.Dim));
             bool last = done + n == count;
             RunBatch(state, n, mode ?? LogitsMode.Last, computeLogits: mode != null && (mode == LogitsMode.All || last));
             if (mode == LogitsMode.All) Device.Download(logitsAll.Slice(done * c.VocabSize, n * c.VocabSize), state.Logits.Pointer);

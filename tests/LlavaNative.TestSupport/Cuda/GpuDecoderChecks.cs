@@ -36,6 +36,7 @@ public static unsafe class GpuDecoderChecks
         ("decoder qwen2 Q4_K", (d, seed) => Decoder(d, RandomModelArchitecture.Qwen2, TensorType.Q4_K, seed)),
         ("decoder llama embeddings (image rows)", (d, seed) => Embeddings(d, RandomModelArchitecture.Llama, seed)),
         ("decoder qwen2 embeddings (image rows)", (d, seed) => Embeddings(d, RandomModelArchitecture.Qwen2, seed)),
+        ("decoder llama embeddings from device rows", (d, seed) => Embeddings(d, RandomModelArchitecture.Llama, seed, fromDevice: true)),
     ];
 
     /// <summary>
@@ -99,11 +100,12 @@ public static unsafe class GpuDecoderChecks
 
     /// <summary>
     /// 3 prompt tokens, then 6 rows of embeddings (image features: N(0, 1)) with all logits, then one decode step,
-    /// against the CPU's ForwardEmbeddings; the F32 tiny model.
+    /// against the CPU's ForwardEmbeddings; the F32 tiny model. <paramref name="fromDevice"/>: the rows are uploaded first
+    /// and passed as a device pointer (the overload an image encoded on the GPU takes).
     /// </summary>
-    public static GpuCheckResult Embeddings(IGpuDevice device, RandomModelArchitecture architecture, int seed)
+    public static GpuCheckResult Embeddings(IGpuDevice device, RandomModelArchitecture architecture, int seed, bool fromDevice = false)
     {
-        string name = $"decoder {architecture.ToString().ToLowerInvariant()} embeddings (image rows)";
+        string name = $"decoder {architecture.ToString().ToLowerInvariant()} embeddings {(fromDevice ? "from device rows" : "(image rows)")}";
         using var model = LoadModel(architecture, null);
         var config = model.Config;
         int vocab = config.VocabSize;
@@ -123,7 +125,13 @@ public static unsafe class GpuDecoderChecks
         var expected = new float[ImageRows * vocab];
         var actual = new float[ImageRows * vocab];
         model.ForwardEmbeddings(cpuState, rows, LogitsMode.All, expected);
-        gpu.ForwardEmbeddings(gpuState, rows, LogitsMode.All, actual);
+        if (fromDevice)
+        {
+            using var deviceRows = device.Upload<float>(rows);
+            gpu.ForwardEmbeddings(gpuState, deviceRows.Pointer, ImageRows, LogitsMode.All, actual);
+            if (!device.Download<float>(deviceRows).AsSpan().SequenceEqual(rows)) tally.Fail("the device rows were modified");
+        }
+        else gpu.ForwardEmbeddings(gpuState, rows, LogitsMode.All, actual);
         tally.Logits("image rows", actual, expected, vocab);
         int[] one = [ArgMax(expected.AsSpan((ImageRows - 1) * vocab, vocab))];
         float[] want = model.Forward(cpuState, one).ToArray();

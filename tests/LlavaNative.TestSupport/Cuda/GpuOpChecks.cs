@@ -46,6 +46,9 @@ public static unsafe class GpuOpChecks
         all.Add(("attention causal gqa", (d, seed) => AttentionCheck(d, tokens: 3, startPos: 9, causal: true, headDim: 40, seed)));
         all.Add(("attention bidirectional", (d, seed) => AttentionCheck(d, tokens: 2, startPos: 0, causal: false, headDim: 96, seed)));
         all.Add(("add / bias / scale", ElementwiseCheck));
+        all.Add(("copy", CopyCheck));
+        all.Add(("position embeddings + class row", (d, seed) => PositionEmbeddingsCheck(d, withClass: true, seed)));
+        all.Add(("position embeddings, no class row", (d, seed) => PositionEmbeddingsCheck(d, withClass: false, seed)));
         all.Add(("silu_mul", SiluMulCheck));
         foreach (ActivationFunction f in Enum.GetValues<ActivationFunction>()) all.Add(($"activation {f}", (d, seed) => ActivationCheck(d, f, seed)));
         all.Add(("argmax", ArgMaxCheck));
@@ -485,6 +488,52 @@ public static unsafe class GpuOpChecks
         var e = new double[n];
         for (int i = 0; i < n; i++) e[i] = (float)((float)((float)(a[i] + b[i]) + bias[i % cols]) * 0.37f);
         return Compare("add / bias / scale", device.Download<float>(dsum), e, 0, 0, "bit-exact");
+    }
+
+    /// <summary>1001 floats copied into the middle of a poisoned buffer: bit-exact, and the floats around them untouched.</summary>
+    public static GpuCheckResult CopyCheck(IGpuDevice device, int seed)
+    {
+        var rng = new Random(seed);
+        const int n = 1001, pad = 5;
+        float[] a = Normal(rng, n);
+        using var ops = new CudaOps(device);
+        using var src = device.Upload<float>(a);
+        using var dst = Output(device, n + 2 * pad);
+        ops.Copy(src, dst.Pointer.Offset(pad * 4), n);
+        float[] got = device.Download<float>(dst);
+        var expected = new double[n];
+        for (int i = 0; i < n; i++) expected[i] = a[i];
+        var result = Compare("copy", got.AsSpan(pad, n), expected, 0, 0, "bit-exact");
+        for (int i = 0; i < pad; i++)
+            if (!float.IsNaN(got[i]) || !float.IsNaN(got[n + pad + i]))
+                return result with { Passed = false, Detail = "a float outside the copied range was written" };
+        return result;
+    }
+
+    /// <summary>
+    /// The vision tower's position table (<c>VisionEncoder</c>: x[0] = class embedding, then x += positions) on 26 rows of
+    /// 72 (CLIP-like, row 0 of x poisoned: the kernel must not read it) or 16 rows of 108 (SigLIP, no class row); the
+    /// CPU's float adds, bit-exact.
+    /// </summary>
+    public static GpuCheckResult PositionEmbeddingsCheck(IGpuDevice device, bool withClass, int seed)
+    {
+        var rng = new Random(seed);
+        int rows = withClass ? 26 : 16, dim = withClass ? 72 : 108;
+        float[] x = Normal(rng, rows * dim), positions = Normal(rng, rows * dim, 0.5), cls = Normal(rng, dim);
+        if (withClass) for (int c = 0; c < dim; c++) x[c] = float.NaN; // the patch rows start at row 1
+        var expected = (float[])x.Clone();
+        fixed (float* pe = expected, pp = positions, pc = cls)
+        {
+            if (withClass) new ReadOnlySpan<float>(pc, dim).CopyTo(new Span<float>(pe, dim));
+            for (int r = 0; r < rows; r++) Elementwise.Add(pe + r * dim, pp + r * dim, pe + r * dim, dim);
+        }
+        using var ops = new CudaOps(device);
+        using var dx = device.Upload<float>(x);
+        using var dp = device.Upload<float>(positions);
+        using var dc = device.Upload<float>(cls);
+        ops.AddPositionEmbeddings(dx, dp, withClass ? dc.Pointer : default, rows, dim);
+        return Compare(withClass ? "position embeddings + class row" : "position embeddings, no class row", device.Download<float>(dx),
+            ToDouble(expected), 0, 0, "bit-exact");
     }
 
     public static GpuCheckResult SiluMulCheck(IGpuDevice device, int seed)

@@ -7,6 +7,12 @@ extern "C" __global__ void add_f32(const float* a, const float* b, float* dst, i
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) dst[i] = a[i] + b[i];
 }
 
+// dst[i] = src[i] (device-to-device copy of n floats; the ranges must not overlap)
+extern "C" __global__ void copy_f32(const float* __restrict__ src, float* __restrict__ dst, int n)
+{
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) dst[i] = src[i];
+}
+
 // x[r, c] += bias[c] for x [rows, cols]
 extern "C" __global__ void add_bias_rows_f32(float* x, const float* bias, int rows, int cols)
 {

@@ -16,3 +16,13 @@ extern "C" __global__ void im2col_patches_f32(const float* __restrict__ pixels, 
         row[i] = pixels[((long long)ch * image_size + py * p + ky) * image_size + px * p + kx];
     }
 }
+
+// The position table onto the embeddings x [n_pos, dim] (pos [n_pos, dim]). With a class token (cls [dim], CLIP),
+// row 0 is set to cls + pos[0] — the CPU writes the class row, then adds the table — and x's row 0 is not read;
+// without one (cls null, SigLIP) every row is x[r] += pos[r]. Grid-stride over n_pos·dim.
+extern "C" __global__ void add_position_embeddings_f32(float* x, const float* __restrict__ pos, const float* __restrict__ cls, int n_pos, int dim)
+{
+    const long long n = (long long)n_pos * dim;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        x[i] = (cls != nullptr && i < dim ? cls[i] : x[i]) + pos[i];
+}

@@ -28,9 +28,13 @@ public sealed unsafe class EmulatedGpuDevice : IGpuDevice
     /// <summary>Launches so far (tests check that an op launched what it should).</summary>
     public int LaunchCount { get; private set; }
 
+    /// <summary>Allocations so far (tests check that a steady-state pass allocates no device memory).</summary>
+    public int AllocationCount { get; private set; }
+
     public DeviceBuffer Allocate(long bytes)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        AllocationCount++;
         byte* p = (byte*)NativeMemory.AlignedAlloc((nuint)(bytes + GuardBytes), 256);
         NativeMemory.Fill(p, (nuint)bytes, 0xFF);
         NativeMemory.Fill(p + bytes, GuardBytes, GuardValue);
