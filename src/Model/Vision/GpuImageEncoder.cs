@@ -109,6 +109,12 @@ public sealed unsafe class GpuImageEncoder : IDisposable
             throw new ArgumentException($"patch embedding is [{visionWeights.PatchEmbedding.Rows}, {visionWeights.PatchEmbedding.Cols}], expected [{visionConfig.HiddenSize}, {visionConfig.PatchElements}]");
         if ((projectorConfig.Kind == ProjectorKind.Mlp2xGelu) != projectorWeights.Linear2.HasValue)
             throw new ArgumentException($"a {projectorConfig.Kind} projector {(projectorWeights.Linear2.HasValue ? "has no" : "needs a")} linear_2");
+        if (tensorCores == true && device.ComputeCapability.Major < 8)
+            throw new ArgumentException($"the tensor-core mat-mul (mma.sync m16n8k16) needs compute capability 8.0 or newer; {device.Name} is {device.ComputeCapability.Major}.{device.ComputeCapability.Minor}", nameof(tensorCores));
+        long largest = Math.Max((long)visionConfig.PositionCount * Math.Max(visionConfig.FeedForward, visionConfig.HiddenSize),
+            (long)visionConfig.OutputTokenCount * Math.Max(projectorConfig.HiddenSize, projectorConfig.OutputSize));
+        if (largest > int.MaxValue)
+            throw new NotSupportedException($"GpuImageEncoder: an activation of {largest} floats is more than the kernels' int element counts ({int.MaxValue}); {visionConfig}");
         Device = device;
         VisionConfig = visionConfig;
         ProjectorConfig = projectorConfig;
