@@ -99,6 +99,7 @@ public static unsafe class GpuVisionChecks
     public static IReadOnlyList<(string Name, Func<IGpuDevice, int, GpuCheckResult> Run)> All { get; } =
         Cases.Select(c => (c.Name, (Func<IGpuDevice, int, GpuCheckResult>)((d, seed) => Encoder(d, c, seed))))
             .Append(("vision clip → decoder from device rows", ImageIntoDecoder))
+            .Append(("vision synthetic clip F16 (the timing tower's builder)", SyntheticTowerCheck))
             .ToList();
 
     /// <summary>Writes <paramref name="spec"/>'s tower as an mmproj GGUF and loads it on the CPU.</summary>
@@ -197,6 +198,31 @@ public static unsafe class GpuVisionChecks
         return new GpuCheckResult(name, passed, Math.Max(image.Scaled, next.Scaled), image.RelL2, $"max|Δ logit| ≤ {tolerance:0e0}·max(1, max|cpu|)", detail);
     }
 
+    /// <summary>
+    /// The in-memory tower builder the device runner times CLIP-L/336 with (<see cref="SyntheticClip"/>), at a small
+    /// shape (56 px / 14 → 16 patches + class, width 64, 2 heads, 3 of 3 blocks, mlp2x to 64, F16 matrices shared by
+    /// every block): GPU tiled path against the CPU encoder on the same weights dequantized to F32, within
+    /// <see cref="Tolerance"/> · max(1, max|cpu|).
+    /// </summary>
+    public static GpuCheckResult SyntheticTowerCheck(IGpuDevice device, int seed)
+    {
+        const string name = "vision synthetic clip F16 (the timing tower's builder)";
+        using var pool = new ComputeThreadPool(2);
+        using var tower = SyntheticClip(image: 56, patch: 14, dim: 64, heads: 2, ffn: 128, blocks: 3, featureLayer: 3, text: 64, TensorType.F16, seed);
+        using var cpu = new ImageEncoder(tower.VisionConfig, tower.Vision, tower.ProjectorConfig, tower.Projector, pool);
+        using var reference = Dequantized(cpu, pool);
+        float[] pixels = tower.Pixels(seed);
+        float[] expected = reference.Encoder.EncodeAndProject(pixels);
+        using var gpu = new GpuImageEncoder(device, tower.VisionConfig, tower.Vision, tower.ProjectorConfig, tower.Projector, tensorCores: false);
+        var actual = new float[expected.Length];
+        gpu.EncodeAndProject(pixels, actual);
+        var agreement = Measure(actual, expected, gpu.EmbeddingLength);
+        bool passed = agreement.Scaled <= Tolerance;
+        string detail = $"{gpu.ImageTokenCount} rows × {gpu.EmbeddingLength}: max|Δ| {agreement.MaxAbs:0.00e0} (max|cpu| {agreement.Scale:0.00})";
+        if (!passed) detail += $"; worst {agreement.Worst}";
+        return new GpuCheckResult(name, passed, agreement.Scaled, agreement.RelL2, $"max|Δ| ≤ {Tolerance:0e0}·max(1, max|cpu|) vs CPU F32", detail);
+    }
+
     private readonly record struct Agreement(double MaxAbs, double Scale, double Scaled, double RelL2, string Worst);
 
     /// <summary>max |a − e|, max |e|, their ratio to max(1, max|e|), relative L2 and where the worst element is; NaN fails.</summary>
@@ -266,12 +292,19 @@ public static unsafe class GpuVisionChecks
     /// <summary>
     /// A CLIP ViT-L/14-336 tower (24 blocks of width 1024, 16 heads of 64, MLP 4096, 577 positions, quick_gelu) with a
     /// LLaVA-1.5-7B projector (mlp2x 1024 → 4096 → 4096), random weights with matrices in <paramref name="type"/>, for
-    /// timing only: each matrix shape has one host copy shared by every block (the device gets its own copy per block
-    /// when uploaded). <paramref name="featureLayer"/>: 23 is LLaVA-1.5's −2 (23 blocks run), 24 the whole tower.
+    /// timing: <paramref name="featureLayer"/> 23 is LLaVA-1.5's −2 (23 blocks run), 24 the whole tower.
     /// </summary>
-    public static SyntheticTower ClipL336(TensorType type, int featureLayer, int seed)
+    public static SyntheticTower ClipL336(TensorType type, int featureLayer, int seed) =>
+        SyntheticClip(image: 336, patch: 14, dim: 1024, heads: 16, ffn: 4096, blocks: 24, featureLayer, text: 4096, type, seed);
+
+    /// <summary>
+    /// A random CLIP tower + mlp2x projector built in memory (no file): matrices in <paramref name="type"/>, uniform
+    /// weights scaled for unit-size activations; each matrix shape has one host copy shared by every block (the
+    /// device still gets one copy per block when uploaded, so timings read every block's weights).
+    /// </summary>
+    public static SyntheticTower SyntheticClip(int image, int patch, int dim, int heads, int ffn, int blocks, int featureLayer, int text,
+        TensorType type, int seed)
     {
-        const int dim = 1024, ffn = 4096, text = 4096, heads = 16, blocks = 24, image = 336, patch = 14;
         var config = new VisionConfig(VisionTowerKind.Clip, image, patch, dim, heads, ffn, blocks, 1e-5f, ActivationFunction.QuickGelu,
             featureLayer, FeatureSelectStrategy.Default, [0.48145466f, 0.4578275f, 0.40821073f], [0.26862954f, 0.26130258f, 0.27577711f]);
         var projectorConfig = new ProjectorConfig(ProjectorKind.Mlp2xGelu, dim, text, text);

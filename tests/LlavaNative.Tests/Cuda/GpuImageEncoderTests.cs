@@ -80,6 +80,26 @@ public class GpuImageEncoderEmulatorTests(ITestOutputHelper output)
     }
 }
 
+/// <summary>The tower the device runner times, checked for shape on the CPU (the timing itself needs a GPU).</summary>
+public class SyntheticVisionTowerTests
+{
+    [Fact]
+    public void ClipL336HasLlava15Shape()
+    {
+        using var tower = GpuVisionChecks.ClipL336(LlavaNative.Kernels.Tensors.TensorType.F16, featureLayer: 23, seed: 1);
+        var c = tower.VisionConfig;
+        Assert.Equal(577, c.PositionCount);
+        Assert.Equal(576, c.OutputTokenCount);
+        Assert.Equal(23, c.LayersToRun);
+        Assert.Equal(64, c.HeadDim);
+        Assert.Equal(4096, tower.ProjectorConfig.OutputSize);
+        using var pool = new ComputeThreadPool(1);
+        // The CPU encoder's constructor checks every shape the GPU encoder relies on.
+        using var encoder = new ImageEncoder(c, tower.Vision, tower.ProjectorConfig, tower.Projector, pool);
+        Assert.Equal(3 * 336 * 336, tower.Pixels(1).Length);
+    }
+}
+
 /// <summary>The same end-to-end checks on a real GPU; skipped (with the reason) without one.</summary>
 public class GpuImageEncoderGpuTests(ITestOutputHelper output)
 {
