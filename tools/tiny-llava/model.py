@@ -173,6 +173,8 @@ class LlamaAttention(nn.Module):
             k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
         s = (q @ k.transpose(-1, -2)) / math.sqrt(self.head_dim) + mask
         a = torch.softmax(s, dim=-1)
+        if getattr(self, "capture", None) is not None:  # training aid (train.py --attn-aid): keep the probabilities
+            self.capture.append(a)
         return self.o_proj((a @ v).transpose(1, 2).reshape(b, t, -1))
 
 

@@ -120,21 +120,54 @@ def add_turns(item, index, max_extra):
     rng = random.Random(TRAIN_SEED * 104729 + index)
     turns = []
     for _ in range(rng.randint(0, max_extra)):
-        qa = data.single_question(rng, item["specs"][0], pick_task(rng, data.SINGLE_KINDS))
+        task = pick_task(rng, data.SINGLE_KINDS)
+        qa = data.single_question(rng, item["specs"][0], task)
         if qa is not None:
-            turns.append(qa)
+            turns.append((qa[0], qa[1], task))
     return dict(item, turns=turns)
 
 
-def build_batch(sp, items, with_labels=False):
-    """Renders the items; returns ids [B,T], labels [B,T] (-100 outside answers), pixels [n_img,3,S,S]."""
-    seqs, labels, pixels, plabels = [], [], [], []
-    for it in items:
+ATTN_AID = 0.0  # --attn-aid: weight of the attention training aid (0: off)
+ATTN_LAYER = -1  # which decoder layer's head 0 is guided
+
+
+def target_cell(question, specs, task):
+    """For a question that names one object (or the written text), (image index, cell index) of what it is about;
+    None for questions about the whole image (count, more, change) or when nothing is written."""
+    words = question.rstrip("?").replace(".", "").split()
+    color = next((w for w in words if w in data.COLORS), None)
+    shape = next((w for w in words if w in data.SHAPES), None)
+    if task == "text":
+        t = specs[0]["text"]
+        return None if t is None else (0, t[1] * data.GRID + t[2])
+    if task not in ("color", "shape", "where", "which"):
+        return None
+    for k, spec in enumerate(specs):
+        for o in spec["objects"]:
+            if (shape is None or o[0] == shape) and (color is None or o[1] == color):
+                return k, o[2] * data.GRID + o[3]
+    return None
+
+
+def build_batch(sp, items, with_labels=False, with_targets=False):
+    """Renders the items; returns ids [B,T], labels [B,T] (-100 outside answers), pixels [n_img,3,S,S]
+    (+ per-patch labels [n_img,9,k] with with_labels; + attention targets [(row, query pos, key pos)] with
+    with_targets: the position predicting an answer's first token and the image token of the object asked about)."""
+    seqs, labels, pixels, plabels, targets = [], [], [], [], []
+    image_id = sp.piece_to_id("<image>")
+    for b, it in enumerate(items):
         p = M.prompt_ids(sp, it["question"], len(it["specs"]))
         a = M.answer_ids(sp, it["answer"])
+        image_starts = [i for i in range(len(p)) if p[i] == image_id and (i == 0 or p[i - 1] != image_id)]
+        cell = target_cell(it["question"], it["specs"], it["task"])
+        if cell is not None:
+            targets.append((b, len(p) - 1, image_starts[cell[0]] + cell[1]))
         seq, lab = p + a, [-100] * len(p) + a
-        for q2, a2 in it.get("turns", []):
+        for q2, a2, task2 in it.get("turns", []):
             p2 = M.encode_legacy(sp, M.prompt_text(q2, 0))
+            cell = target_cell(q2, it["specs"], task2)
+            if cell is not None:
+                targets.append((b, len(seq) + len(p2) - 1, image_starts[cell[0]] + cell[1]))
             a2 = M.answer_ids(sp, a2)
             seq += p2 + a2
             lab += [-100] * len(p2) + a2
@@ -149,23 +182,35 @@ def build_batch(sp, items, with_labels=False):
     for i, (s, l) in enumerate(zip(seqs, labels)):
         ids[i, :len(s)] = torch.tensor(s)
         lab[i, :len(l)] = torch.tensor(l)
+    out = (ids, lab, torch.stack(pixels))
     if with_labels:
-        return ids, lab, torch.stack(pixels), torch.stack(plabels)
-    return ids, lab, torch.stack(pixels)
+        out += (torch.stack(plabels),)
+    if with_targets:
+        out += (targets,)
+    return out
 
 
 DEVICE = torch.device("cpu")  # --device
 
 
-def loss_fn(model, ids, lab, pixels, aux=None, plabels=None):
+def loss_fn(model, ids, lab, pixels, aux=None, plabels=None, targets=None):
     ids, lab, pixels = ids.to(DEVICE), lab.to(DEVICE), pixels.to(DEVICE)
     if plabels is not None:
         plabels = plabels.to(DEVICE)
     vision_out = []
+    guided = model.language_model.model.layers[ATTN_LAYER].self_attn
+    guided.capture = [] if ATTN_AID and targets else None
     logits = model(ids, pixels, vision_out=vision_out)
     loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), lab[:, 1:].reshape(-1), ignore_index=-100)
     if aux is not None:
         loss = loss + AUX_WEIGHT * aux.loss(vision_out[0], plabels)
+    if guided.capture:
+        # attention training aid: head 0 of the guided layer, at the position that predicts an answer, should look
+        # at the image token of the object the question names (not exported: it only shapes the weights)
+        a = guided.capture[0]
+        b, qp, kp = (torch.tensor(v, device=DEVICE) for v in zip(*targets))
+        loss = loss - ATTN_AID * torch.log(a[b, 0, qp, kp] + 1e-6).mean()
+    guided.capture = None
     return loss
 
 
@@ -220,8 +265,14 @@ def main():
     ap.add_argument("--task-weights", default="",
                     help="relative weights of the question types in stage 2, e.g. 'where=2,which=2,count=0.3' "
                          "(types: " + ", ".join(data.SINGLE_KINDS + data.MULTI_KINDS) + "; default 1 each)")
+    ap.add_argument("--attn-aid", type=float, default=0.0,
+                    help="weight of the attention training aid: head 0 of a decoder layer (--attn-layer) is taught to "
+                         "look, from the position that predicts an answer, at the image token of the object the "
+                         "question names (colour/shape/where/which/text questions). 0: off (runs 3-6)")
+    ap.add_argument("--attn-layer", type=int, default=-1, help="decoder layer guided by --attn-aid (default: last)")
     args = ap.parse_args()
-    global DEVICE, AUX_POSITION
+    global DEVICE, AUX_POSITION, ATTN_AID, ATTN_LAYER
+    ATTN_AID, ATTN_LAYER = args.attn_aid, args.attn_layer
     DEVICE = torch.device(args.device)
     AUX_POSITION = args.aux_position
     for part in filter(None, args.task_weights.split(",")):
@@ -308,7 +359,7 @@ def main():
             item = training_item(index, stage)
             items.append(add_turns(item, index, args.extra_turns if stage == 2 else 0))
             index += 1
-        ids, lab, pixels, plabels = build_batch(sp, items, with_labels=True)
+        ids, lab, pixels, plabels, targets = build_batch(sp, items, with_labels=True, with_targets=True)
         if stage == 1:
             lr = lr_at(step, args.stage1_steps, args.lr, 100)
         elif budget and step - args.stage1_steps < 100:
@@ -319,7 +370,7 @@ def main():
             lr = lr_at(step - args.stage1_steps, args.stage2_steps, args.lr, 100)
         for g in opt.param_groups:
             g["lr"] = lr
-        loss = loss_fn(model, ids, lab, pixels, aux, plabels)
+        loss = loss_fn(model, ids, lab, pixels, aux, plabels, targets)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
