@@ -4,6 +4,7 @@ using LlavaNative.Kernels.Cpu;
 using LlavaNative.Model;
 using LlavaNative.Model.Generation;
 using LlavaNative.Model.Imaging;
+using LlavaNative.Model.Language;
 using LlavaNative.Model.Llava;
 using LlavaNative.Model.Templates;
 
@@ -41,7 +42,7 @@ public sealed class RunCommand : Command
         .. GenerationOptionSpecs,
         new(["--timings"], null, "print load, image encoding, prompt and generation speed to stderr at the end"),
         new(["--json"], null, "print one JSON object (text, token counts, stop reason, timings) instead of streaming text"),
-        ContextSize, Quantize, Threads, Help,
+        ContextSize, Quantize, Backend, Threads, Help,
     ];
 
     public override int Execute(ParsedArguments args)
@@ -80,7 +81,9 @@ public sealed class RunCommand : Command
         using var model = ModelLoader.Load(path, LoadOptions(args, pool)); // a .gguf file or a Hugging Face folder with tokenizer.json
         loadClock.Stop();
         int context = args.GetInt("-c", Math.Min(model.Config.ContextLength, 4096), 1, model.Config.ContextLength);
-        using var generator = new TextGenerator(model, context, pool);
+        using var backend = DecoderBackend.Open(model, ParseBackend(args));
+        ReportBackend(backend);
+        using var generator = new TextGenerator(backend, context, pool);
         if (args.Get("--chat-template") is { } requested && !requested.Equals("none", StringComparison.OrdinalIgnoreCase))
         {
             var template = ChatTemplate.Resolve(requested);
@@ -105,6 +108,7 @@ public sealed class RunCommand : Command
         progress?.Show("loading model…");
         using var model = LlavaModel.Load(path, args.Get("--mmproj"), pool, LoadOptions(args, pool), args.Get("--vision-tower"));
         progress?.Clear();
+        ReportBackend(model.Backend);
         int context = args.GetInt("-c", Math.Min(model.Decoder.Config.ContextLength, 4096), 1, model.Decoder.Config.ContextLength);
         var template = model.ChooseChatTemplate(args.Get("--chat-template"));
         string rendered = model.RenderUserPrompt(template, prompt, images.Count);
