@@ -92,7 +92,8 @@ public sealed class RunCommand : Command
         string text = Stream(generator.Generate(prompt, options, cancel), json);
         var s = generator.LastStats;
         if (s is null) return 0;
-        var timings = new Timings(loadClock.Elapsed.TotalMilliseconds, 0, 0, s.PromptTokens, s.PromptTokensPerSecond, s.GeneratedTokens, s.GeneratedTokensPerSecond);
+        var timings = new Timings(loadClock.Elapsed.TotalMilliseconds, 0, 0, s.PromptTokens, s.PromptTokensPerSecond, s.GeneratedTokens, s.GeneratedTokensPerSecond)
+        { Backend = backend.Kind };
         Report(args, json, text, timings, s.Stop);
         return 0;
     }
@@ -129,7 +130,7 @@ public sealed class RunCommand : Command
         var st = session.Stats;
         var timings = new Timings(st.ModelLoadTime.TotalMilliseconds, st.ImageEncodeTime.TotalMilliseconds, st.ImagesEncoded,
             st.PromptPositions, st.PromptTokensPerSecond, st.GeneratedTokens, st.GeneratedTokensPerSecond)
-        { ImagePositions = st.PromptImagePositions, Images = images.Count, ChatTemplate = template?.Name ?? "none" };
+        { ImagePositions = st.PromptImagePositions, Images = images.Count, ChatTemplate = template?.Name ?? "none", Backend = session.Backend };
         Report(args, json, text, timings, session.LastGeneration?.Stop ?? StopReason.None);
         return 0;
     }
@@ -156,6 +157,7 @@ public sealed class RunCommand : Command
         public int ImagePositions { get; init; }
         public int Images { get; init; }
         public string? ChatTemplate { get; init; }
+        public ComputeBackend Backend { get; init; }
     }
 
     private static void Report(ParsedArguments args, bool json, string text, Timings t, StopReason stop)
@@ -176,6 +178,7 @@ public sealed class RunCommand : Command
             w.WriteNumber("images", t.Images);
             w.WriteNumber("generated_tokens", t.GeneratedTokens);
             if (t.ChatTemplate is not null) w.WriteString("chat_template", t.ChatTemplate);
+            w.WriteString("backend", t.Backend.ToString().ToLowerInvariant());
             w.WriteStartObject("timings");
             w.WriteNumber("load_ms", Math.Round(t.LoadMs, 3));
             w.WriteNumber("image_encode_ms", Math.Round(t.ImageEncodeMs, 3));

@@ -99,6 +99,10 @@ public sealed class BackendCliTests(ITestOutputHelper output)
         Assert.Equal(2, exit);
         Assert.Contains("--backend 'gpu' is not one of auto, cpu, cuda", err);
 
+        (exit, stdout, err) = RunCli("run", "-m", Text, "-p", "hi", "-n", "2", "-t", "1", "--json", "--backend", "cpu");
+        Assert.True(exit == 0, err);
+        Assert.Equal("cpu", JsonDocument.Parse(stdout).RootElement.GetProperty("backend").GetString());
+
         (exit, stdout, err) = RunCli("info", "-m", Text);
         Assert.True(exit == 0, err);
         string backendLine = Assert.Single(Lines(stdout), l => l.StartsWith("backend:", StringComparison.Ordinal));
