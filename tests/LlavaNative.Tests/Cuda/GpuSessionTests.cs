@@ -50,6 +50,15 @@ public class GpuSessionEmulatorTests(ITestOutputHelper output)
             using var session = model.CreateSession(new LlavaSessionOptions { ContextSize = 32 });
             Assert.IsType<GpuDecoderSession>(session.Decoder);
             Assert.Equal(ComputeBackend.Cuda, session.Backend);
+
+            // Context errors as on the CPU: checked before any work, the cache untouched; generation stops at a full context.
+            var image = LlavaImage.FromBytes(LlavaFixtures.RandomPng(5), "five.png");
+            Assert.Throws<LlavaContextOverflowException>(() => session.AppendPrompt("<image> and <image>", [image, image]));
+            Assert.Equal(0, session.Position);
+            session.AppendPrompt("<image> what?", [image]);
+            var last = session.Generate(new GenerationOptions { IgnoreEndOfGeneration = true, Sampling = SamplingOptions.Greedy }).Last();
+            Assert.Equal(StopReason.ContextFull, last.Stop);
+            Assert.Equal(32, session.Position);
         }
         // Still usable after the model is gone: the caller owns it.
         using var buffer = device.Allocate(16);
