@@ -65,8 +65,10 @@ public abstract class DecoderBackend : IDisposable
     /// The backend <paramref name="requested"/> for <paramref name="model"/>. <see cref="ComputeBackend.Cuda"/> and
     /// <see cref="ComputeBackend.Auto"/> run on <paramref name="device"/> when given (not disposed with the backend:
     /// e.g. another GPU, or the tests' host emulator), else open CUDA GPU 0 (<see cref="CudaDevice.TryOpen"/>) and
-    /// upload the decoder's weights to it. If that fails, Cuda throws <see cref="ComputeBackendUnavailableException"/>
-    /// and Auto returns the CPU backend with a <see cref="Notice"/>.
+    /// upload the decoder's weights to it, then run a 3-token probe (a batch of 2 and one decode step with the device
+    /// argmax) so the kernels are compiled now (NVRTC, cached on disk) and not in the middle of a conversation. If any
+    /// of that fails, Cuda throws <see cref="ComputeBackendUnavailableException"/> and Auto returns the CPU backend
+    /// with a <see cref="Notice"/>.
     /// </summary>
     public static DecoderBackend Open(DecoderModel model, ComputeBackend requested, IGpuDevice? device = null)
     {
@@ -81,16 +83,29 @@ public abstract class DecoderBackend : IDisposable
             device = CudaDevice.TryOpen(out string reason);
             if (device is null) return Unavailable(model, requested, $"no CUDA GPU ({reason.TrimEnd('.')})", null);
         }
+        GpuDecoder? decoder = null;
         try
         {
-            return new GpuDecoderBackend(model, new GpuDecoder(device, model.Config, model.Weights), ownsDevice);
+            decoder = new GpuDecoder(device, model.Config, model.Weights);
+            Probe(decoder);
+            return new GpuDecoderBackend(model, decoder, ownsDevice);
         }
         catch (Exception e) when (e is NotSupportedException or CudaException or CudaUnavailableException or OutOfMemoryException)
         {
+            decoder?.Dispose();
             if (ownsDevice) device.Dispose();
             // NotSupportedException: a weight type without a CUDA kernel (the message names the matrix).
             return Unavailable(model, requested, $"the decoder cannot run on {device.Name}: {e.Message.TrimEnd('.')}", e);
         }
+    }
+
+    /// <summary>Token 0 twice (the prefill mat-mul), then one decode step (mat-vec, device argmax), on a throw-away 3-position state.</summary>
+    private static void Probe(GpuDecoder decoder)
+    {
+        using var state = decoder.CreateState(3, maxBatch: 2);
+        ReadOnlySpan<int> two = [0, 0];
+        int next = decoder.ForwardGreedy(state, two);
+        decoder.ForwardGreedy(state, [next]);
     }
 
     private static DecoderBackend Unavailable(DecoderModel model, ComputeBackend requested, string why, Exception? inner)
