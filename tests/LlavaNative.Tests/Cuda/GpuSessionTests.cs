@@ -64,6 +64,55 @@ public class GpuSessionEmulatorTests(ITestOutputHelper output)
         using var buffer = device.Allocate(16);
     }
 
+    /// <summary>
+    /// A device whose kernels fail (here: every launch reports NVRTC's compile error, as an unsupported GPU would) is
+    /// found out when the backend opens (the probe), not mid-conversation: Auto falls back with a notice naming the
+    /// device and the error, Cuda throws with the same reason; nothing stays allocated on the device.
+    /// </summary>
+    [EmulatorFact]
+    public void KernelsFailingOnTheDevice_AutoFallsBack_CudaThrows_AtLoad()
+    {
+        using var emulator = GpuTestDevices.Emulator();
+        var failing = new FailingLaunchDevice(emulator);
+        using var model = DecoderModel.LoadGguf(RandomModels.GetPath(LlavaFixtures.LlamaSynthetic));
+        using (var auto = DecoderBackend.Open(model, ComputeBackend.Auto, failing))
+        {
+            Assert.Equal(ComputeBackend.Cpu, auto.Kind);
+            output.WriteLine(auto.Notice);
+            Assert.Equal($"the decoder cannot run on {emulator.Name}: nvrtcCompileProgram failed: NVRTC_ERROR_COMPILATION (6); running on the CPU", auto.Notice);
+        }
+        var e = Assert.Throws<ComputeBackendUnavailableException>(() => DecoderBackend.Open(model, ComputeBackend.Cuda, failing));
+        Assert.Equal($"the CUDA backend was requested but the decoder cannot run on {emulator.Name}: nvrtcCompileProgram failed: NVRTC_ERROR_COMPILATION (6)", e.Message);
+        Assert.Equal(0, failing.LiveBuffers);
+    }
+
+    /// <summary>The emulator, except that launching a kernel fails as a kernel that NVRTC cannot compile does.</summary>
+    private sealed unsafe class FailingLaunchDevice(IGpuDevice inner) : IGpuDevice
+    {
+        public int LiveBuffers { get; private set; }
+        public string Name => inner.Name;
+        public (int Major, int Minor) ComputeCapability => inner.ComputeCapability;
+        public DeviceBuffer Allocate(long bytes)
+        {
+            var b = inner.Allocate(bytes);
+            LiveBuffers++;
+            return new DeviceBuffer(this, b.Pointer, b.Bytes, b.CapacityBytes);
+        }
+        public void Free(DeviceBuffer buffer)
+        {
+            LiveBuffers--;
+            inner.Free(new DeviceBuffer(inner, buffer.Pointer, buffer.Bytes, buffer.CapacityBytes));
+        }
+        public void Upload(DevicePtr destination, void* source, long bytes) => inner.Upload(destination, source, bytes);
+        public void Download(void* destination, DevicePtr source, long bytes) => inner.Download(destination, source, bytes);
+        public void Fill(DevicePtr destination, byte value, long bytes) => inner.Fill(destination, value, bytes);
+        public GpuKernel Kernel(string name) => inner.Kernel(name);
+        public void Launch(GpuKernel kernel, Dim3 grid, Dim3 block, int sharedBytes, KernelArguments arguments)
+            => throw new CudaException("nvrtcCompileProgram", 6, "NVRTC_ERROR_COMPILATION");
+        public void Synchronize() => inner.Synchronize();
+        public void Dispose() { }
+    }
+
     /// <summary>The text-only path (TextGenerator, as `llava run` without images uses it): the same greedy text on both backends.</summary>
     [EmulatorFact]
     public void TextGeneratorOnTheCudaBackend_GivesTheCpuText()
