@@ -92,10 +92,13 @@ public abstract class DecoderBackend : IDisposable
         }
         catch (Exception e) when (e is NotSupportedException or CudaException or CudaUnavailableException or OutOfMemoryException)
         {
+            string name = device.Name;
             decoder?.Dispose();
             if (ownsDevice) device.Dispose();
-            // NotSupportedException: a weight type without a CUDA kernel (the message names the matrix).
-            return Unavailable(model, requested, $"the decoder cannot run on {device.Name}: {e.Message.TrimEnd('.')}", e);
+            // NotSupportedException: a weight type without a CUDA kernel (the message names the matrix). An NVRTC
+            // error carries the compiler's log on further lines: the notice keeps the first (the exception has it all).
+            string first = e.Message.Split('\n', 2)[0].TrimEnd('.', ':', ' ', '\r');
+            return Unavailable(model, requested, $"the decoder cannot run on {name}: {first}", e);
         }
     }
 
