@@ -4,6 +4,7 @@ using LlavaNative.Kernels.Tensors;
 using LlavaNative.Model;
 using LlavaNative.Model.Generation;
 using LlavaNative.Model.Imaging;
+using LlavaNative.Model.Language;
 
 namespace LlavaNative.Cli;
 
@@ -25,6 +26,9 @@ public abstract class Command
     public static readonly OptionSpec Quantize = new(["--quantize"], "TYPE",
         "quantize F32/F16/BF16 weights while loading: " + string.Join(", ", MatrixQuantizer.Targets.Select(t => TensorTypeInfo.Name(t).ToLowerInvariant())) +
         " (all matrices incl. embedding and LM head, as llama-quantize --pure; K-quants fall back like llama.cpp when rows are not a multiple of 256)");
+    public static readonly OptionSpec Backend = new(["--backend"], "auto|cpu|cuda",
+        "where the text decoder runs: auto (a CUDA GPU when one is usable, else the CPU with a note on stderr; default), " +
+        "cpu, or cuda (fails when there is no usable GPU). Images are encoded on the CPU either way");
     public static readonly OptionSpec Help = new(["-h", "--help"], null, "show this help");
 
     /// <summary>Length, sampling and stop options of the verbs that generate (run, chat).</summary>
@@ -77,14 +81,33 @@ public abstract class Command
         };
     }
 
-    /// <summary>The <see cref="ModelLoadOptions"/> of <c>--quantize</c>; quantization runs on <paramref name="pool"/>.</summary>
+    /// <summary>The backend named by <c>--backend</c> (default auto).</summary>
+    protected static ComputeBackend ParseBackend(ParsedArguments args) => args.Get("--backend") switch
+    {
+        null or "auto" => ComputeBackend.Auto,
+        "cpu" => ComputeBackend.Cpu,
+        "cuda" => ComputeBackend.Cuda,
+        var other => throw new UsageException($"--backend '{other}' is not one of auto, cpu, cuda"),
+    };
+
+    /// <summary>Prints the one-line notice of a backend that fell back to the CPU (auto without a usable GPU) to stderr.</summary>
+    protected static void ReportBackend(DecoderBackend backend)
+    {
+        if (backend.Notice is { } notice) Console.Error.WriteLine($"llava: {notice}");
+    }
+
+    /// <summary>
+    /// The <see cref="ModelLoadOptions"/> of <c>--quantize</c> (quantization runs on <paramref name="pool"/>) and
+    /// <c>--backend</c> (used by LlavaModel; a text model's backend is opened with <see cref="DecoderBackend.Open"/>).
+    /// </summary>
     protected static ModelLoadOptions LoadOptions(ParsedArguments args, ComputeThreadPool pool)
     {
+        var options = new ModelLoadOptions { Backend = ParseBackend(args) };
         string? name = args.Get("--quantize");
-        if (name == null) return ModelLoadOptions.Default;
+        if (name == null) return options;
         foreach (var type in MatrixQuantizer.Targets)
             if (string.Equals(TensorTypeInfo.Name(type), name, StringComparison.OrdinalIgnoreCase))
-                return new ModelLoadOptions { Quantize = type, Pool = pool };
+                return options with { Quantize = type, Pool = pool };
         throw new UsageException($"--quantize: unknown type '{name}'; use one of " +
                                  string.Join(", ", MatrixQuantizer.Targets.Select(t => TensorTypeInfo.Name(t).ToLowerInvariant())));
     }

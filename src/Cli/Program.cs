@@ -39,7 +39,7 @@ catch (UsageException e)
     return 2;
 }
 catch (Exception e) when (e is ModelFormatException or FileNotFoundException or DirectoryNotFoundException
-                              or ContextOverflowException or IOException or ArgumentException
+                              or ContextOverflowException or ComputeBackendUnavailableException or IOException or ArgumentException
                               or NotSupportedException or UnauthorizedAccessException
                               or LlavaNative.Model.Llava.LlavaContextOverflowException
                               or LlavaNative.Model.Templates.TemplateException or FormatException)
@@ -56,4 +56,7 @@ void PrintOverview(TextWriter? w = null)
     w.WriteLine("Usage: llava <command> [options]      (llava <command> --help for details)");
     w.WriteLine();
     foreach (var c in commands) w.WriteLine($"  {c.Name,-10}{c.Summary}");
+    w.WriteLine();
+    w.WriteLine("run, chat, eval and bench take --backend auto|cpu|cuda: where the text decoder runs (default auto: a CUDA GPU");
+    w.WriteLine("when one is usable, else the CPU with a note on stderr; 'llava info' says which). Images are encoded on the CPU.");
 }

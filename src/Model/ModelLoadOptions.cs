@@ -1,4 +1,5 @@
 using LlavaNative.Kernels.Cpu;
+using LlavaNative.Kernels.Cuda;
 using LlavaNative.Kernels.Tensors;
 
 namespace LlavaNative.Model;
@@ -19,4 +20,19 @@ public sealed record ModelLoadOptions
 
     /// <summary>Threads for on-load quantization (null: a pool of all logical processors, for the load only).</summary>
     public ComputeThreadPool? Pool { get; init; }
+
+    /// <summary>
+    /// Where <see cref="Llava.LlavaModel"/>'s text decoder runs (<see cref="Language.DecoderBackend.Open"/>); the
+    /// library's default is the CPU, the CLI's <c>--backend</c> default is <see cref="Language.ComputeBackend.Auto"/>.
+    /// The image encoder runs on the CPU whatever this says. A <see cref="Language.DecoderModel"/> loaded on its own
+    /// is always the CPU model: pass it to <see cref="Language.DecoderBackend.Open"/> for another backend.
+    /// </summary>
+    public Language.ComputeBackend Backend { get; init; } = Language.ComputeBackend.Cpu;
+
+    /// <summary>
+    /// Advanced: the GPU for <see cref="Language.ComputeBackend.Cuda"/>/<see cref="Language.ComputeBackend.Auto"/>
+    /// instead of opening CUDA GPU 0 — another <see cref="CudaDevice"/>, or the tests' host emulator. Not disposed by
+    /// the model; it must outlive it.
+    /// </summary>
+    public IGpuDevice? GpuDevice { get; init; }
 }

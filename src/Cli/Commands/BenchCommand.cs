@@ -31,7 +31,7 @@ public sealed class BenchCommand : Command
         new(["-n", "--n-gen"], "N", "generated tokens for tg (default 64; 0 skips)"),
         new(["--reps"], "R", "repetitions, median reported (default 3)"),
         new(["--json"], null, "print one JSON object instead of a table"),
-        Quantize, Threads, Help,
+        Quantize, Backend, Threads, Help,
     ];
 
     public override int Execute(ParsedArguments args)
@@ -49,7 +49,9 @@ public sealed class BenchCommand : Command
         var load = Stopwatch.StartNew();
         using var model = ModelLoader.Load(path, options); // a .gguf file or a Hugging Face folder
         load.Stop();
-        using var state = model.CreateState(Math.Max(p, n) + 1, maxBatch: Math.Max(p, 1), pool: pool);
+        using var backend = DecoderBackend.Open(model, ParseBackend(args));
+        ReportBackend(backend);
+        using var state = backend.CreateSession(Math.Max(p, n) + 1, maxBatch: Math.Max(p, 1), pool: pool);
         var random = new Random(1234);
         var vocab = model.Config.VocabSize;
         int[] prompt = Enumerable.Range(0, p).Select(_ => random.Next(vocab)).ToArray();
@@ -58,7 +60,7 @@ public sealed class BenchCommand : Command
         {
             state.Reset();
             var sw = Stopwatch.StartNew();
-            model.Forward(state, prompt);
+            state.Forward(prompt);
             return p / sw.Elapsed.TotalSeconds;
         }
         double RunGeneration()
@@ -70,8 +72,7 @@ public sealed class BenchCommand : Command
             for (int i = 0; i < n; i++)
             {
                 one[0] = token;
-                var logits = model.Forward(state, one);
-                token = Sampler.ArgMax(logits);
+                token = state.ForwardGreedy(one); // CPU: logits then Sampler.ArgMax; GPU: device argmax, one int back
             }
             return n / sw.Elapsed.TotalSeconds;
         }
@@ -102,6 +103,8 @@ public sealed class BenchCommand : Command
                 ["model_bytes"] = bytes,
                 ["architecture"] = model.Config.Architecture,
                 ["threads"] = threads,
+                ["backend"] = backend.Kind.ToString().ToLowerInvariant(),
+                ["device"] = backend.DeviceName,
                 ["n_prompt"] = p,
                 ["n_gen"] = n,
                 ["reps"] = reps,

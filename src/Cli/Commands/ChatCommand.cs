@@ -38,7 +38,7 @@ public sealed class ChatCommand : Command
         new(["--load"], "FILE", "start from a conversation saved with /save"),
         .. GenerationOptionSpecs,
         new(["--timings"], null, "after each answer, print positions evaluated and reused and the speeds to stderr"),
-        ContextSize, Quantize, Threads, Help,
+        ContextSize, Quantize, Backend, Threads, Help,
     ];
 
     private const string CommandsHelp =
@@ -65,6 +65,7 @@ public sealed class ChatCommand : Command
 
         using var pool = new ComputeThreadPool(threads);
         using var model = LlavaModel.Load(path, mmproj, pool, LoadOptions(args, pool), args.Get("--vision-tower"));
+        ReportBackend(model.Backend);
         int context = args.GetInt("-c", Math.Min(model.Decoder.Config.ContextLength, 4096), 1, model.Decoder.Config.ContextLength);
         var template = model.ChooseChatTemplate(args.Get("--chat-template"))!;
         using var session = model.CreateSession(new LlavaSessionOptions

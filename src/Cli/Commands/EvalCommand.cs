@@ -34,7 +34,7 @@ public sealed class EvalCommand : Command
         new(["--logits-out"], "FILE", "output .npy, float32 [n_positions, n_vocab] (text tokens and image rows)"),
         new(["--image-mode"], "MODE", "crop, pad, resize-pad or stretch (default: pad for CLIP, stretch for SigLIP)"),
         new(["--vision-tower"], "DIR", "CLIP checkpoint folder for an original LLaVA checkpoint"),
-        Quantize, Threads, Help,
+        Quantize, Backend, Threads, Help,
     ];
 
     public override int Execute(ParsedArguments args)
@@ -53,9 +53,11 @@ public sealed class EvalCommand : Command
             int[] tokens = items.ToArray();
             using var pool = new ComputeThreadPool(threads);
             using var model = ModelLoader.Load(path, LoadOptions(args, pool)); // a .gguf file or a Hugging Face folder
-            using var state = model.CreateState(tokens.Length, pool: pool);
+            using var backend = DecoderBackend.Open(model, ParseBackend(args));
+            ReportBackend(backend);
+            using var session = backend.CreateSession(tokens.Length, pool: pool);
             var logits = new float[(long)tokens.Length * model.Config.VocabSize];
-            model.Forward(state, tokens, LogitsMode.All, logits);
+            session.Forward(tokens, LogitsMode.All, logits);
             NpyFile.WriteFloat32(output, logits, tokens.Length, model.Config.VocabSize);
             Console.Error.WriteLine($"wrote logits [{tokens.Length}, {model.Config.VocabSize}] to {output}");
             return 0;
@@ -70,6 +72,7 @@ public sealed class EvalCommand : Command
         using (var pool = new ComputeThreadPool(threads))
         using (var llava = LlavaModel.Load(path, mmproj, pool, LoadOptions(args, pool), args.Get("--vision-tower")))
         {
+            ReportBackend(llava.Backend);
             var chunks = new List<LlavaPromptChunk>();
             var run = new List<int>();
             int k = 0;

@@ -1,3 +1,4 @@
+using LlavaNative.Kernels.Cuda;
 using LlavaNative.Kernels.Tensors;
 using LlavaNative.Model.Formats;
 using LlavaNative.Model.Formats.Gguf;
@@ -13,16 +14,29 @@ namespace LlavaNative.Cli.Commands;
 public sealed class InfoCommand : Command
 {
     public override string Name => "info";
-    public override string Summary => "print a model's metadata and tensor table (GGUF file, .safetensors file or Hugging Face folder)";
+    public override string Summary => "print a model's metadata and tensor table (GGUF file, .safetensors file or Hugging Face folder) and where --backend auto would run";
     public override string[] Examples => ["llava info -m qwen2-0.5b-q4_0.gguf", "llava info -m models/tiny-llava/hf"];
     public override IReadOnlyList<OptionSpec> Options => [Model, Help];
 
     public override int Execute(ParsedArguments args)
     {
         string path = args.Require("-m", "the model file or Hugging Face folder");
-        if (Directory.Exists(path)) return PrintFolder(path);
-        if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return PrintSafetensors(path);
-        return PrintGguf(path);
+        int exit = Directory.Exists(path) ? PrintFolder(path)
+            : path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) ? PrintSafetensors(path)
+            : PrintGguf(path);
+        if (exit == 0) PrintBackend();
+        return exit;
+    }
+
+    /// <summary>Where <c>--backend auto</c> would run the decoder on this machine (whether CUDA GPU 0 opens).</summary>
+    private static void PrintBackend()
+    {
+        using var device = CudaDevice.TryOpen(out string reason);
+        Console.Out.WriteLine();
+        Console.Out.WriteLine(device is null
+            ? $"backend:   no CUDA GPU ({reason.TrimEnd('.')}); --backend auto runs the decoder on the CPU"
+            : $"backend:   CUDA GPU 0: {device.Name}; --backend auto runs the decoder there (weight types with a CUDA kernel: " +
+              string.Join(", ", LlavaNative.Kernels.Cuda.CudaOps.WeightTypes.Select(TensorTypeInfo.Name)) + ")");
     }
 
     private static int PrintGguf(string path)

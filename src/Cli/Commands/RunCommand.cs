@@ -4,6 +4,7 @@ using LlavaNative.Kernels.Cpu;
 using LlavaNative.Model;
 using LlavaNative.Model.Generation;
 using LlavaNative.Model.Imaging;
+using LlavaNative.Model.Language;
 using LlavaNative.Model.Llava;
 using LlavaNative.Model.Templates;
 
@@ -41,7 +42,7 @@ public sealed class RunCommand : Command
         .. GenerationOptionSpecs,
         new(["--timings"], null, "print load, image encoding, prompt and generation speed to stderr at the end"),
         new(["--json"], null, "print one JSON object (text, token counts, stop reason, timings) instead of streaming text"),
-        ContextSize, Quantize, Threads, Help,
+        ContextSize, Quantize, Backend, Threads, Help,
     ];
 
     public override int Execute(ParsedArguments args)
@@ -80,7 +81,9 @@ public sealed class RunCommand : Command
         using var model = ModelLoader.Load(path, LoadOptions(args, pool)); // a .gguf file or a Hugging Face folder with tokenizer.json
         loadClock.Stop();
         int context = args.GetInt("-c", Math.Min(model.Config.ContextLength, 4096), 1, model.Config.ContextLength);
-        using var generator = new TextGenerator(model, context, pool);
+        using var backend = DecoderBackend.Open(model, ParseBackend(args));
+        ReportBackend(backend);
+        using var generator = new TextGenerator(backend, context, pool);
         if (args.Get("--chat-template") is { } requested && !requested.Equals("none", StringComparison.OrdinalIgnoreCase))
         {
             var template = ChatTemplate.Resolve(requested);
@@ -89,7 +92,8 @@ public sealed class RunCommand : Command
         string text = Stream(generator.Generate(prompt, options, cancel), json);
         var s = generator.LastStats;
         if (s is null) return 0;
-        var timings = new Timings(loadClock.Elapsed.TotalMilliseconds, 0, 0, s.PromptTokens, s.PromptTokensPerSecond, s.GeneratedTokens, s.GeneratedTokensPerSecond);
+        var timings = new Timings(loadClock.Elapsed.TotalMilliseconds, 0, 0, s.PromptTokens, s.PromptTokensPerSecond, s.GeneratedTokens, s.GeneratedTokensPerSecond)
+        { Backend = backend.Kind };
         Report(args, json, text, timings, s.Stop);
         return 0;
     }
@@ -105,6 +109,7 @@ public sealed class RunCommand : Command
         progress?.Show("loading model…");
         using var model = LlavaModel.Load(path, args.Get("--mmproj"), pool, LoadOptions(args, pool), args.Get("--vision-tower"));
         progress?.Clear();
+        ReportBackend(model.Backend);
         int context = args.GetInt("-c", Math.Min(model.Decoder.Config.ContextLength, 4096), 1, model.Decoder.Config.ContextLength);
         var template = model.ChooseChatTemplate(args.Get("--chat-template"));
         string rendered = model.RenderUserPrompt(template, prompt, images.Count);
@@ -125,7 +130,7 @@ public sealed class RunCommand : Command
         var st = session.Stats;
         var timings = new Timings(st.ModelLoadTime.TotalMilliseconds, st.ImageEncodeTime.TotalMilliseconds, st.ImagesEncoded,
             st.PromptPositions, st.PromptTokensPerSecond, st.GeneratedTokens, st.GeneratedTokensPerSecond)
-        { ImagePositions = st.PromptImagePositions, Images = images.Count, ChatTemplate = template?.Name ?? "none" };
+        { ImagePositions = st.PromptImagePositions, Images = images.Count, ChatTemplate = template?.Name ?? "none", Backend = session.Backend };
         Report(args, json, text, timings, session.LastGeneration?.Stop ?? StopReason.None);
         return 0;
     }
@@ -152,6 +157,7 @@ public sealed class RunCommand : Command
         public int ImagePositions { get; init; }
         public int Images { get; init; }
         public string? ChatTemplate { get; init; }
+        public ComputeBackend Backend { get; init; }
     }
 
     private static void Report(ParsedArguments args, bool json, string text, Timings t, StopReason stop)
@@ -172,6 +178,7 @@ public sealed class RunCommand : Command
             w.WriteNumber("images", t.Images);
             w.WriteNumber("generated_tokens", t.GeneratedTokens);
             if (t.ChatTemplate is not null) w.WriteString("chat_template", t.ChatTemplate);
+            w.WriteString("backend", t.Backend.ToString().ToLowerInvariant());
             w.WriteStartObject("timings");
             w.WriteNumber("load_ms", Math.Round(t.LoadMs, 3));
             w.WriteNumber("image_encode_ms", Math.Round(t.ImageEncodeMs, 3));

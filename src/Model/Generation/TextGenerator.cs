@@ -55,38 +55,53 @@ public sealed record GenerationStats(int PromptTokens, int GeneratedTokens, Time
 }
 
 /// <summary>
-/// Prompt → streamed text on a <see cref="DecoderModel"/>: tokenizes, prefills the KV cache in batches,
+/// Prompt → streamed text on a <see cref="DecoderModel"/> (on any <see cref="DecoderBackend"/>): tokenizes, prefills the KV cache in batches,
 /// then samples one token at a time. Text is released only in whole UTF-8 characters and is held back
 /// while it could still be the start of a stop string.
 /// </summary>
 public sealed class TextGenerator : IDisposable
 {
     private readonly DecoderModel _model;
-    private readonly bool _ownsState;
+    private readonly bool _ownsSession;
 
     public Tokenizer Tokenizer { get; }
-    public DecoderState State { get; }
+
+    /// <summary>The KV cache on the backend it was made for.</summary>
+    public DecoderSession Session { get; }
     public GenerationStats? LastStats { get; private set; }
 
+    /// <summary>Generates on <paramref name="state"/> (a CPU state of <paramref name="model"/>, not disposed here).</summary>
     public TextGenerator(DecoderModel model, Tokenizer tokenizer, DecoderState state)
+        : this(model, tokenizer, new CpuDecoderSession(model, state, ownsState: false), ownsSession: true)
+    {
+    }
+
+    /// <summary>A CPU session of <paramref name="contextSize"/> positions.</summary>
+    public TextGenerator(DecoderModel model, int contextSize, Kernels.Cpu.ComputeThreadPool? pool = null)
+        : this(DecoderBackend.Cpu(model), contextSize, pool)
+    {
+    }
+
+    /// <summary>A session of <paramref name="contextSize"/> positions on <paramref name="backend"/> (which must outlive the generator).</summary>
+    public TextGenerator(DecoderBackend backend, int contextSize, Kernels.Cpu.ComputeThreadPool? pool = null)
+        : this(backend.Model, RequireTokenizer(backend.Model), backend.CreateSession(contextSize, pool: pool), ownsSession: true)
+    {
+    }
+
+    private TextGenerator(DecoderModel model, Tokenizer tokenizer, DecoderSession session, bool ownsSession)
     {
         _model = model;
         Tokenizer = tokenizer;
-        State = state;
+        Session = session;
+        _ownsSession = ownsSession;
     }
 
-    public TextGenerator(DecoderModel model, int contextSize, Kernels.Cpu.ComputeThreadPool? pool = null)
-    {
-        _model = model;
-        var vocabulary = model.Vocabulary ?? throw new InvalidOperationException($"{Path.GetFileName(model.SourcePath)}: the model has no tokenizer (a GGUF file without tokenizer.ggml.* keys, or a Hugging Face folder without tokenizer.json)");
-        Tokenizer = Tokenizer.FromVocabulary(vocabulary);
-        State = model.CreateState(contextSize, pool: pool);
-        _ownsState = true;
-    }
+    private static Tokenizer RequireTokenizer(DecoderModel model) => Tokenizer.FromVocabulary(model.Vocabulary ?? throw new InvalidOperationException(
+        $"{Path.GetFileName(model.SourcePath)}: the model has no tokenizer (a GGUF file without tokenizer.ggml.* keys, or a Hugging Face folder without tokenizer.json)"));
 
     /// <summary>Tokenizes <paramref name="prompt"/> (BOS as the model asks, special tokens recognised) and generates.</summary>
     public IEnumerable<GeneratedPiece> Generate(string prompt, GenerationOptions options, CancellationToken cancellation = default)
-        => Generate(Tokenizer.Encode(prompt, addSpecial: State.Position == 0, parseSpecial: true), options, cancellation);
+        => Generate(Tokenizer.Encode(prompt, addSpecial: Session.Position == 0, parseSpecial: true), options, cancellation);
 
     /// <summary>Appends <paramref name="promptTokens"/> to the session and generates.</summary>
     public IEnumerable<GeneratedPiece> Generate(int[] promptTokens, GenerationOptions options, CancellationToken cancellation = default)
@@ -96,7 +111,7 @@ public sealed class TextGenerator : IDisposable
         foreach (int t in promptTokens) sampler.Accept(t);
 
         var promptClock = System.Diagnostics.Stopwatch.StartNew();
-        var logits = _model.Forward(State, promptTokens);
+        var logits = Session.Forward(promptTokens);
         promptClock.Stop();
 
         var decoder = new TextDecoder(Tokenizer);
@@ -117,13 +132,13 @@ public sealed class TextGenerator : IDisposable
             pending.Append(decoder.Append(token));
             string? released = Release(pending, options.StopStrings, ref stop);
             if (stop == StopReason.None && options.MaxTokens >= 0 && generated >= options.MaxTokens) stop = StopReason.TokenLimit;
-            if (stop == StopReason.None && State.Position >= State.ContextSize) stop = StopReason.ContextFull;
+            if (stop == StopReason.None && Session.Position >= Session.ContextSize) stop = StopReason.ContextFull;
             if (released is { Length: > 0 } || stop != StopReason.None)
                 yield return new GeneratedPiece(released ?? "", token, StopReason.None);
             if (stop != StopReason.None) break;
 
             one[0] = token;
-            logits = _model.Forward(State, one);
+            logits = Session.Forward(one);
         }
 
         // Flush what the look-behind held (unless a stop string cut it) and any incomplete UTF-8 tail.
@@ -172,6 +187,6 @@ public sealed class TextGenerator : IDisposable
 
     public void Dispose()
     {
-        if (_ownsState) State.Dispose();
+        if (_ownsSession) Session.Dispose();
     }
 }

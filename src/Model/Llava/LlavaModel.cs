@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using LlavaNative.Kernels.Cpu;
+using LlavaNative.Kernels.Cuda;
 using LlavaNative.Model.Formats;
 using LlavaNative.Model.Formats.HuggingFace;
 using LlavaNative.Model.Imaging;
@@ -15,16 +16,23 @@ namespace LlavaNative.Model.Llava;
 /// the image encoder (tower + projector), how images are preprocessed, where their rows go in a prompt
 /// (<see cref="PromptFormat"/>) and which chat template the checkpoint was trained with. Immutable once loaded;
 /// conversations live in <see cref="LlavaSession"/>s.
+/// <para>
+/// The decoder runs on <see cref="Backend"/> (the CPU, or a CUDA GPU holding a copy of its weights, chosen by
+/// <see cref="ModelLoadOptions.Backend"/>); each session gets its KV cache there. The image encoder runs on the CPU:
+/// a GPU encoder would be chosen here too, on <see cref="DecoderBackend.Device"/>, and used by
+/// <see cref="LlavaSession.EncodeImage"/>.
+/// </para>
 /// </summary>
 public sealed class LlavaModel : IDisposable
 {
     private readonly bool _ownsParts;
     private readonly ComputeThreadPool? _ownedPool;
 
-    private LlavaModel(DecoderModel decoder, ImageEncoder encoder, LlavaPromptFormat format, ImagePreprocessorConfig preprocessing,
+    private LlavaModel(DecoderModel decoder, DecoderBackend backend, ImageEncoder encoder, LlavaPromptFormat format, ImagePreprocessorConfig preprocessing,
         string defaultChatTemplate, TimeSpan loadTime, bool ownsParts, ComputeThreadPool? ownedPool)
     {
         Decoder = decoder;
+        Backend = backend;
         Encoder = encoder;
         PromptFormat = format;
         Preprocessing = preprocessing;
@@ -35,7 +43,12 @@ public sealed class LlavaModel : IDisposable
         Tokenizer = decoder.Vocabulary is { } v ? Tokenizer.FromVocabulary(v) : null;
     }
 
+    /// <summary>The decoder's configuration, vocabulary and CPU weights (whichever backend runs it).</summary>
     public DecoderModel Decoder { get; }
+
+    /// <summary>Where the decoder runs; <see cref="DecoderBackend.Notice"/> says why when Auto fell back to the CPU.</summary>
+    public DecoderBackend Backend { get; }
+
     public ImageEncoder Encoder { get; }
 
     /// <summary>The text model's tokenizer; null when the checkpoint has none (then only token-id prompts work).</summary>
@@ -67,7 +80,7 @@ public sealed class LlavaModel : IDisposable
     {
         ArgumentException.ThrowIfNullOrEmpty(mmprojGguf);
         var clock = Stopwatch.StartNew();
-        return Open(() => DecoderModel.LoadGguf(textGguf, options), mmprojGguf, null, null, pool, null, clock);
+        return Open(() => DecoderModel.LoadGguf(textGguf, options), mmprojGguf, null, null, pool, null, options, clock);
     }
 
     /// <summary>
@@ -93,32 +106,36 @@ public sealed class LlavaModel : IDisposable
             throw new ModelFormatException(hf is null
                 ? $"{model}: a GGUF text model has no vision tower; give its mmproj GGUF (--mmproj)"
                 : $"{Path.Combine(hfFolder!, HfModelConfig.FileName)}: model_type '{hf.ModelType}' is a text model without a vision tower; give an mmproj GGUF (--mmproj) or a llava folder");
-        return Open(() => ModelLoader.Load(model, options), mmproj, mmproj is null ? hfFolder : null, visionTower, pool, hf, clock);
+        return Open(() => ModelLoader.Load(model, options), mmproj, mmproj is null ? hfFolder : null, visionTower, pool, hf, options, clock);
     }
 
     /// <summary>
     /// Joins an opened decoder and image encoder (e.g. a Hugging Face tower from <c>ImageEncoder.LoadHuggingFace</c>).
-    /// With <paramref name="ownsParts"/> the model disposes them.
+    /// With <paramref name="ownsParts"/> the model disposes them. The decoder runs on <paramref name="backend"/>
+    /// (<see cref="DecoderBackend.Open"/>, on <paramref name="gpuDevice"/> when given); the model owns that backend.
     /// </summary>
     /// <exception cref="ModelFormatException">The encoder's embeddings are not as wide as the decoder's dimension.</exception>
+    /// <exception cref="ComputeBackendUnavailableException"><paramref name="backend"/> is Cuda and no GPU can run the decoder.</exception>
     public static LlavaModel Compose(DecoderModel decoder, ImageEncoder encoder, LlavaPromptFormat format, ImagePreprocessorConfig preprocessing,
-        bool ownsParts = false, string? defaultChatTemplate = null, TimeSpan loadTime = default)
+        bool ownsParts = false, string? defaultChatTemplate = null, TimeSpan loadTime = default,
+        ComputeBackend backend = ComputeBackend.Cpu, IGpuDevice? gpuDevice = null)
     {
         ArgumentNullException.ThrowIfNull(decoder);
         ArgumentNullException.ThrowIfNull(encoder);
         ArgumentNullException.ThrowIfNull(format);
         ArgumentNullException.ThrowIfNull(preprocessing);
         CheckWidths(decoder, encoder);
-        return new LlavaModel(decoder, encoder, format, preprocessing,
+        return new LlavaModel(decoder, DecoderBackend.Open(decoder, backend, gpuDevice), encoder, format, preprocessing,
             defaultChatTemplate ?? DefaultTemplateFor(decoder, encoder, format, huggingFace: false), loadTime, ownsParts, null);
     }
 
     /// <summary>The decoder, then the encoder from <paramref name="mmproj"/> or else from the Hugging Face <paramref name="hfVisionFolder"/>.</summary>
     private static LlavaModel Open(Func<DecoderModel> openDecoder, string? mmproj, string? hfVisionFolder, string? visionTower,
-        ComputeThreadPool? pool, HfModelConfig? hf, Stopwatch clock)
+        ComputeThreadPool? pool, HfModelConfig? hf, ModelLoadOptions? options, Stopwatch clock)
     {
         var ownedPool = pool is null ? new ComputeThreadPool() : null;
         DecoderModel? decoder = null;
+        DecoderBackend? backend = null;
         ImageEncoder? encoder = null;
         try
         {
@@ -145,11 +162,14 @@ public sealed class LlavaModel : IDisposable
                     $"{hf.Path}: mm_use_im_start_end is true but the tokenizer of {decoder.SourcePath} has no '<im_patch>', '<im_start>' and '<im_end>' tokens " +
                     "(LLaVA v1 adds them: the image rows replace the <im_patch> tokens between <im_start> and <im_end>)");
             string template = DefaultTemplateFor(decoder, encoder, format, huggingFace: hf is { IsOriginalLlava: false });
+            // Last: every file check has passed before the weights are uploaded to a GPU.
+            backend = DecoderBackend.Open(decoder, options?.Backend ?? ComputeBackend.Cpu, options?.GpuDevice);
             clock.Stop();
-            return new LlavaModel(decoder, encoder, format, preprocessing, template, clock.Elapsed, ownsParts: true, ownedPool);
+            return new LlavaModel(decoder, backend, encoder, format, preprocessing, template, clock.Elapsed, ownsParts: true, ownedPool);
         }
         catch
         {
+            backend?.Dispose();
             encoder?.Dispose();
             decoder?.Dispose();
             ownedPool?.Dispose();
@@ -381,6 +401,7 @@ public sealed class LlavaModel : IDisposable
 
     public void Dispose()
     {
+        Backend.Dispose();
         if (_ownsParts)
         {
             Encoder.Dispose();

@@ -95,7 +95,7 @@ public sealed class LlavaSession : IDisposable
         Preprocessing = options.Preprocessing ?? model.Preprocessing;
         if (Preprocessing.ImageSize != model.Encoder.VisionConfig.ImageSize)
             throw new ArgumentException($"preprocessing makes {Preprocessing.ImageSize}-pixel squares but the vision tower takes {model.Encoder.VisionConfig.ImageSize}", nameof(options));
-        State = model.Decoder.CreateState(options.ContextSize, options.MaxBatch, model.Pool);
+        Decoder = model.Backend.CreateSession(options.ContextSize, options.MaxBatch, model.Pool);
         _lastLogits = new float[model.Decoder.Config.VocabSize];
         _history = new int[options.ContextSize];
         _imageAt = new string?[options.ContextSize];
@@ -107,13 +107,20 @@ public sealed class LlavaSession : IDisposable
     public LlavaSessionOptions Options { get; }
     public ImagePreprocessorConfig Preprocessing { get; }
 
-    /// <summary>The KV cache and activation buffers.</summary>
-    public DecoderState State { get; }
+    /// <summary>
+    /// The KV cache and activation buffers on the model's <see cref="LlavaModel.Backend"/>, with the forward pass bound
+    /// to them (on the CPU a <see cref="CpuDecoderSession"/>, whose <see cref="CpuDecoderSession.State"/> is the
+    /// <see cref="DecoderState"/>; on a GPU a <see cref="GpuDecoderSession"/>).
+    /// </summary>
+    public DecoderSession Decoder { get; }
+
+    /// <summary>Where the decoder runs: <see cref="ComputeBackend.Cpu"/> or <see cref="ComputeBackend.Cuda"/>.</summary>
+    public ComputeBackend Backend => Decoder.Kind;
 
     /// <summary>Positions used (text tokens, image rows, generated tokens; a pending sampled token included).</summary>
-    public int Position => State.Position + (_pendingToken >= 0 ? 1 : 0);
+    public int Position => Decoder.Position + (_pendingToken >= 0 ? 1 : 0);
 
-    public int ContextSize => State.ContextSize;
+    public int ContextSize => Decoder.ContextSize;
 
     /// <summary>Positions still free.</summary>
     public int FreePositions => ContextSize - Position;
@@ -230,8 +237,8 @@ public sealed class LlavaSession : IDisposable
         if (position < 0 || position > Position)
             throw new ArgumentOutOfRangeException(nameof(position), position, $"the cache holds {Position} positions");
         if (position == Position) return;
-        _pendingToken = -1; // it sat at State.Position, which is at or after the cut
-        State.Truncate(position);
+        _pendingToken = -1; // it sat at Decoder.Position, which is at or after the cut
+        Decoder.Truncate(position);
         _hasLogits = false;
     }
 
@@ -253,7 +260,7 @@ public sealed class LlavaSession : IDisposable
         int positions = prompt.PositionCount(n);
         if (positions == 0) return;
         int needed = positions + (_pendingToken >= 0 && keep < 0 ? 1 : 0);
-        int start = keep >= 0 ? keep : State.Position;
+        int start = keep >= 0 ? keep : Decoder.Position;
         if (keep < 0 && start + needed > ContextSize)
             throw new LlavaContextOverflowException(positions, ContextSize - Position, ContextSize, prompt.TextTokenCount,
                 prompt.ImageRowCount(n), prompt.Images.Count());
@@ -287,10 +294,10 @@ public sealed class LlavaSession : IDisposable
             {
                 case TokenChunk { Ids.Length: > 0 } t:
                 {
-                    var logits = Model.Decoder.Forward(State, t.Ids, all ? LogitsMode.All : LogitsMode.Last,
+                    var logits = Decoder.Forward(t.Ids, all ? LogitsMode.All : LogitsMode.Last,
                         all ? logitsAll.Slice(done * vocab, t.Ids.Length * vocab) : default);
                     if (last && !all) logits.CopyTo(_lastLogits);
-                    t.Ids.CopyTo(_history, State.Position - t.Ids.Length);
+                    t.Ids.CopyTo(_history, Decoder.Position - t.Ids.Length);
                     done += t.Ids.Length;
                     break;
                 }
@@ -299,13 +306,13 @@ public sealed class LlavaSession : IDisposable
                     int rows = ic.Rows(n), dim = Model.Decoder.Config.Dim;
                     var rowsData = embeddings[ic.Image].AsSpan(ic.FirstRow * dim, rows * dim);
                     LogitsMode? mode = all ? LogitsMode.All : last ? LogitsMode.Last : null;
-                    Model.Decoder.ForwardEmbeddings(State, rowsData, mode, all ? logitsAll.Slice(done * vocab, rows * vocab) : default);
-                    if (last && !all) State.LogitsRow(0).CopyTo(_lastLogits);
-                    _history.AsSpan(State.Position - rows, rows).Fill(-1);
+                    Decoder.ForwardEmbeddings(rowsData, mode, all ? logitsAll.Slice(done * vocab, rows * vocab) : default);
+                    if (last && !all) Decoder.LastLogits.CopyTo(_lastLogits);
+                    _history.AsSpan(Decoder.Position - rows, rows).Fill(-1);
                     for (int r = 0; r < rows; r++)
                     {
-                        _imageAt[State.Position - rows + r] = ic.Image.ContentHash;
-                        _imageRowAt[State.Position - rows + r] = ic.FirstRow + r;
+                        _imageAt[Decoder.Position - rows + r] = ic.Image.ContentHash;
+                        _imageRowAt[Decoder.Position - rows + r] = ic.FirstRow + r;
                     }
                     done += rows;
                     imagePositions += rows;
@@ -355,7 +362,7 @@ public sealed class LlavaSession : IDisposable
     /// <summary>Forgets the conversation (the next append starts at position 0 with BOS) and the counters; encoded images stay cached.</summary>
     public void Reset()
     {
-        State.Reset();
+        Decoder.Reset();
         _pendingToken = -1;
         _hasLogits = false;
         LastGeneration = null;
@@ -373,9 +380,9 @@ public sealed class LlavaSession : IDisposable
         if (_pendingToken < 0) return;
         _one[0] = _pendingToken;
         _pendingToken = -1;
-        var logits = Model.Decoder.Forward(State, _one);
+        var logits = Decoder.Forward(_one);
         logits.CopyTo(_lastLogits);
-        _history[State.Position - 1] = _one[0];
+        _history[Decoder.Position - 1] = _one[0];
     }
 
     // ---- generation ----------------------------------------------------------------------------------------------
@@ -398,22 +405,28 @@ public sealed class LlavaSession : IDisposable
     private IEnumerable<GeneratedPiece> GenerateCore(GenerationOptions options, Tokenizer tokenizer, CancellationToken cancellation)
     {
         var clock = Stopwatch.StartNew();
-        var sampler = options.CreateSampler(Math.Min(tokenizer.VocabSize, Model.Decoder.Config.VocabSize), tokenizer);
+        int vocab = Model.Decoder.Config.VocabSize;
+        var sampler = options.CreateSampler(Math.Min(tokenizer.VocabSize, vocab), tokenizer);
+        // Plain greedy decoding on a GPU takes the argmax on the device (one int back per step instead of the logits):
+        // the same choice as the sampler's, which then has nothing else to do (no penalty, no banned token, whole vocabulary).
+        bool deviceGreedy = Decoder.Kind == ComputeBackend.Cuda && options.Sampling.Temperature <= 0 && options.Sampling.RepeatPenalty == 1f
+                            && !options.IgnoreEndOfGeneration && tokenizer.VocabSize == vocab;
         int promptPositions = Position;
         FlushPendingToken();
-        int historyStart = Math.Max(0, State.Position - options.Sampling.RepeatLastN);
-        foreach (int t in _history.AsSpan(historyStart, State.Position - historyStart)) if (t >= 0) sampler.Accept(t);
+        int historyStart = Math.Max(0, Decoder.Position - options.Sampling.RepeatLastN);
+        foreach (int t in _history.AsSpan(historyStart, Decoder.Position - historyStart)) if (t >= 0) sampler.Accept(t);
 
         var decoder = new TextDecoder(tokenizer);
         var pending = new StringBuilder(); // decoded text not yet released (stop-string look-behind)
-        bool inState = false; // the current logits: _lastLogits before the first step, the state's row 0 after
+        bool inState = false; // the current logits: _lastLogits before the first step, the decoder's last logits after
+        int greedyNext = -1;  // with deviceGreedy: the token the last step's device argmax chose
         int generated = 0;
         var stop = StopReason.None;
         while (stop == StopReason.None)
         {
             if (cancellation.IsCancellationRequested) { stop = StopReason.Cancelled; break; }
-            if (State.Position >= ContextSize) { stop = StopReason.ContextFull; break; }
-            int token = sampler.Sample(inState ? State.LogitsRow(0) : _lastLogits);
+            if (Decoder.Position >= ContextSize) { stop = StopReason.ContextFull; break; }
+            int token = greedyNext >= 0 ? greedyNext : sampler.Sample(inState ? Decoder.LastLogits : _lastLogits);
             if (tokenizer.IsEndOfGeneration(token)) { stop = StopReason.EndOfGeneration; break; }
             generated++;
             sampler.Accept(token);
@@ -423,17 +436,18 @@ public sealed class LlavaSession : IDisposable
             if (stop != StopReason.None)
             {
                 _pendingToken = token; // kept in the conversation, evaluated when it continues
-                _history[State.Position] = token;
+                _history[Decoder.Position] = token;
                 if (released is { Length: > 0 }) yield return new GeneratedPiece(released, token, StopReason.None);
                 break;
             }
             _one[0] = token;
-            Model.Decoder.Forward(State, _one);
+            if (deviceGreedy) greedyNext = Decoder.ForwardGreedy(_one);
+            else Decoder.Forward(_one);
             inState = true;
-            _history[State.Position - 1] = token;
+            _history[Decoder.Position - 1] = token;
             if (released is { Length: > 0 }) yield return new GeneratedPiece(released, token, StopReason.None);
         }
-        if (_pendingToken < 0 && inState) State.LogitsRow(0).CopyTo(_lastLogits);
+        if (_pendingToken < 0 && inState) Decoder.LastLogits.CopyTo(_lastLogits);
         if (stop != StopReason.StopString) pending.Append(decoder.Flush());
         clock.Stop();
         LastGeneration = new GenerationStats(promptPositions, generated, TimeSpan.Zero, clock.Elapsed, stop);
@@ -452,5 +466,5 @@ public sealed class LlavaSession : IDisposable
             yield return steps.Current;
     }
 
-    public void Dispose() => State.Dispose();
+    public void Dispose() => Decoder.Dispose();
 }
