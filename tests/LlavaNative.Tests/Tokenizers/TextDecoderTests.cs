@@ -98,12 +98,19 @@ public class TextDecoderTests
         for (int i = 0; i < 8; i++)
             chars += decoder.Append(i % 4).Length;
 
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 10_000; i++)
-            chars += decoder.Append(i % 4).Length;
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        // The runtime itself can allocate on this thread while tiered compilation swaps in optimized code (seen once
+        // under a loaded full test run), so measure three rounds of 10 000 tokens and require one of them to be clean:
+        // a real per-token allocation would show in every round.
+        long fewest = long.MaxValue;
+        for (int round = 0; round < 3 && fewest != 0; round++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 10_000; i++)
+                chars += decoder.Append(i % 4).Length;
+            fewest = Math.Min(fewest, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
 
-        Assert.Equal(0, allocated);
+        Assert.Equal(0, fewest);
         Assert.True(chars > 0);
     }
 
