@@ -18,9 +18,9 @@ namespace LlavaNative.Model.Llava;
 /// conversations live in <see cref="LlavaSession"/>s.
 /// <para>
 /// The decoder runs on <see cref="Backend"/> (the CPU, or a CUDA GPU holding a copy of its weights, chosen by
-/// <see cref="ModelLoadOptions.Backend"/>); each session gets its KV cache there. The image encoder runs on the CPU:
-/// a GPU encoder would be chosen here too, on <see cref="DecoderBackend.Device"/>, and used by
-/// <see cref="LlavaSession.EncodeImage"/>.
+/// <see cref="ModelLoadOptions.Backend"/>); each session gets its KV cache there. On the CUDA backend the vision tower
+/// and projector run on the same GPU too (<see cref="GpuEncoder"/>, used by <see cref="LlavaSession.EncodeImage"/>);
+/// <see cref="Encoder"/> keeps their configuration and CPU weights.
 /// </para>
 /// </summary>
 public sealed class LlavaModel : IDisposable
@@ -34,6 +34,17 @@ public sealed class LlavaModel : IDisposable
         Decoder = decoder;
         Backend = backend;
         Encoder = encoder;
+        // The encoder follows the decoder onto the GPU; a tower the GPU cannot run is an error there, not a silent
+        // switch back to the CPU (the backend was already checked by a probe, so this fails only on the tower itself).
+        if (backend.Device is { } device)
+        {
+            try { GpuEncoder = new GpuImageEncoder(device, encoder); }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                throw new ComputeBackendUnavailableException(
+                    $"{encoder.SourcePath ?? "the image encoder"}: cannot run on {backend.DeviceName}: {e.Message}", e);
+            }
+        }
         PromptFormat = format;
         Preprocessing = preprocessing;
         DefaultChatTemplateName = defaultChatTemplate;
@@ -50,6 +61,12 @@ public sealed class LlavaModel : IDisposable
     public DecoderBackend Backend { get; }
 
     public ImageEncoder Encoder { get; }
+
+    /// <summary>The vision tower and projector on the GPU when <see cref="Backend"/> is CUDA; null on the CPU.</summary>
+    public GpuImageEncoder? GpuEncoder { get; }
+
+    /// <summary>Where images are encoded: the GPU with the decoder, or the CPU.</summary>
+    public ComputeBackend EncoderBackend => GpuEncoder is null ? ComputeBackend.Cpu : ComputeBackend.Cuda;
 
     /// <summary>The text model's tokenizer; null when the checkpoint has none (then only token-id prompts work).</summary>
     public Tokenizer? Tokenizer { get; }
@@ -125,8 +142,17 @@ public sealed class LlavaModel : IDisposable
         ArgumentNullException.ThrowIfNull(format);
         ArgumentNullException.ThrowIfNull(preprocessing);
         CheckWidths(decoder, encoder);
-        return new LlavaModel(decoder, DecoderBackend.Open(decoder, backend, gpuDevice), encoder, format, preprocessing,
-            defaultChatTemplate ?? DefaultTemplateFor(decoder, encoder, format, huggingFace: false), loadTime, ownsParts, null);
+        var opened = DecoderBackend.Open(decoder, backend, gpuDevice);
+        try
+        {
+            return new LlavaModel(decoder, opened, encoder, format, preprocessing,
+                defaultChatTemplate ?? DefaultTemplateFor(decoder, encoder, format, huggingFace: false), loadTime, ownsParts, null);
+        }
+        catch
+        {
+            opened.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The decoder, then the encoder from <paramref name="mmproj"/> or else from the Hugging Face <paramref name="hfVisionFolder"/>.</summary>
@@ -401,6 +427,7 @@ public sealed class LlavaModel : IDisposable
 
     public void Dispose()
     {
+        GpuEncoder?.Dispose();
         Backend.Dispose();
         if (_ownsParts)
         {

@@ -347,7 +347,13 @@ public sealed class LlavaSession : IDisposable
         }
         var clock = Stopwatch.StartNew();
         float[] pixels = ImagePreprocessor.Process(image.Decode(), Preprocessing);
-        float[] embeddings = Model.Encoder.EncodeAndProject(pixels);
+        float[] embeddings;
+        if (Model.GpuEncoder is { } gpu)
+        {
+            embeddings = new float[gpu.ImageTokenCount * gpu.EmbeddingLength];
+            gpu.EncodeAndProject(pixels, embeddings);
+        }
+        else embeddings = Model.Encoder.EncodeAndProject(pixels);
         clock.Stop();
         _stats = _stats with { ImagesEncoded = _stats.ImagesEncoded + 1, ImageEncodeTime = _stats.ImageEncodeTime + clock.Elapsed };
         if (Options.ImageCacheCapacity > 0)

@@ -35,7 +35,7 @@ public static class GpuSessionChecks
         ("conversation: two turns with an image", Conversation),
     ];
 
-    /// <summary>A CPU and a CUDA model of the tiny LLaVA (the image encoder on the CPU in both).</summary>
+    /// <summary>A CPU and a CUDA model of the tiny LLaVA (the CUDA one encodes images on the GPU too).</summary>
     public static (LlavaModel Cpu, LlavaModel Gpu) OpenPair(IGpuDevice device, ComputeThreadPool pool)
     {
         string text = RandomModels.GetPath(LlavaFixtures.LlamaSynthetic), mmproj = LlavaFixtures.ClipMmproj();
@@ -43,7 +43,11 @@ public static class GpuSessionChecks
         try
         {
             var gpu = LlavaModel.LoadGguf(text, mmproj, pool, new ModelLoadOptions { Backend = ComputeBackend.Cuda, GpuDevice = device });
-            if (gpu.Backend.Kind != ComputeBackend.Cuda) throw new InvalidOperationException($"the CUDA model runs on {gpu.Backend.Kind}");
+            if (gpu.Backend.Kind != ComputeBackend.Cuda || gpu.EncoderBackend != ComputeBackend.Cuda)
+            {
+                gpu.Dispose();
+                throw new InvalidOperationException($"the CUDA model runs its decoder on {gpu.Backend.Kind} and its image encoder on {gpu.EncoderBackend}");
+            }
             return (cpu, gpu);
         }
         catch
