@@ -160,7 +160,7 @@ public static unsafe class GpuVisionChecks
     /// The GPU path the pipeline is meant to take: a CLIP image projected to the tiny llama's width (64) stays on the
     /// device and goes into <see cref="GpuDecoder.ForwardEmbeddings(GpuDecoderState, DevicePtr, int, LogitsMode?, Span{float})"/>
     /// (25 rows in batches of 8), against the CPU encoder and the CPU decoder; all logits of the image rows and the
-    /// token after them. F32 weights throughout (tiled mat-muls), so logits within <see cref="Tolerance"/> · max(1, max|logit|).
+    /// token after them. F32 weights throughout (tiled mat-muls, F32 attention), so logits within <see cref="Tolerance"/> · max(1, max|logit|).
     /// </summary>
     public static GpuCheckResult ImageIntoDecoder(IGpuDevice device, int seed)
     {
@@ -181,7 +181,8 @@ public static unsafe class GpuVisionChecks
         model.ForwardEmbeddings(cpuState, encoder.EncodeAndProject(pixels), LogitsMode.All, expected);
         float[] expectedNext = model.Forward(cpuState, [7]).ToArray();
 
-        using var gpuEncoder = new GpuImageEncoder(device, encoder);
+        // F32 attention too (tensorCores: false): the tensor-core attention rounds Q, K, V to F16 (GpuOpChecks.TiledAttentionCheck).
+        using var gpuEncoder = new GpuImageEncoder(device, encoder, tensorCores: false);
         using var gpu = new GpuDecoder(device, config, model.Weights);
         using var gpuState = gpu.CreateState(64, maxBatch: 8);
         gpu.Forward(gpuState, prompt);
