@@ -27,8 +27,9 @@ public static unsafe class GpuOpChecks
 
     /// <summary>
     /// Shapes for the tiled tensor-core kernel: every padded head dim it has (24 → 32, 40 → 64, 64, 72 → 80, 96, 128),
-    /// GQA 4:1, 2:1 and 1:1, token and key counts off the 64-row / 64-key tiles (16, 20, 26, 37, 70, 129), causal with
-    /// a cache (start_pos 37 and 100: tiles partly and wholly past the diagonal, warps with no rows) and from 0, and
+    /// GQA 4:1, 2:1 and 1:1, token and key counts off the 64-row / 64-key tiles (16, 20, 26, 37, 70, 129) and on them
+    /// (64 queries after 64 cached keys), causal with a cache (start_pos 37, 64 and 100: tiles partly and wholly past
+    /// the diagonal, warps with no rows) and from 0, and
     /// bidirectional with as many or more keys than queries.
     /// </summary>
     // Declared before All, which reads it while the class initializes.
@@ -37,6 +38,7 @@ public static unsafe class GpuOpChecks
         new("attention tiled causal cache gqa4 d64", Tokens: 70, StartPos: 37, Keys: 107, Causal: true, Heads: 8, KvHeads: 2, HeadDim: 64),
         new("attention tiled causal gqa4 d128", Tokens: 129, StartPos: 0, Keys: 129, Causal: true, Heads: 4, KvHeads: 1, HeadDim: 128),
         new("attention tiled causal cache 20 rows d80", Tokens: 20, StartPos: 100, Keys: 120, Causal: true, Heads: 2, KvHeads: 2, HeadDim: 80),
+        new("attention tiled causal cache tile-aligned gqa2 d64", Tokens: 64, StartPos: 64, Keys: 128, Causal: true, Heads: 4, KvHeads: 2, HeadDim: 64),
         new("attention tiled causal gqa3 d40", Tokens: 16, StartPos: 0, Keys: 16, Causal: true, Heads: 6, KvHeads: 2, HeadDim: 40),
         new("attention tiled bidir siglip d72", Tokens: 37, StartPos: 0, Keys: 37, Causal: false, Heads: 3, KvHeads: 3, HeadDim: 72),
         new("attention tiled bidir clip d64", Tokens: 129, StartPos: 0, Keys: 129, Causal: false, Heads: 2, KvHeads: 2, HeadDim: 64),
