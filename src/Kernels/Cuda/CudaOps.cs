@@ -159,14 +159,65 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
         Device.Launch(Device.Kernel("rope_f32"), nTokens, 128, 0, _args);
     }
 
-    /// <summary>Attention with the geometry of <see cref="Cpu.Ops.Attention.Problem"/>: q, out [tokens, heads·headDim]; k, v [keys, kvStride].</summary>
+    /// <summary>
+    /// Which attention kernel <see cref="Attention"/> uses when its call does not say (<see cref="AttentionPath.Auto"/>:
+    /// the tiled tensor-core kernel for <see cref="TiledAttentionMinTokens"/> or more query tokens on sm_80+ with
+    /// head dims up to <see cref="TiledAttentionMaxHeadDim"/>, else the F32 per-query kernel). Set it to force one
+    /// path for every call of a decoder or encoder built on these ops (checks compare both).
+    /// </summary>
+    public AttentionPath AttentionPath { get; set; } = AttentionPath.Auto;
+
+    /// <summary>Query tokens from which <see cref="AttentionPath.Auto"/> takes the tiled kernel (fewer: decode-like, the per-query kernel).</summary>
+    public const int TiledAttentionMinTokens = 16;
+
+    /// <summary>Largest head dim of the tiled kernel (attention.cu: attention_tiled_d128).</summary>
+    public const int TiledAttentionMaxHeadDim = 128;
+
+    private static readonly (int Dim, string Name)[] s_tiledAttention =
+        [(32, "attention_tiled_d32"), (64, "attention_tiled_d64"), (80, "attention_tiled_d80"), (96, "attention_tiled_d96"), (128, "attention_tiled_d128")];
+    private const int TiledAttentionRows = 64, TiledAttentionThreads = 128; // attention.cu: FA_ROWS, FA_THREADS
+
+    /// <summary>The path a call with these sizes takes under <paramref name="path"/> (Auto resolved; a forced path is returned as is).</summary>
+    public AttentionPath ResolveAttentionPath(AttentionPath path, int nTokens, int headDim) => path switch
+    {
+        AttentionPath.Auto => nTokens >= TiledAttentionMinTokens && headDim <= TiledAttentionMaxHeadDim && Device.ComputeCapability.Major >= 8
+            ? AttentionPath.TensorCores
+            : AttentionPath.F32,
+        _ => path,
+    };
+
+    /// <summary>
+    /// Attention with the geometry of <see cref="Cpu.Ops.Attention.Problem"/>: q, out [tokens, heads·headDim]; k, v [keys, kvStride].
+    /// <paramref name="path"/> (null: <see cref="AttentionPath"/>) picks the kernel: <see cref="AttentionPath.F32"/>, attention_f32
+    /// (F32 throughout, one block per query token and head); <see cref="AttentionPath.TensorCores"/>, attention_tiled_d*
+    /// (64 queries × 64 keys per tile on mma.sync, Q, K, V and the probabilities rounded to F16, F32 accumulation and
+    /// softmax; sm_80+, head dim ≤ 128, |q|, |k|, |v| below the F16 range 65504).
+    /// </summary>
     public void Attention(DevicePtr q, DevicePtr k, DevicePtr v, DevicePtr output, int nTokens, int nHeads, int nKvHeads, int headDim,
-        int kvStride, int startPos, int keyCount, bool causal, float scale)
+        int kvStride, int startPos, int keyCount, bool causal, float scale, AttentionPath? path = null)
     {
         if (headDim > AttentionMaxHeadDim || headDim <= 0)
             throw new ArgumentException($"Attention: head dim {headDim} is outside the kernel's 1…{AttentionMaxHeadDim}");
         if (nKvHeads <= 0 || nHeads % nKvHeads != 0)
             throw new ArgumentException($"Attention: {nHeads} query heads cannot be grouped over {nKvHeads} KV heads");
+        if (nTokens <= 0) return;
+        if (ResolveAttentionPath(path ?? AttentionPath, nTokens, headDim) == AttentionPath.TensorCores)
+        {
+            if (Device.ComputeCapability.Major < 8)
+                throw new NotSupportedException(
+                    $"Attention: the tensor-core kernel (mma.sync m16n8k16) needs compute capability 8.0 or newer; {Device.Name} is {Device.ComputeCapability.Major}.{Device.ComputeCapability.Minor}");
+            if (headDim > TiledAttentionMaxHeadDim)
+                throw new ArgumentException($"Attention: head dim {headDim} is above the tensor-core kernel's {TiledAttentionMaxHeadDim}");
+            if (keyCount <= 0) throw new ArgumentException($"Attention: the tensor-core kernel needs at least one key, got {keyCount}");
+            int variant = 0;
+            while (s_tiledAttention[variant].Dim < headDim) variant++; // no LINQ: a launch allocates nothing
+            string name = s_tiledAttention[variant].Name;
+            _args.Clear().Add(q).Add(k).Add(v).Add(output).Add(nTokens).Add(nHeads).Add(nKvHeads).Add(headDim).Add(kvStride).Add(startPos)
+                .Add(keyCount).Add(causal ? 1 : 0).Add(scale);
+            var grid = new Dim3((uint)((nTokens + TiledAttentionRows - 1) / TiledAttentionRows), (uint)nHeads);
+            Device.Launch(Device.Kernel(name), grid, TiledAttentionThreads, 0, _args);
+            return;
+        }
         _args.Clear().Add(q).Add(k).Add(v).Add(output).Add(nHeads).Add(nKvHeads).Add(headDim).Add(kvStride).Add(startPos)
             .Add(keyCount).Add(causal ? 1 : 0).Add(scale);
         Device.Launch(Device.Kernel("attention_f32"), new Dim3((uint)nHeads, (uint)nTokens), AttentionThreads, 0, _args);
@@ -258,4 +309,15 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
     }
 
     public void Dispose() => _args.Dispose();
+}
+
+/// <summary>Which kernel <see cref="CudaOps.Attention"/> runs.</summary>
+public enum AttentionPath
+{
+    /// <summary>Tensor cores for prefill-sized batches on sm_80+ (<see cref="CudaOps.ResolveAttentionPath"/>), else F32.</summary>
+    Auto,
+    /// <summary>attention_f32: F32 throughout, one block per query token and head (decode).</summary>
+    F32,
+    /// <summary>attention_tiled_d*: flash attention on mma.sync with F16 inputs and F32 accumulation (prefill, vision towers).</summary>
+    TensorCores,
 }

@@ -35,6 +35,8 @@ internal sealed class GpuVisionLayerWeights
 /// </code>
 /// Mat-muls of F16 / BF16 weights run on the tensor cores (<see cref="CudaOps.MatMulTensorCores"/>, sm_80+) when
 /// <see cref="UsesTensorCores"/>; every other type, and those when not, take the tiled mat-mul with F32 activations.
+/// Attention follows the same choice: with <see cref="UsesTensorCores"/> the tiled tensor-core kernel (F16 Q, K, V,
+/// F32 softmax; <see cref="AttentionPath.Auto"/>), without it the F32 kernel.
 /// Every device buffer is allocated here, sized from the configuration; encoding an image allocates nothing.
 /// </summary>
 public sealed unsafe class GpuImageEncoder : IDisposable
@@ -292,7 +294,8 @@ public sealed unsafe class GpuImageEncoder : IDisposable
             Ops.AddBiasRows(_q, w.QueryBias, n, d);
             Ops.AddBiasRows(_k, w.KeyBias, n, d);
             Ops.AddBiasRows(_v, w.ValueBias, n, d);
-            Ops.Attention(_q, _k, _v, _attn, n, c.Heads, c.Heads, c.HeadDim, d, startPos: 0, keyCount: n, causal: false, scale);
+            Ops.Attention(_q, _k, _v, _attn, n, c.Heads, c.Heads, c.HeadDim, d, startPos: 0, keyCount: n, causal: false, scale,
+                UsesTensorCores ? AttentionPath.Auto : AttentionPath.F32);
             Linear(w.Output, _attn, _normed, n);
             Ops.AddBiasRows(_normed, w.OutputBias, n, d); // the bias belongs to out_proj, before the residual sum (as the CPU)
             Ops.Add(_x, _normed, _x, n * d);

@@ -22,6 +22,30 @@ public sealed record GpuCheckResult(string Name, bool Passed, double MaxAbs, dou
 /// </summary>
 public static unsafe class GpuOpChecks
 {
+    /// <summary>One shape for <see cref="TiledAttentionCheck"/>.</summary>
+    public sealed record TiledAttentionCase(string Name, int Tokens, int StartPos, int Keys, bool Causal, int Heads, int KvHeads, int HeadDim);
+
+    /// <summary>
+    /// Shapes for the tiled tensor-core kernel: every padded head dim it has (24 → 32, 40 → 64, 64, 72 → 80, 96, 128),
+    /// GQA 4:1, 2:1 and 1:1, token and key counts off the 64-row / 64-key tiles (16, 20, 26, 37, 70, 129) and on them
+    /// (64 queries after 64 cached keys), causal with a cache (start_pos 37, 64 and 100: tiles partly and wholly past
+    /// the diagonal, warps with no rows) and from 0, and
+    /// bidirectional with as many or more keys than queries.
+    /// </summary>
+    // Declared before All, which reads it while the class initializes.
+    public static IReadOnlyList<TiledAttentionCase> TiledAttentionCases { get; } =
+    [
+        new("attention tiled causal cache gqa4 d64", Tokens: 70, StartPos: 37, Keys: 107, Causal: true, Heads: 8, KvHeads: 2, HeadDim: 64),
+        new("attention tiled causal gqa4 d128", Tokens: 129, StartPos: 0, Keys: 129, Causal: true, Heads: 4, KvHeads: 1, HeadDim: 128),
+        new("attention tiled causal cache 20 rows d80", Tokens: 20, StartPos: 100, Keys: 120, Causal: true, Heads: 2, KvHeads: 2, HeadDim: 80),
+        new("attention tiled causal cache tile-aligned gqa2 d64", Tokens: 64, StartPos: 64, Keys: 128, Causal: true, Heads: 4, KvHeads: 2, HeadDim: 64),
+        new("attention tiled causal gqa3 d40", Tokens: 16, StartPos: 0, Keys: 16, Causal: true, Heads: 6, KvHeads: 2, HeadDim: 40),
+        new("attention tiled bidir siglip d72", Tokens: 37, StartPos: 0, Keys: 37, Causal: false, Heads: 3, KvHeads: 3, HeadDim: 72),
+        new("attention tiled bidir clip d64", Tokens: 129, StartPos: 0, Keys: 129, Causal: false, Heads: 2, KvHeads: 2, HeadDim: 64),
+        new("attention tiled bidir more keys gqa2 d96", Tokens: 37, StartPos: 0, Keys: 70, Causal: false, Heads: 4, KvHeads: 2, HeadDim: 96),
+        new("attention tiled bidir d24", Tokens: 26, StartPos: 0, Keys: 26, Causal: false, Heads: 3, KvHeads: 3, HeadDim: 24),
+    ];
+
     /// <summary>Every check, by name.</summary>
     public static IReadOnlyList<(string Name, Func<IGpuDevice, int, GpuCheckResult> Run)> All { get; } = BuildAll();
 
@@ -45,6 +69,9 @@ public static unsafe class GpuOpChecks
         all.Add(("attention decode gqa", (d, seed) => AttentionCheck(d, tokens: 1, startPos: 0, causal: true, headDim: 40, seed)));
         all.Add(("attention causal gqa", (d, seed) => AttentionCheck(d, tokens: 3, startPos: 9, causal: true, headDim: 40, seed)));
         all.Add(("attention bidirectional", (d, seed) => AttentionCheck(d, tokens: 2, startPos: 0, causal: false, headDim: 96, seed)));
+        // The F32 kernel forced at a prefill-sized batch (Auto would take the tensor cores there): still within 1e-5.
+        all.Add(("attention F32 forced t37 causal", (d, seed) => AttentionCheck(d, tokens: 37, startPos: 5, causal: true, headDim: 72, seed, AttentionPath.F32)));
+        foreach (var c in TiledAttentionCases) all.Add((c.Name, (d, seed) => TiledAttentionCheck(d, c, seed)));
         all.Add(("add / bias / scale", ElementwiseCheck));
         all.Add(("copy", CopyCheck));
         all.Add(("position embeddings + class row", (d, seed) => PositionEmbeddingsCheck(d, withClass: true, seed)));
@@ -437,7 +464,8 @@ public static unsafe class GpuOpChecks
     }
 
     /// <summary>6 query heads over 2 KV heads; KV rows padded by 4 floats; against the CPU's float64 reference.</summary>
-    public static GpuCheckResult AttentionCheck(IGpuDevice device, int tokens, int startPos, bool causal, int headDim, int seed)
+    public static GpuCheckResult AttentionCheck(IGpuDevice device, int tokens, int startPos, bool causal, int headDim, int seed,
+        AttentionPath path = AttentionPath.Auto)
     {
         var rng = new Random(seed);
         const int heads = 6, kvHeads = 2;
@@ -462,9 +490,132 @@ public static unsafe class GpuOpChecks
         using var dk = device.Upload<float>(k);
         using var dv = device.Upload<float>(v);
         using var dout = Output(device, expected.Length);
-        ops.Attention(dq, dk, dv, dout, tokens, heads, kvHeads, headDim, kvStride, startPos, keys, causal, scale);
+        if (ops.ResolveAttentionPath(path, tokens, headDim) != AttentionPath.F32)
+            throw new InvalidOperationException($"AttentionCheck holds the F32 kernel to 1e-5; t{tokens} d{headDim} would take {path}");
+        ops.Attention(dq, dk, dv, dout, tokens, heads, kvHeads, headDim, kvStride, startPos, keys, causal, scale, path);
         return Compare($"attention t{tokens} p{startPos} {(causal ? "causal" : "bidir")} d{headDim}", device.Download<float>(dout),
             ToDouble(expected), 1e-5, 1e-5);
+    }
+
+    /// <summary>The unit roundoff of F16 (11-bit significand), to which the tiled kernel rounds Q, K, V and P.</summary>
+    public const double HalfUnitRoundoff = 1.0 / 2048;
+
+    /// <summary>
+    /// Bound on the F32 accumulation of the mma products and the kernel's F32 softmax arithmetic, relative to the sum
+    /// of magnitudes (the tensor-core mat-mul check's 1e-4; tensor-core accumulation is not sequential IEEE float).
+    /// </summary>
+    public const double TensorCoreAccumulation = 1e-4;
+
+    /// <summary>
+    /// The tiled tensor-core attention (forced, <see cref="AttentionPath.TensorCores"/>) against the CPU reference
+    /// (<see cref="Attention.ComputeScalar"/>, F32), per element within a bound derived from the F16 roundings, with
+    /// u = 2⁻¹¹ and a = <see cref="TensorCoreAccumulation"/>:
+    /// a score s_j = scale·q·k_j computed from rounded q and k is off by at most
+    /// Δ = scale·(2u + u² + a)·max_j Σ_i |q_i k_ji| (the row's worst key); the softmax weights w_j = p_j / l then move by
+    /// a factor within e^(±2Δ); P (numerator only — l sums the F32 probabilities) and V add a factor (1 ± u) each; so
+    /// |o_d − ref_d| ≤ (e^(2Δ)(1 + u)² − 1 + a)·Σ_j w_j |v_jd| + keys·2⁻²⁵·max_j |v_jd| (the last term: probabilities
+    /// below 2⁻¹⁴ are F16 subnormals, rounded to an absolute 2⁻²⁵; l ≥ 1). The weights are computed in float64 for the
+    /// bound only. As the bound is worst-case, the aggregate is also held to rel L2 ≤ 4u: the roundings are unbiased,
+    /// so a systematic error (a wrong key, mask or scale) shows there long before it reaches the per-element bound.
+    /// The output starts as NaN, so an element the kernel forgets fails; the F32 kernel on the same inputs must stay
+    /// within 1e-5 of the reference (the path the kernel replaces, unchanged).
+    /// </summary>
+    public static GpuCheckResult TiledAttentionCheck(IGpuDevice device, TiledAttentionCase c, int seed)
+    {
+        var rng = new Random(seed);
+        int tokens = c.Tokens, heads = c.Heads, kvHeads = c.KvHeads, headDim = c.HeadDim, keys = c.Keys;
+        int kvStride = kvHeads * headDim + 4;
+        float[] q = Normal(rng, tokens * heads * headDim, 1.5);
+        float[] k = Normal(rng, keys * kvStride, 1.5);
+        float[] v = Normal(rng, keys * kvStride);
+        var expected = new float[tokens * heads * headDim];
+        float scale = 1.0f / MathF.Sqrt(headDim);
+        fixed (float* pq = q, pk = k, pv = v, pe = expected)
+        {
+            var problem = new Attention.Problem
+            {
+                Q = pq, K = pk, V = pv, Output = pe, Tokens = tokens, Heads = heads, KvHeads = kvHeads, HeadDim = headDim,
+                KvStride = kvStride, StartPos = c.StartPos, KeyCount = keys, Causal = c.Causal, Scale = scale,
+            };
+            Attention.ComputeScalar(in problem);
+        }
+
+        // Per-element bound from the float64 softmax weights.
+        const double u = HalfUnitRoundoff, a = TensorCoreAccumulation;
+        var bound = new double[expected.Length];
+        var w = new double[keys];
+        for (int t = 0; t < tokens; t++)
+            for (int h = 0; h < heads; h++)
+            {
+                int g = h / (heads / kvHeads), visible = c.Causal ? Math.Min(c.StartPos + t + 1, keys) : keys;
+                int qAt = (t * heads + h) * headDim;
+                double worstMagnitude = 0, max = double.NegativeInfinity, sum = 0;
+                for (int j = 0; j < visible; j++)
+                {
+                    double dot = 0, magnitude = 0;
+                    for (int i = 0; i < headDim; i++)
+                    {
+                        double term = (double)q[qAt + i] * k[j * kvStride + g * headDim + i];
+                        dot += term;
+                        magnitude += Math.Abs(term);
+                    }
+                    w[j] = dot * scale;
+                    max = Math.Max(max, w[j]);
+                    worstMagnitude = Math.Max(worstMagnitude, magnitude);
+                }
+                for (int j = 0; j < visible; j++) sum += w[j] = Math.Exp(w[j] - max);
+                double delta = scale * (2 * u + u * u + a) * worstMagnitude;
+                double factor = Math.Exp(2 * delta) * (1 + u) * (1 + u) - 1 + a;
+                for (int d = 0; d < headDim; d++)
+                {
+                    double weighted = 0, largest = 0;
+                    for (int j = 0; j < visible; j++)
+                    {
+                        double magnitude = Math.Abs(v[j * kvStride + g * headDim + d]);
+                        weighted += w[j] / sum * magnitude;
+                        largest = Math.Max(largest, magnitude);
+                    }
+                    bound[qAt + d] = factor * weighted + visible * Math.Pow(2, -25) * largest;
+                }
+            }
+
+        using var ops = new CudaOps(device);
+        using var dq = device.Upload<float>(q);
+        using var dk = device.Upload<float>(k);
+        using var dv = device.Upload<float>(v);
+        using var dout = Output(device, expected.Length);
+        ops.Attention(dq, dk, dv, dout, tokens, heads, kvHeads, headDim, kvStride, c.StartPos, keys, c.Causal, scale, AttentionPath.TensorCores);
+        float[] actual = device.Download<float>(dout);
+
+        double maxAbs = 0, worstRatio = 0, diff2 = 0, ref2 = 0;
+        string detail = "";
+        bool finite = true;
+        for (int i = 0; i < actual.Length; i++)
+        {
+            if (!float.IsFinite(actual[i])) { finite = false; detail = $"[{i}] (token {i / (heads * headDim)}) is {actual[i]}"; break; }
+            double err = Math.Abs(actual[i] - (double)expected[i]);
+            maxAbs = Math.Max(maxAbs, err);
+            diff2 += err * err;
+            ref2 += (double)expected[i] * expected[i];
+            double ratio = err / bound[i];
+            if (ratio > worstRatio)
+            {
+                worstRatio = ratio;
+                if (ratio > 1) detail = $"[{i}] token {i / (heads * headDim)} head {i / headDim % heads} dim {i % headDim}: got {actual[i]:R}, expected {expected[i]:R}, bound {bound[i]:0.0e0}";
+            }
+        }
+        double relL2 = Math.Sqrt(diff2 / Math.Max(ref2, 1e-300));
+        const double relL2Limit = 4 * u;
+
+        // The F32 kernel on the same inputs (forced: Auto would pick the tensor cores here).
+        using var dout32 = Output(device, expected.Length);
+        ops.Attention(dq, dk, dv, dout32, tokens, heads, kvHeads, headDim, kvStride, c.StartPos, keys, c.Causal, scale, AttentionPath.F32);
+        var f32 = Compare("f32", device.Download<float>(dout32), ToDouble(expected), 1e-5, 1e-5);
+
+        bool passed = finite && worstRatio <= 1 && relL2 <= relL2Limit && f32.Passed;
+        detail = $"worst |Δ|/bound {worstRatio:0.000}; F32 kernel max|Δ| {f32.MaxAbs:0.0e0} {detail}".Trim();
+        if (!f32.Passed) detail += $"; F32 kernel: {f32.Detail}";
+        return new GpuCheckResult(c.Name, passed, maxAbs, relL2, $"per element |Δ| ≤ F16 rounding bound, rel L2 ≤ 4u = {relL2Limit:0.0e0}; F32 kernel ≤ 1e-5", detail);
     }
 
     // ---- pointwise ----

@@ -89,6 +89,31 @@ public class CudaKernelEmulatorTests
     }
 
     [EmulatorFact]
+    public void AttentionTakesTheTensorCoresForPrefillBatchesOnSm80Only()
+    {
+        using var device = GpuTestDevices.Emulator(); // reports 8.0
+        using var ops = new CudaOps(device);
+        Assert.Equal(AttentionPath.F32, ops.ResolveAttentionPath(AttentionPath.Auto, 1, 128)); // decode
+        Assert.Equal(AttentionPath.F32, ops.ResolveAttentionPath(AttentionPath.Auto, CudaOps.TiledAttentionMinTokens - 1, 64));
+        Assert.Equal(AttentionPath.TensorCores, ops.ResolveAttentionPath(AttentionPath.Auto, CudaOps.TiledAttentionMinTokens, 64));
+        Assert.Equal(AttentionPath.TensorCores, ops.ResolveAttentionPath(AttentionPath.Auto, 577, 72));
+        Assert.Equal(AttentionPath.F32, ops.ResolveAttentionPath(AttentionPath.Auto, 577, 160)); // above the tiled kernel's head dims
+        Assert.Equal(AttentionPath.F32, ops.ResolveAttentionPath(AttentionPath.F32, 577, 64));
+        var e = Assert.Throws<ArgumentException>(() =>
+            ops.Attention(default, default, default, default, 32, 2, 2, 160, 320, 0, 32, false, 0.1f, AttentionPath.TensorCores));
+        Assert.Equal("Attention: head dim 160 is above the tensor-core kernel's 128", e.Message);
+
+        using var turing = new TestSupport.Cuda.Emulator.EmulatedGpuDevice(
+            TestSupport.Cuda.Emulator.CudaEmulator.Shared(out _)!, (7, 5));
+        using var old = new CudaOps(turing);
+        Assert.Equal(AttentionPath.F32, old.ResolveAttentionPath(AttentionPath.Auto, 577, 64));
+        var refused = Assert.Throws<NotSupportedException>(() =>
+            old.Attention(default, default, default, default, 577, 16, 16, 64, 1024, 0, 577, false, 0.125f, AttentionPath.TensorCores));
+        Assert.Contains("needs compute capability 8.0 or newer", refused.Message);
+        Assert.Equal(0, turing.LaunchCount);
+    }
+
+    [EmulatorFact]
     public void QuantizedRowLengthMustBeAWholeNumberOfBlocks()
     {
         using var device = GpuTestDevices.Emulator();

@@ -4,8 +4,9 @@
 // q, out: [n_tokens, n_heads·head_dim]; k, v: [n_keys, kv_stride] (row j = cache position j, KV head g at
 // column g·head_dim). Causal: query t sees keys 0 … start_pos + t; otherwise keys 0 … n_keys − 1.
 // Grid (n_heads, n_tokens), 128 threads (4 warps); head_dim ≤ 256 (8 dimensions per lane).
-// Version 1, aimed at decode (n_tokens = 1): each key's dot product is one warp reduction. Prefill gets a tiled
-// kernel (tensor cores) later.
+// Version 1 (attention_f32), aimed at decode (n_tokens = 1): each key's dot product is one warp reduction.
+// Version 2 (attention_tiled_d*, below), for prefill and the vision towers: tiles of 64 queries × 64 keys on the
+// tensor cores (F16 inputs, F32 accumulation and softmax).
 #include "common.cuh"
 
 #define ATTN_WARPS 4
@@ -86,4 +87,224 @@ extern "C" __global__ void attention_f32(const float* __restrict__ q, const floa
         for (int w = 0; w < ATTN_WARPS; w++) value += warp_acc_s[w][d] * expf(warp_max_s[w] - big);
         o[d] = value / total;
     }
+}
+
+// ---- Version 2: tiled flash attention on the tensor cores (mma.sync m16n8k16, sm_80+) ----
+// Same arguments and layouts as attention_f32 plus n_tokens. A block takes 64 query rows of one head (4 warps ×
+// 16 rows) and walks the keys in tiles of 64 held in shared memory: S = Q·Kᵀ (16 × 64 per warp, F32
+// accumulators), then the online softmax in F32 (running max m and sum l per row), then O += P·V with P rounded
+// to F16 straight from the S accumulators (the C fragment of two adjacent n8 tiles is the A fragment of one
+// k16 step). Q, K and V are rounded to F16 as they are staged; l sums the unrounded F32 probabilities.
+// D: head_dim rounded up to a multiple of 16 (the mma k-step); dimensions head_dim … D−1 are staged as zeros,
+// so they add nothing to S and their O columns are not written. Keys at or beyond the block's last visible key
+// are staged as zeros (a masked V row must be finite: 0·NaN would poison O); scores are masked per row only in
+// tiles that cross the warp's first row's limit, and a warp skips the tiles all its rows have masked.
+// Grid (ceil(n_tokens / 64), n_heads), 128 threads. F16 range: |q|, |k|, |v| must stay below 65504.
+// Version 2.0: plain shared-memory staging (no cp.async, no ldmatrix, one K/V tile in flight), V transposed in
+// shared memory so its B fragments are 32-bit loads; K/V are re-read by every query head of a GQA group.
+
+#define FA_ROWS 64 // query rows per block, 16 per warp
+#define FA_KEYS 64 // keys per shared-memory tile
+#define FA_THREADS 128
+#define FA_PAD 8 // halves of padding per shared row: the fragment loads of a warp hit 32 different banks
+
+__device__ __forceinline__ u32 pack_half2(float lo, float hi) { return (u32)float_to_half(lo) | ((u32)float_to_half(hi) << 16); }
+
+// Keys 0 … limit − 1 are visible to query row `row` (block-relative rows are made absolute by the caller).
+__device__ __forceinline__ int attention_key_limit(int row, int start_pos, int n_keys, int causal)
+{
+    return causal ? min(start_pos + row + 1, n_keys) : n_keys;
+}
+
+template <int D>
+__device__ __forceinline__ void attention_tiled(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+    float* __restrict__ out, int n_tokens, int n_heads, int n_kv_heads, int head_dim, int kv_stride, int start_pos, int n_keys, int causal,
+    float scale)
+{
+    __shared__ __attribute__((aligned(16))) u16 ks[FA_KEYS][D + FA_PAD]; // K tile [key][dim]; first the Q tile [row][dim]
+    __shared__ __attribute__((aligned(16))) u16 vt[D][FA_KEYS + FA_PAD]; // V tile transposed [dim][key]
+
+    const int t0 = blockIdx.x * FA_ROWS, h = blockIdx.y;
+    const int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE;
+    const int g = lane / 4, tq = lane % 4;
+    const int wr = warp * 16; // the warp's first row inside the tile
+    const int kv_head = h / (n_heads / n_kv_heads);
+    const long long q_stride = (long long)n_heads * head_dim;
+    const float* qh = q + (long long)h * head_dim;
+    const float* kh = k + (long long)kv_head * head_dim;
+    const float* vh = v + (long long)kv_head * head_dim;
+
+    // Keys the block needs (its last real row's limit), the warp's rows' largest and smallest limits.
+    const int last_row = min(t0 + FA_ROWS, n_tokens) - 1;
+    const int block_end = attention_key_limit(last_row, start_pos, n_keys, causal);
+    const bool warp_has_rows = t0 + wr < n_tokens;
+    const int warp_end = warp_has_rows ? attention_key_limit(min(t0 + wr + 15, n_tokens - 1), start_pos, n_keys, causal) : 0;
+    const int warp_min = attention_key_limit(t0 + wr, start_pos, n_keys, causal);
+    const int limit0 = attention_key_limit(t0 + wr + g, start_pos, n_keys, causal); // rows g and g + 8 of the warp
+    const int limit1 = attention_key_limit(t0 + wr + g + 8, start_pos, n_keys, causal);
+
+    // Q tile through shared memory into A fragments, kept in registers for every key tile.
+    for (int i = threadIdx.x; i < FA_ROWS * D; i += FA_THREADS)
+    {
+        const int r = i / D, d = i % D;
+        ks[r][d] = float_to_half(t0 + r < n_tokens && d < head_dim ? qh[(t0 + r) * q_stride + d] : 0.0f);
+    }
+    __syncthreads();
+    u32 qa[D / 16][4];
+#pragma unroll
+    for (int s = 0; s < D / 16; s++)
+    {
+        qa[s][0] = *(const u32*)&ks[wr + g][s * 16 + 2 * tq];
+        qa[s][1] = *(const u32*)&ks[wr + g + 8][s * 16 + 2 * tq];
+        qa[s][2] = *(const u32*)&ks[wr + g][s * 16 + 2 * tq + 8];
+        qa[s][3] = *(const u32*)&ks[wr + g + 8][s * 16 + 2 * tq + 8];
+    }
+    __syncthreads();
+
+    float o[D / 8][4]; // O [16 rows, D]: n-tile n holds dims n·8 + 2tq, +1 of rows g (0, 1) and g + 8 (2, 3)
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) o[n][i] = 0.0f;
+    float m[2] = {NEG_INF_F, NEG_INF_F}, l[2] = {0.0f, 0.0f}; // rows g, g + 8; l is this lane's share of the row sum
+
+    for (int k0 = 0; k0 < block_end; k0 += FA_KEYS)
+    {
+        for (int i = threadIdx.x; i < FA_KEYS * D; i += FA_THREADS)
+        {
+            const int j = i / D, d = i % D;
+            const bool inside = k0 + j < block_end && d < head_dim;
+            const long long at = (long long)(k0 + j) * kv_stride + d;
+            ks[j][d] = float_to_half(inside ? kh[at] : 0.0f);
+            vt[d][j] = float_to_half(inside ? vh[at] : 0.0f);
+        }
+        __syncthreads();
+        if (k0 < warp_end)
+        {
+            float s[FA_KEYS / 8][4]; // S [16 rows, 64 keys]: n-tile n holds keys k0 + n·8 + 2tq, +1
+#pragma unroll
+            for (int n = 0; n < FA_KEYS / 8; n++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) s[n][i] = 0.0f;
+#pragma unroll
+            for (int st = 0; st < D / 16; st++)
+#pragma unroll
+                for (int n = 0; n < FA_KEYS / 8; n++)
+                {
+                    u32 b[2];
+                    b[0] = *(const u32*)&ks[n * 8 + g][st * 16 + 2 * tq];
+                    b[1] = *(const u32*)&ks[n * 8 + g][st * 16 + 2 * tq + 8];
+                    mma_m16n8k16<false>(s[n], qa[st], b);
+                }
+
+            // Scale; mask keys past each row's limit (only in a tile that reaches past the warp's smallest limit).
+            const bool crosses = k0 + FA_KEYS > warp_min;
+            float tile_max[2] = {NEG_INF_F, NEG_INF_F};
+#pragma unroll
+            for (int n = 0; n < FA_KEYS / 8; n++)
+#pragma unroll
+                for (int i = 0; i < 4; i++)
+                {
+                    const int key = k0 + n * 8 + 2 * tq + (i & 1);
+                    const float x = crosses && key >= (i < 2 ? limit0 : limit1) ? NEG_INF_F : s[n][i] * scale;
+                    s[n][i] = x;
+                    tile_max[i / 2] = fmaxf(tile_max[i / 2], x);
+                }
+            float base[2], correction[2];
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+            {
+                // The four lanes tq = 0…3 of group g share rows g and g + 8.
+                tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(FULL_MASK, tile_max[r], 1));
+                tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(FULL_MASK, tile_max[r], 2));
+                const float m_new = fmaxf(m[r], tile_max[r]);
+                base[r] = m_new == NEG_INF_F ? 0.0f : m_new; // a row with nothing visible yet keeps p = 0, not NaN
+                correction[r] = expf(m[r] - base[r]);       // 0 while m is −inf
+                m[r] = m_new;
+                l[r] *= correction[r];
+            }
+#pragma unroll
+            for (int n = 0; n < FA_KEYS / 8; n++)
+#pragma unroll
+                for (int i = 0; i < 4; i++)
+                {
+                    const float p = expf(s[n][i] - base[i / 2]);
+                    s[n][i] = p;
+                    l[i / 2] += p;
+                }
+#pragma unroll
+            for (int n = 0; n < D / 8; n++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) o[n][i] *= correction[i / 2];
+
+            // O += P·V, 16 keys per k-step: a = P[g | g+8][2tq, 2tq+1 | +8] from n-tiles 2kk and 2kk + 1.
+#pragma unroll
+            for (int kk = 0; kk < FA_KEYS / 16; kk++)
+            {
+                u32 pa[4];
+                pa[0] = pack_half2(s[2 * kk][0], s[2 * kk][1]);
+                pa[1] = pack_half2(s[2 * kk][2], s[2 * kk][3]);
+                pa[2] = pack_half2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+                pa[3] = pack_half2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+                for (int n = 0; n < D / 8; n++)
+                {
+                    u32 b[2];
+                    b[0] = *(const u32*)&vt[n * 8 + g][kk * 16 + 2 * tq];
+                    b[1] = *(const u32*)&vt[n * 8 + g][kk * 16 + 2 * tq + 8];
+                    mma_m16n8k16<false>(o[n], pa, b);
+                }
+            }
+        }
+        __syncthreads();
+    }
+
+    // Row sums over the four lanes of the group, then O / l for the real rows and dimensions.
+#pragma unroll
+    for (int r = 0; r < 2; r++)
+    {
+        l[r] += __shfl_xor_sync(FULL_MASK, l[r], 1);
+        l[r] += __shfl_xor_sync(FULL_MASK, l[r], 2);
+    }
+    const int row0 = t0 + wr + g;
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+        {
+            const int row = row0 + (i >= 2 ? 8 : 0), d = n * 8 + 2 * tq + (i & 1);
+            if (row < n_tokens && d < head_dim) out[row * q_stride + h * head_dim + d] = o[n][i] / l[i / 2];
+        }
+}
+
+// One entry per padded head dim (the launcher picks the smallest D ≥ head_dim; written out, not a macro, so the
+// launch checks can read each signature).
+extern "C" __global__ void attention_tiled_d32(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+    float* __restrict__ out, int n_tokens, int n_heads, int n_kv_heads, int head_dim, int kv_stride, int start_pos, int n_keys, int causal, float scale)
+{
+    attention_tiled<32>(q, k, v, out, n_tokens, n_heads, n_kv_heads, head_dim, kv_stride, start_pos, n_keys, causal, scale);
+}
+
+extern "C" __global__ void attention_tiled_d64(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+    float* __restrict__ out, int n_tokens, int n_heads, int n_kv_heads, int head_dim, int kv_stride, int start_pos, int n_keys, int causal, float scale)
+{
+    attention_tiled<64>(q, k, v, out, n_tokens, n_heads, n_kv_heads, head_dim, kv_stride, start_pos, n_keys, causal, scale);
+}
+
+extern "C" __global__ void attention_tiled_d80(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+    float* __restrict__ out, int n_tokens, int n_heads, int n_kv_heads, int head_dim, int kv_stride, int start_pos, int n_keys, int causal, float scale)
+{
+    attention_tiled<80>(q, k, v, out, n_tokens, n_heads, n_kv_heads, head_dim, kv_stride, start_pos, n_keys, causal, scale);
+}
+
+extern "C" __global__ void attention_tiled_d96(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+    float* __restrict__ out, int n_tokens, int n_heads, int n_kv_heads, int head_dim, int kv_stride, int start_pos, int n_keys, int causal, float scale)
+{
+    attention_tiled<96>(q, k, v, out, n_tokens, n_heads, n_kv_heads, head_dim, kv_stride, start_pos, n_keys, causal, scale);
+}
+
+extern "C" __global__ void attention_tiled_d128(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+    float* __restrict__ out, int n_tokens, int n_heads, int n_kv_heads, int head_dim, int kv_stride, int start_pos, int n_keys, int causal, float scale)
+{
+    attention_tiled<128>(q, k, v, out, n_tokens, n_heads, n_kv_heads, head_dim, kv_stride, start_pos, n_keys, causal, scale);
 }

@@ -22,8 +22,14 @@ public sealed unsafe class EmulatedGpuDevice : IGpuDevice
 
     public EmulatedGpuDevice(CudaEmulator emulator) => _emulator = emulator;
 
+    /// <summary>
+    /// An emulator that reports <paramref name="computeCapability"/> (default 8.0, which has mma.sync), so tests can
+    /// check what the launchers decide for an older device; the emulated kernels themselves do not change.
+    /// </summary>
+    public EmulatedGpuDevice(CudaEmulator emulator, (int Major, int Minor) computeCapability) : this(emulator) => ComputeCapability = computeCapability;
+
     public string Name => "CUDA host emulator (g++, fibers)";
-    public (int Major, int Minor) ComputeCapability => (8, 0);
+    public (int Major, int Minor) ComputeCapability { get; } = (8, 0);
 
     /// <summary>Launches so far (tests check that an op launched what it should).</summary>
     public int LaunchCount { get; private set; }
