@@ -24,7 +24,7 @@ public sealed record ModelLoadOptions
     /// <summary>
     /// Where <see cref="Llava.LlavaModel"/>'s text decoder runs (<see cref="Language.DecoderBackend.Open"/>); the
     /// library's default is the CPU, the CLI's <c>--backend</c> default is <see cref="Language.ComputeBackend.Auto"/>.
-    /// The image encoder runs on the CPU whatever this says. A <see cref="Language.DecoderModel"/> loaded on its own
+    /// On the CUDA backend the image encoder runs on the GPU too. A <see cref="Language.DecoderModel"/> loaded on its own
     /// is always the CPU model: pass it to <see cref="Language.DecoderBackend.Open"/> for another backend.
     /// </summary>
     public Language.ComputeBackend Backend { get; init; } = Language.ComputeBackend.Cpu;
@@ -35,4 +35,11 @@ public sealed record ModelLoadOptions
     /// the model; it must outlive it.
     /// </summary>
     public IGpuDevice? GpuDevice { get; init; }
+
+    /// <summary>
+    /// On the CUDA backend: whether prompt-sized work may round to F16 for the tensor cores — the vision tower's
+    /// mat-muls (F16/BF16 weights) and its attention, and the decoder's prefill attention (null: yes on compute
+    /// capability 8.0 and newer). False keeps every activation F32, as the CPU backend does (slower; for checks).
+    /// </summary>
+    public bool? GpuTensorCores { get; init; }
 }

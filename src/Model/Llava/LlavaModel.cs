@@ -29,7 +29,7 @@ public sealed class LlavaModel : IDisposable
     private readonly ComputeThreadPool? _ownedPool;
 
     private LlavaModel(DecoderModel decoder, DecoderBackend backend, ImageEncoder encoder, LlavaPromptFormat format, ImagePreprocessorConfig preprocessing,
-        string defaultChatTemplate, TimeSpan loadTime, bool ownsParts, ComputeThreadPool? ownedPool)
+        string defaultChatTemplate, TimeSpan loadTime, bool ownsParts, ComputeThreadPool? ownedPool, bool? gpuTensorCores)
     {
         Decoder = decoder;
         Backend = backend;
@@ -38,7 +38,8 @@ public sealed class LlavaModel : IDisposable
         // switch back to the CPU (the backend was already checked by a probe, so this fails only on the tower itself).
         if (backend.Device is { } device)
         {
-            try { GpuEncoder = new GpuImageEncoder(device, encoder); }
+            if (gpuTensorCores == false && backend is GpuDecoderBackend gpuDecoder) gpuDecoder.Decoder.Ops.AttentionPath = AttentionPath.F32;
+            try { GpuEncoder = new GpuImageEncoder(device, encoder, gpuTensorCores); }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
                 throw new ComputeBackendUnavailableException(
@@ -135,7 +136,7 @@ public sealed class LlavaModel : IDisposable
     /// <exception cref="ComputeBackendUnavailableException"><paramref name="backend"/> is Cuda and no GPU can run the decoder.</exception>
     public static LlavaModel Compose(DecoderModel decoder, ImageEncoder encoder, LlavaPromptFormat format, ImagePreprocessorConfig preprocessing,
         bool ownsParts = false, string? defaultChatTemplate = null, TimeSpan loadTime = default,
-        ComputeBackend backend = ComputeBackend.Cpu, IGpuDevice? gpuDevice = null)
+        ComputeBackend backend = ComputeBackend.Cpu, IGpuDevice? gpuDevice = null, bool? gpuTensorCores = null)
     {
         ArgumentNullException.ThrowIfNull(decoder);
         ArgumentNullException.ThrowIfNull(encoder);
@@ -146,7 +147,7 @@ public sealed class LlavaModel : IDisposable
         try
         {
             return new LlavaModel(decoder, opened, encoder, format, preprocessing,
-                defaultChatTemplate ?? DefaultTemplateFor(decoder, encoder, format, huggingFace: false), loadTime, ownsParts, null);
+                defaultChatTemplate ?? DefaultTemplateFor(decoder, encoder, format, huggingFace: false), loadTime, ownsParts, null, gpuTensorCores);
         }
         catch
         {
@@ -191,7 +192,7 @@ public sealed class LlavaModel : IDisposable
             // Last: every file check has passed before the weights are uploaded to a GPU.
             backend = DecoderBackend.Open(decoder, options?.Backend ?? ComputeBackend.Cpu, options?.GpuDevice);
             clock.Stop();
-            return new LlavaModel(decoder, backend, encoder, format, preprocessing, template, clock.Elapsed, ownsParts: true, ownedPool);
+            return new LlavaModel(decoder, backend, encoder, format, preprocessing, template, clock.Elapsed, ownsParts: true, ownedPool, options?.GpuTensorCores);
         }
         catch
         {

@@ -35,14 +35,17 @@ public static class GpuSessionChecks
         ("conversation: two turns with an image", Conversation),
     ];
 
-    /// <summary>A CPU and a CUDA model of the tiny LLaVA (the CUDA one encodes images on the GPU too).</summary>
+    /// <summary>
+    /// A CPU and a CUDA model of the tiny LLaVA (the CUDA one encodes images on the GPU too), the CUDA one with F32
+    /// activations throughout (no tensor cores), so the two differ by float summation order only.
+    /// </summary>
     public static (LlavaModel Cpu, LlavaModel Gpu) OpenPair(IGpuDevice device, ComputeThreadPool pool)
     {
         string text = RandomModels.GetPath(LlavaFixtures.LlamaSynthetic), mmproj = LlavaFixtures.ClipMmproj();
         var cpu = LlavaModel.LoadGguf(text, mmproj, pool, new ModelLoadOptions { Backend = ComputeBackend.Cpu });
         try
         {
-            var gpu = LlavaModel.LoadGguf(text, mmproj, pool, new ModelLoadOptions { Backend = ComputeBackend.Cuda, GpuDevice = device });
+            var gpu = LlavaModel.LoadGguf(text, mmproj, pool, new ModelLoadOptions { Backend = ComputeBackend.Cuda, GpuDevice = device, GpuTensorCores = false });
             if (gpu.Backend.Kind != ComputeBackend.Cuda || gpu.EncoderBackend != ComputeBackend.Cuda)
             {
                 gpu.Dispose();
