@@ -262,6 +262,8 @@ def main():
     ap.add_argument("--init-hf", default=None,
                     help="continue stage 2 from an exported llava-hf folder (models/tiny-llava/hf): its weights and "
                          "its tokenizer.model (no tokenizer training, no stage 0/1)")
+    ap.add_argument("--tokenizer", default=None,
+                    help="use this tokenizer.model instead of training one (required with --resume: the checkpoint's)")
     ap.add_argument("--task-weights", default="",
                     help="relative weights of the question types in stage 2, e.g. 'where=2,which=2,count=0.3' "
                          "(types: " + ", ".join(data.SINGLE_KINDS + data.MULTI_KINDS) + "; default 1 each)")
@@ -286,16 +288,20 @@ def main():
     random.seed(TORCH_SEED)
 
     import sentencepiece as spm
-    if args.init_hf:
+    tokenizer_from = args.tokenizer or (os.path.join(args.init_hf, "tokenizer.model") if args.init_hf else None)
+    if tokenizer_from:
+        # the tokenizer the weights were trained with (a retrained one need not give the same ids)
         import shutil
         sp_path = os.path.join(args.out, "tokenizer.model")
-        shutil.copyfile(os.path.join(args.init_hf, "tokenizer.model"), sp_path)
+        shutil.copyfile(tokenizer_from, sp_path)
     else:
         sp_path = train_tokenizer(args.out, M.CONFIG["vocab_size"])
     sp = spm.SentencePieceProcessor(model_file=sp_path)
     assert sp.get_piece_size() == M.CONFIG["vocab_size"]
     image_id = sp.piece_to_id("<image>")
     model = M.TinyLlava(M.CONFIG, image_id)
+    if args.resume and not args.tokenizer:
+        raise SystemExit("--resume needs --tokenizer (the tokenizer.model the checkpoint was trained with)")
     if args.resume:
         # continue stage 2 from a checkpoint (fresh optimizer, warm-up again; no stage 0/1)
         model.load_state_dict(torch.load(args.resume, map_location="cpu")["model"])
