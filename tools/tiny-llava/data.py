@@ -273,7 +273,8 @@ def multi_question(rng, kind):
             a, b = random_spec(rng), random_spec(rng)
             sa = {(o[0], o[1]) for o in a["objects"]}
             sb = {(o[0], o[1]) for o in b["objects"]}
-            only = [(k, "first") for k in sa - sb] + [(k, "second") for k in sb - sa]
+            # sorted: a set of strings iterates in an order that changes with every process (hash randomisation)
+            only = [(k, "first") for k in sorted(sa - sb)] + [(k, "second") for k in sorted(sb - sa)]
             if only:
                 break
         (shape, color), answer = rng.choice(only)

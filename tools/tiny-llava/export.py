@@ -300,7 +300,8 @@ def main():
     ap.add_argument("--report", default=None, help="write accuracy json here")
     ap.add_argument("--dtype", choices=["F32", "F16"], default="F32",
                     help="weights in model.safetensors (F32: 5.2 MB, so the engine can be checked to float32 precision)")
-    ap.add_argument("--no-measure", action="store_true", help="skip the accuracy run")
+    ap.add_argument("--no-measure", action="store_true", help="skip the accuracy run (and torch-answers.json)")
+    ap.add_argument("--checkpoint-name", default=None, help="how torch-answers.json names the checkpoint, e.g. 'run 7 step 8454'")
     args = ap.parse_args()
     torch.set_num_threads(1)
     import sentencepiece as spm
@@ -342,6 +343,14 @@ def main():
     if args.report:
         with open(args.report, "w") as f:
             json.dump({"summary": summary, "rows": rows, "checkpoint_step": ck["step"]}, f, indent=1)
+    # What the engine's tests compare with (TinyLlavaFiles.cs): torch's answer per held-out item and its accuracy.
+    with open(os.path.join(ev, "torch-answers.json"), "w") as f:
+        json.dump({"model": "models/tiny-llava/hf (F32)", "checkpoint": args.checkpoint_name or f"step {ck['step']}",
+                   "decoding": "greedy, float32 PyTorch (tools/tiny-llava/model.py), stop at </s>, max 60 new tokens, "
+                               "answer = decoded text stripped",
+                   "summary": summary,
+                   "answers": [{"id": r["id"], "torch_answer": r["got"], "ok": r["ok"]} for r in rows]}, f, indent=0)
+        f.write("\n")
 
 
 if __name__ == "__main__":

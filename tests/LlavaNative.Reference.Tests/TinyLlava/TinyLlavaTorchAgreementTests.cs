@@ -87,7 +87,7 @@ public sealed class TinyLlavaTorchAgreementTests(ITestOutputHelper output)
 
     [Theory]
     [MemberData(nameof(Formats))]
-    public void HeldOutSet_GreedyAnswers_AgreeWithTorch_AndAccuracyDoesNotRegress(string format)
+    public void HeldOutSet_GreedyAnswers_AgreeWithTorch_AndMeetTheAccuracyTargets(string format)
     {
         var items = TinyLlavaFiles.Items();
         using var model = TinyLlavaFiles.Load(format);
@@ -118,11 +118,12 @@ public sealed class TinyLlavaTorchAgreementTests(ITestOutputHelper output)
 
         // Agreement: an exact implementation gives torch's answer on every item; near-ties between float32 paths may differ.
         Assert.True(agree >= 0.99 * items.Count, $"{format}: the engine agrees with torch on only {agree}/{items.Count} items (need ≥ 99 %)");
-        // Regression guard, not the issue's targets (single ≥ 95 %, multi ≥ 90 %, which this model does not reach):
-        // the engine must not be more than 2 points below the torch model's own accuracy.
-        foreach (string kind in new[] { "single", "multi" })
+        // Issue 6's targets, by exact match of the short answers: single-image ≥ 95 %, two-image ≥ 90 %; and the
+        // engine no more than 2 points below the torch model's own accuracy (a near-tie may flip, a bug flips many).
+        foreach (var (kind, target) in new[] { ("single", 0.95), ("multi", 0.90) })
         {
             double accuracy = (double)correct.GetValueOrDefault(kind) / total[kind], torch = TinyLlavaFiles.TorchAccuracy(kind);
+            Assert.True(accuracy >= target, $"{format}: {kind} accuracy {accuracy:P1} is below the target {target:P0}");
             Assert.True(accuracy >= torch - 0.02, $"{format}: {kind} accuracy {accuracy:P1} is more than 2 points below torch's {torch:P1}");
         }
     }
