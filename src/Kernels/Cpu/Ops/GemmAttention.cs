@@ -154,7 +154,7 @@ public static unsafe class GemmAttention
             var acc = Vector512<float>.Zero;
             for (; i + 16 <= n; i += 16)
             {
-                var e = Vector512.Exp(Vector512.FusedMultiplyAdd(Vector512.Load(row + i), vs, -vm));
+                var e = SoftmaxExp.Exp(Vector512.FusedMultiplyAdd(Vector512.Load(row + i), vs, -vm));
                 e.Store(row + i);
                 acc += e;
             }
@@ -167,7 +167,7 @@ public static unsafe class GemmAttention
             var acc = Vector256<float>.Zero;
             for (; i + 8 <= n; i += 8)
             {
-                var e = Vector256.Exp(Vector256.FusedMultiplyAdd(Vector256.Load(row + i), vs, -vm));
+                var e = SoftmaxExp.Exp(Vector256.FusedMultiplyAdd(Vector256.Load(row + i), vs, -vm));
                 e.Store(row + i);
                 acc += e;
             }
