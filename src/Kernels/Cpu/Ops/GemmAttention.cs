@@ -10,8 +10,8 @@ namespace LlavaNative.Kernels.Cpu.Ops;
 /// <code>
 /// per head h (once):      K_h packed as GEMM "weights" [N keys × d_head]; V_h packed K-major (keys are the K dimension)
 /// per (h, query block):   S = Q_blk · K_hᵀ              [qb, N]
-///                         P = softmax(scale · S)         row by row, vectorized
-///                         O_blk = P · V_h               [qb, d_head], written into the heads-concatenated output
+///                         E = e^(scale · (S − rowmax))    row by row, vectorized (SoftmaxExp), row sums kept
+///                         O_blk = (E · V_h) / rowsum    [qb, d_head], written into the heads-concatenated output
 /// </code>
 /// The (head, query block) items are spread over the pool; each participant works in its own slot of the scratch
 /// (S, packed Q and packed P of one block: ~0.3 MB at 729 keys), claimed for the length of a chunk.
@@ -94,6 +94,7 @@ public static unsafe class GemmAttention
                 float* scores = SlotBase + slot * SlotFloats(n, hd);                 // [qb, ldS]
                 float* packedQ = scores + Align((long)qb * ldS);
                 float* packedP = packedQ + Align(PackedGemm.PackedActivationFloats(qb, hd));
+                float* inverseSums = stackalloc float[qb];
                 for (int item = start; item < end; item++)
                 {
                     int h = item / Blocks, t0 = (item % Blocks) * qb;
@@ -101,9 +102,13 @@ public static unsafe class GemmAttention
                     float* keys = Packed + h * perHead, values = keys + PackedKeysFloats(n, hd);
                     PackedGemm.PackActivations(P.Q + t0 * rowStride + h * hd, rowStride, rows, hd, packedQ);
                     PackedGemm.MultiplyPacked(packedQ, rows, keys, n, hd, scores, ldS);
-                    for (int i = 0; i < rows; i++) SoftmaxRow(scores + i * ldS, n, P.Scale);
+                    // Unnormalized weights e^(s − max) go through P·V; each output row is divided by its sum after
+                    // (hd floats per row instead of a third pass over the n scores).
+                    for (int i = 0; i < rows; i++) inverseSums[i] = 1f / ExpRow(scores + i * ldS, n, P.Scale);
                     PackedGemm.PackActivations(scores, ldS, rows, n, packedP);
-                    PackedGemm.MultiplyPacked(packedP, rows, values, hd, n, P.Output + t0 * rowStride + h * hd, rowStride);
+                    float* output = P.Output + t0 * rowStride + h * hd;
+                    PackedGemm.MultiplyPacked(packedP, rows, values, hd, n, output, rowStride);
+                    for (int i = 0; i < rows; i++) ScaleRow(output + i * rowStride, hd, inverseSums[i]);
                 }
             }
             finally
@@ -125,9 +130,9 @@ public static unsafe class GemmAttention
         }
     }
 
-    /// <summary>row ← softmax(scale · row) over <paramref name="n"/> floats: max-subtracted, exp, normalized.</summary>
+    /// <summary>row ← e^(scale · (row − max row)) over <paramref name="n"/> floats; returns their sum (≥ 1).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void SoftmaxRow(float* row, int n, float scale)
+    internal static float ExpRow(float* row, int n, float scale)
     {
         int i = 0;
         float max = float.NegativeInfinity;
@@ -179,12 +184,17 @@ public static unsafe class GemmAttention
             row[i] = e;
             sum += e;
         }
-        float inv = 1f / sum;
-        i = 0;
+        return sum;
+    }
+
+    /// <summary>row[0..n) ×= <paramref name="factor"/>.</summary>
+    internal static void ScaleRow(float* row, int n, float factor)
+    {
+        int i = 0;
         if (Vector512.IsHardwareAccelerated)
-            for (; i + 16 <= n; i += 16) (Vector512.Load(row + i) * inv).Store(row + i);
+            for (; i + 16 <= n; i += 16) (Vector512.Load(row + i) * factor).Store(row + i);
         else if (Vector256.IsHardwareAccelerated)
-            for (; i + 8 <= n; i += 8) (Vector256.Load(row + i) * inv).Store(row + i);
-        for (; i < n; i++) row[i] *= inv;
+            for (; i + 8 <= n; i += 8) (Vector256.Load(row + i) * factor).Store(row + i);
+        for (; i < n; i++) row[i] *= factor;
     }
 }
