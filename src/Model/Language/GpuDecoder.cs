@@ -91,24 +91,15 @@ public sealed unsafe class GpuDecoder : IDisposable
 
     private GpuWeightMatrix UploadMatrix(in WeightMatrix m, string what)
     {
-        if (!CudaOps.Supports(m.Type))
-            throw new NotSupportedException($"GpuDecoder: the {what} matrix is {TensorTypeInfo.Name(m.Type)}, which has no CUDA kernel; supported: {string.Join(", ", CudaOps.WeightTypes)}");
-        long bytes = m.RowBytes * m.Rows;
-        var buffer = Device.Allocate(bytes);
-        _buffers.Add(buffer);
-        Device.Upload(buffer.Pointer, m.Data, bytes);
-        WeightBytes += bytes;
-        return new GpuWeightMatrix(buffer.Pointer, m.Type, m.Rows, m.Cols);
+        var uploaded = GpuUploads.Matrix(Device, _buffers, m, nameof(GpuDecoder), what);
+        WeightBytes += m.RowBytes * m.Rows;
+        return uploaded;
     }
 
     private DevicePtr UploadVector(float* v, int n)
     {
-        if (v == null) return default;
-        var buffer = Device.Allocate(n * 4L);
-        _buffers.Add(buffer);
-        Device.Upload(buffer.Pointer, v, n * 4L);
-        WeightBytes += n * 4L;
-        return buffer.Pointer;
+        if (v != null) WeightBytes += n * 4L;
+        return GpuUploads.Vector(Device, _buffers, v, n);
     }
 
     /// <summary>A session state with a device KV cache of <paramref name="contextSize"/> positions.</summary>

@@ -189,24 +189,15 @@ public sealed unsafe class GpuImageEncoder : IDisposable
     {
         if (m.Rows != rows || m.Cols != cols)
             throw new ArgumentException($"GpuImageEncoder: the {what} matrix is [{m.Rows}, {m.Cols}], the configuration says [{rows}, {cols}]");
-        if (!CudaOps.Supports(m.Type))
-            throw new NotSupportedException($"GpuImageEncoder: the {what} matrix is {TensorTypeInfo.Name(m.Type)}, which has no CUDA kernel; supported: {string.Join(", ", CudaOps.WeightTypes)}");
-        long bytes = m.RowBytes * m.Rows;
-        var buffer = Device.Allocate(bytes);
-        _buffers.Add(buffer);
-        Device.Upload(buffer.Pointer, m.Data, bytes);
-        WeightBytes += bytes;
-        return new GpuWeightMatrix(buffer.Pointer, m.Type, m.Rows, m.Cols);
+        var uploaded = GpuUploads.Matrix(Device, _buffers, m, nameof(GpuImageEncoder), what);
+        WeightBytes += m.RowBytes * m.Rows;
+        return uploaded;
     }
 
     private DevicePtr UploadVector(float* v, int count)
     {
-        if (v == null) return default;
-        var buffer = Device.Allocate(count * 4L);
-        _buffers.Add(buffer);
-        Device.Upload(buffer.Pointer, v, count * 4L);
-        WeightBytes += count * 4L;
-        return buffer.Pointer;
+        if (v != null) WeightBytes += count * 4L;
+        return GpuUploads.Vector(Device, _buffers, v, count);
     }
 
     private DeviceBuffer Floats(long count)
