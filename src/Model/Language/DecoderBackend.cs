@@ -68,9 +68,10 @@ public abstract class DecoderBackend : IDisposable
     /// upload the decoder's weights to it, then run a 3-token probe (a batch of 2 and one decode step with the device
     /// argmax) so the kernels are compiled now (NVRTC, cached on disk) and not in the middle of a conversation. If any
     /// of that fails, Cuda throws <see cref="ComputeBackendUnavailableException"/> and Auto returns the CPU backend
-    /// with a <see cref="Notice"/>.
+    /// with a <see cref="Notice"/>. <paramref name="tensorCores"/> false keeps prefill attention in F32 (no F16
+    /// rounding for the tensor cores); null lets <see cref="CudaOps"/> choose by compute capability.
     /// </summary>
-    public static DecoderBackend Open(DecoderModel model, ComputeBackend requested, IGpuDevice? device = null)
+    public static DecoderBackend Open(DecoderModel model, ComputeBackend requested, IGpuDevice? device = null, bool? tensorCores = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         if (requested == ComputeBackend.Cpu) return new CpuDecoderBackend(model, notice: null);
@@ -87,6 +88,7 @@ public abstract class DecoderBackend : IDisposable
         try
         {
             decoder = new GpuDecoder(device, model.Config, model.Weights);
+            if (tensorCores == false) decoder.Ops.AttentionPath = AttentionPath.F32;
             Probe(decoder);
             return new GpuDecoderBackend(model, decoder, ownsDevice);
         }

@@ -38,7 +38,6 @@ public sealed class LlavaModel : IDisposable
         // switch back to the CPU (the backend was already checked by a probe, so this fails only on the tower itself).
         if (backend.Device is { } device)
         {
-            if (gpuTensorCores == false && backend is GpuDecoderBackend gpuDecoder) gpuDecoder.Decoder.Ops.AttentionPath = AttentionPath.F32;
             try { GpuEncoder = new GpuImageEncoder(device, encoder, gpuTensorCores); }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
@@ -143,7 +142,7 @@ public sealed class LlavaModel : IDisposable
         ArgumentNullException.ThrowIfNull(format);
         ArgumentNullException.ThrowIfNull(preprocessing);
         CheckWidths(decoder, encoder);
-        var opened = DecoderBackend.Open(decoder, backend, gpuDevice);
+        var opened = DecoderBackend.Open(decoder, backend, gpuDevice, gpuTensorCores);
         try
         {
             return new LlavaModel(decoder, opened, encoder, format, preprocessing,
@@ -190,7 +189,7 @@ public sealed class LlavaModel : IDisposable
                     "(LLaVA v1 adds them: the image rows replace the <im_patch> tokens between <im_start> and <im_end>)");
             string template = DefaultTemplateFor(decoder, encoder, format, huggingFace: hf is { IsOriginalLlava: false });
             // Last: every file check has passed before the weights are uploaded to a GPU.
-            backend = DecoderBackend.Open(decoder, options?.Backend ?? ComputeBackend.Cpu, options?.GpuDevice);
+            backend = DecoderBackend.Open(decoder, options?.Backend ?? ComputeBackend.Cpu, options?.GpuDevice, options?.GpuTensorCores);
             clock.Stop();
             return new LlavaModel(decoder, backend, encoder, format, preprocessing, template, clock.Elapsed, ownsParts: true, ownedPool, options?.GpuTensorCores);
         }
