@@ -114,6 +114,10 @@ public static unsafe class PackedGemm
             for (int p = firstPanel; p < endPanel; p++)
             {
                 float* dst = block + (long)p * kc * mr;
+                int done = 0;
+                if (Avx512F.IsSupported && mr == 12 && (p + 1) * mr <= tokens)
+                    done = PackActivationPanelAvx512(x + (long)p * mr * ldx + k0, ldx, kc, dst);
+                if (done == kc) continue;
                 for (int i = 0; i < mr; i++)
                 {
                     int t = p * mr + i;
@@ -123,10 +127,74 @@ public static unsafe class PackedGemm
                         continue;
                     }
                     float* src = x + t * ldx + k0;
-                    for (int j = 0; j < kc; j++) dst[j * mr + i] = src[j];
+                    for (int j = done; j < kc; j++) dst[j * mr + i] = src[j];
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// AVX-512 packing of one full 12-token panel, 16 columns at a time: the 12 rows (and 4 zero rows) are transposed
+    /// in registers as in <see cref="PackWeightPanelAvx512"/>, and each column's 12 floats stored with one 256-bit and
+    /// one 128-bit store, instead of 192 scalar stores 48 bytes apart. Returns the columns packed (a multiple of 16);
+    /// the caller's scalar loop packs the rest.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static int PackActivationPanelAvx512(float* x, long ldx, int kc, float* dst)
+    {
+        int kk = 0;
+        for (; kk + 16 <= kc; kk += 16)
+        {
+            float* src = x + kk;
+            Vector512<float> r0 = Vector512.Load(src), r1 = Vector512.Load(src + ldx);
+            Vector512<float> r2 = Vector512.Load(src + 2 * ldx), r3 = Vector512.Load(src + 3 * ldx);
+            Vector512<float> r4 = Vector512.Load(src + 4 * ldx), r5 = Vector512.Load(src + 5 * ldx);
+            Vector512<float> r6 = Vector512.Load(src + 6 * ldx), r7 = Vector512.Load(src + 7 * ldx);
+            Vector512<float> r8 = Vector512.Load(src + 8 * ldx), r9 = Vector512.Load(src + 9 * ldx);
+            Vector512<float> r10 = Vector512.Load(src + 10 * ldx), r11 = Vector512.Load(src + 11 * ldx);
+            Vector512<float> zero = Vector512<float>.Zero;
+            Vector512<float> t0 = Avx512F.UnpackLow(r0, r1), t1 = Avx512F.UnpackHigh(r0, r1);
+            Vector512<float> t2 = Avx512F.UnpackLow(r2, r3), t3 = Avx512F.UnpackHigh(r2, r3);
+            Vector512<float> t4 = Avx512F.UnpackLow(r4, r5), t5 = Avx512F.UnpackHigh(r4, r5);
+            Vector512<float> t6 = Avx512F.UnpackLow(r6, r7), t7 = Avx512F.UnpackHigh(r6, r7);
+            Vector512<float> t8 = Avx512F.UnpackLow(r8, r9), t9 = Avx512F.UnpackHigh(r8, r9);
+            Vector512<float> t10 = Avx512F.UnpackLow(r10, r11), t11 = Avx512F.UnpackHigh(r10, r11);
+            Vector512<float> u0 = Avx512F.UnpackLow(t0.AsDouble(), t2.AsDouble()).AsSingle(), u1 = Avx512F.UnpackHigh(t0.AsDouble(), t2.AsDouble()).AsSingle();
+            Vector512<float> u2 = Avx512F.UnpackLow(t1.AsDouble(), t3.AsDouble()).AsSingle(), u3 = Avx512F.UnpackHigh(t1.AsDouble(), t3.AsDouble()).AsSingle();
+            Vector512<float> u4 = Avx512F.UnpackLow(t4.AsDouble(), t6.AsDouble()).AsSingle(), u5 = Avx512F.UnpackHigh(t4.AsDouble(), t6.AsDouble()).AsSingle();
+            Vector512<float> u6 = Avx512F.UnpackLow(t5.AsDouble(), t7.AsDouble()).AsSingle(), u7 = Avx512F.UnpackHigh(t5.AsDouble(), t7.AsDouble()).AsSingle();
+            Vector512<float> u8 = Avx512F.UnpackLow(t8.AsDouble(), t10.AsDouble()).AsSingle(), u9 = Avx512F.UnpackHigh(t8.AsDouble(), t10.AsDouble()).AsSingle();
+            Vector512<float> u10 = Avx512F.UnpackLow(t9.AsDouble(), t11.AsDouble()).AsSingle(), u11 = Avx512F.UnpackHigh(t9.AsDouble(), t11.AsDouble()).AsSingle();
+            // u_m (m < 12) holds, for rows 4⌊m/4⌋…+3, columns c + 4L (L = 128-bit lane), c = m mod 4; rows 12–15 are zero.
+            float* o = dst + kk * 12;
+            Store12x4(u0, u4, u8, zero, o + 0 * 12);
+            Store12x4(u1, u5, u9, zero, o + 1 * 12);
+            Store12x4(u2, u6, u10, zero, o + 2 * 12);
+            Store12x4(u3, u7, u11, zero, o + 3 * 12);
+        }
+        return kk;
+    }
+
+    /// <summary>
+    /// As <see cref="Store4"/> for a 12-float column stride: columns c, c + 4, c + 8, c + 12 of rows 0–11 (the fourth
+    /// operand, rows 12–15, is zero and not stored).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store12x4(Vector512<float> a0, Vector512<float> a1, Vector512<float> a2, Vector512<float> a3, float* o)
+    {
+        Vector512<float> v0 = Avx512F.Shuffle4x128(a0, a1, 0x88), v1 = Avx512F.Shuffle4x128(a0, a1, 0xDD);
+        Vector512<float> v2 = Avx512F.Shuffle4x128(a2, a3, 0x88), v3 = Avx512F.Shuffle4x128(a2, a3, 0xDD);
+        Store12(Avx512F.Shuffle4x128(v0, v2, 0x88), o);             // column c
+        Store12(Avx512F.Shuffle4x128(v1, v3, 0x88), o + 4 * 12);    // column c + 4
+        Store12(Avx512F.Shuffle4x128(v0, v2, 0xDD), o + 8 * 12);    // column c + 8
+        Store12(Avx512F.Shuffle4x128(v1, v3, 0xDD), o + 12 * 12);   // column c + 12
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store12(Vector512<float> column, float* o)
+    {
+        column.GetLower().Store(o);
+        column.GetUpper().GetLower().Store(o + 8);
     }
 
     /// <summary>
