@@ -139,6 +139,9 @@ public sealed unsafe class CudaDevice : IGpuDevice
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        // cuMemAlloc is illegal during capture; a pool hit would be legal but is refused too, so whether a capture
+        // works does not depend on the state of the pool.
+        RefuseDuringCapture("Allocate");
         long bucket = BucketOf(bytes);
         if (_freeLists.TryGetValue(bucket, out var free) && free.Count > 0) return new DeviceBuffer(this, new DevicePtr(free.Pop()), bytes, bucket);
         MakeCurrent();
@@ -209,6 +212,9 @@ public sealed unsafe class CudaDevice : IGpuDevice
     {
         if (_kernels.TryGetValue(name, out var kernel)) return kernel;
         KernelSignature signature = KernelSources.Kernel(name);
+        if (_capturing && !_modules.ContainsKey(signature.File))
+            throw new InvalidOperationException(
+                $"kernel {name} is first used while the stream is being captured into a CUDA graph: its module {signature.File} would be compiled and loaded during the capture; run the work once without capture first");
         nint module = Module(signature.File);
         nint function;
         byte[] utf8 = Encoding.UTF8.GetBytes(name + "\0");
@@ -301,9 +307,14 @@ public sealed unsafe class CudaDevice : IGpuDevice
 
     // ---- graphs ----
 
+    public bool SupportsGraphs => true;
+
+    public bool IsCapturing => _capturing;
+
     /// <summary>Starts recording the stream's work into a graph instead of running it (launches and copies between device buffers).</summary>
     public void BeginCapture()
     {
+        if (_capturing) throw new InvalidOperationException("BeginCapture while a capture is already under way");
         MakeCurrent();
         _cu.Check(_cu.cuStreamBeginCapture(_stream, CudaDriverApi.StreamCaptureModeThreadLocal), "cuStreamBeginCapture_v2");
         _capturing = true;
@@ -312,6 +323,7 @@ public sealed unsafe class CudaDevice : IGpuDevice
     /// <summary>Ends the capture started by <see cref="BeginCapture"/> and instantiates the graph.</summary>
     public CudaGraph EndCapture()
     {
+        if (!_capturing) throw new InvalidOperationException("EndCapture without BeginCapture");
         MakeCurrent();
         nint graph, exec;
         _capturing = false;
@@ -325,7 +337,9 @@ public sealed unsafe class CudaDevice : IGpuDevice
         return new CudaGraph(this, graph, exec);
     }
 
-    public sealed class CudaGraph : IDisposable
+    IGpuGraph IGpuDevice.EndCapture() => EndCapture();
+
+    public sealed class CudaGraph : IGpuGraph
     {
         private readonly CudaDevice _device;
         private nint _graph, _exec;
@@ -341,6 +355,7 @@ public sealed unsafe class CudaDevice : IGpuDevice
         public void Launch()
         {
             ObjectDisposedException.ThrowIf(_exec == 0, this);
+            _device.RefuseDuringCapture("a graph launch");
             _device.MakeCurrent();
             _device._cu.Check(_device._cu.cuGraphLaunch(_exec, _device._stream), "cuGraphLaunch");
         }

@@ -308,6 +308,57 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
         Device.Launch(Device.Kernel("argmax_f32"), 1, 1024, 0, _args);
     }
 
+    // ---- decode steps captured as CUDA graphs: the position is read from device memory (kv_cache.cu, rope.cu, attention.cu) ----
+
+    /// <summary>
+    /// Writes a decode step's inputs to device memory with one launch: *position = <paramref name="pos"/>, and
+    /// *tokenId = <paramref name="token"/> unless <paramref name="tokenId"/> is null (address 0). Launched directly before a
+    /// captured step's graph, so the graph reads values that change at every step.
+    /// </summary>
+    public void DecodeStepBegin(DevicePtr position, int pos, DevicePtr tokenId, int token)
+    {
+        if (pos < 0) throw new ArgumentOutOfRangeException(nameof(pos), pos, "DecodeStepBegin: the position must not be negative");
+        _args.Clear().Add(position).Add(pos).Add(tokenId).Add(token);
+        Device.Launch(Device.Kernel("decode_step_begin"), 1, 32, 0, _args);
+    }
+
+    /// <summary>
+    /// <see cref="Rope"/> on one token x [nHeads·headDim] whose position is the int at <paramref name="position"/> (device
+    /// memory): the angles are that row of the tables cos/sin [positions, ropeDims/2] (<see cref="Rope.ComputeAngles"/>
+    /// from position 0), which must cover the position.
+    /// </summary>
+    public void RopeAt(DevicePtr x, DevicePtr cosTable, DevicePtr sinTable, DevicePtr position, int nHeads, int headDim, int ropeDims, RopeMode mode)
+    {
+        if (ropeDims % 2 != 0 || ropeDims > headDim || ropeDims <= 0)
+            throw new ArgumentException($"RopeAt: rotary dims {ropeDims} must be even, positive and at most the head dim {headDim}");
+        _args.Clear().Add(x).Add(cosTable).Add(sinTable).Add(position).Add(nHeads).Add(headDim).Add(ropeDims).Add(mode == RopeMode.Neox ? 1 : 0);
+        Device.Launch(Device.Kernel("rope_f32_at"), 1, 128, 0, _args);
+    }
+
+    /// <summary>Row *position of the caches k, v [positions, kvDim] = kRow, vRow [kvDim] (the position read from device memory).</summary>
+    public void KvAppend(DevicePtr kRow, DevicePtr vRow, DevicePtr kCache, DevicePtr vCache, DevicePtr position, int kvDim)
+    {
+        if (kvDim <= 0) throw new ArgumentException($"KvAppend: a cache row must have positive length, got {kvDim}");
+        _args.Clear().Add(kRow).Add(vRow).Add(kCache).Add(vCache).Add(position).Add(kvDim);
+        Device.Launch(Device.Kernel("kv_append_f32"), Blocks(kvDim, ElementwiseThreads), ElementwiseThreads, 0, _args);
+    }
+
+    /// <summary>
+    /// <see cref="Attention"/> of one query token q, out [nHeads·headDim] at the position held in device memory, causal:
+    /// keys 0 … *position of k, v [positions, kvStride]. The kernel is attention_f32's (same bits for the same keys),
+    /// one block per head; nothing in the launch depends on the position.
+    /// </summary>
+    public void AttentionDecode(DevicePtr q, DevicePtr k, DevicePtr v, DevicePtr output, int nHeads, int nKvHeads, int headDim, int kvStride,
+        DevicePtr position, float scale)
+    {
+        if (headDim > AttentionMaxHeadDim || headDim <= 0)
+            throw new ArgumentException($"AttentionDecode: head dim {headDim} is outside the kernel's 1…{AttentionMaxHeadDim}");
+        if (nKvHeads <= 0 || nHeads % nKvHeads != 0)
+            throw new ArgumentException($"AttentionDecode: {nHeads} query heads cannot be grouped over {nKvHeads} KV heads");
+        _args.Clear().Add(q).Add(k).Add(v).Add(output).Add(nHeads).Add(nKvHeads).Add(headDim).Add(kvStride).Add(position).Add(scale);
+        Device.Launch(Device.Kernel("attention_decode_f32"), nHeads, AttentionThreads, 0, _args);
+    }
+
     public void Dispose() => _args.Dispose();
 }
 

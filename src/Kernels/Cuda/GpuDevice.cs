@@ -92,6 +92,31 @@ public interface IGpuDevice : IDisposable
 
     /// <summary>Waits for all queued work.</summary>
     void Synchronize();
+
+    /// <summary>Whether <see cref="BeginCapture"/> / <see cref="EndCapture"/> record work into replayable graphs.</summary>
+    bool SupportsGraphs => false;
+
+    /// <summary>True between <see cref="BeginCapture"/> and <see cref="EndCapture"/>.</summary>
+    bool IsCapturing => false;
+
+    /// <summary>
+    /// Starts recording the stream's launches and fills into a graph instead of running them (CUDA stream capture).
+    /// Until <see cref="EndCapture"/>, nothing may allocate, free, upload, download or synchronize (the driver forbids
+    /// it or cannot record it; implementations throw), and every kernel used must have been used once before (its
+    /// module loaded). Argument values are copied when each launch is recorded: a replay sees the same pointers and
+    /// sizes, so anything that changes between replays must be read by the kernels from device memory.
+    /// </summary>
+    void BeginCapture() => throw new NotSupportedException($"{Name} cannot capture work into graphs");
+
+    /// <summary>Ends the capture and returns the recorded work, ready to replay.</summary>
+    IGpuGraph EndCapture() => throw new NotSupportedException($"{Name} cannot capture work into graphs");
+}
+
+/// <summary>Work recorded by <see cref="IGpuDevice.BeginCapture"/> … <see cref="IGpuDevice.EndCapture"/> (a CUDA graph).</summary>
+public interface IGpuGraph : IDisposable
+{
+    /// <summary>Queues the recorded work on the device's stream, in order, with the argument values it was recorded with.</summary>
+    void Launch();
 }
 
 /// <summary>Span helpers over <see cref="IGpuDevice"/>'s pointer copies.</summary>

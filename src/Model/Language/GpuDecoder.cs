@@ -30,6 +30,11 @@ internal sealed class GpuLayerWeights
 /// RunBatch, each op a <see cref="CudaOps"/> launch. Prefill batches use the tiled mat-mul, a single token the
 /// mat-vec. The KV cache is F32 on the device. Runs on any <see cref="IGpuDevice"/>: the CUDA driver, or the
 /// host emulator in the tests.
+/// A single-token step (decode) takes its position from device memory (<see cref="GpuDecoderState.DevicePosition"/>,
+/// written by one small launch before the step): RoPE reads its row of the state's angle table, K and V go through
+/// scratch rows appended to the cache by a kernel, and attention reads its key count, so no launch of the step depends
+/// on the position. With <see cref="UseGraphs"/> the token steps of a state are captured once into a graph and
+/// replayed (one graph launch instead of ~20 launches per layer); prefill batches are launched directly.
 /// </summary>
 public sealed unsafe class GpuDecoder : IDisposable
 {
@@ -45,6 +50,20 @@ public sealed unsafe class GpuDecoder : IDisposable
 
     /// <summary>Bytes of weights uploaded to the device.</summary>
     public long WeightBytes { get; private set; }
+
+    /// <summary>Set to "0" to start decoders with <see cref="UseGraphs"/> off (A/B timing, or to locate a fault per launch).</summary>
+    public const string GraphsVariable = "LLAVANATIVE_CUDA_GRAPHS";
+
+    /// <summary>
+    /// Whether single-token steps run as a captured graph per state (when the device <see cref="IGpuDevice.SupportsGraphs"/>).
+    /// Off, the same launches are made one by one; the results are the same bits. Default on, unless
+    /// <see cref="GraphsVariable"/> is "0". Turning it off keeps a state's graph for when it is turned on again.
+    /// </summary>
+    public bool UseGraphs { get; set; } = Environment.GetEnvironmentVariable(GraphsVariable) != "0";
+
+    // Set after a decode step ran with direct launches: every kernel of the step has been used once (its module loaded),
+    // which a capture needs (a module load is not allowed inside one).
+    private bool _decodeKernelsLoaded;
 
     /// <summary>
     /// Uploads <paramref name="weights"/> to <paramref name="device"/>. Every matrix must have a device kernel
@@ -186,6 +205,12 @@ public sealed unsafe class GpuDecoder : IDisposable
                 throw new ArgumentOutOfRangeException(nameof(tokens), t, $"token id {t} is outside the vocabulary (0..{c.VocabSize - 1})");
         CheckRoom(state, tokens.Length);
         CheckLogitsBuffer(mode == LogitsMode.All, tokens.Length, logitsAll);
+        if (tokens.Length == 1)
+        {
+            DecodeToken(state, tokens[0]);
+            if (mode == LogitsMode.All) Device.Download(logitsAll[..c.VocabSize], state.Logits.Pointer);
+            return;
+        }
         int done = 0;
         while (done < tokens.Length)
         {
@@ -219,21 +244,76 @@ public sealed unsafe class GpuDecoder : IDisposable
     }
 
     /// <summary>
+    /// One token step: its inputs (position, token id) written to device memory, then the step itself, replayed from
+    /// the state's graph when <see cref="UseGraphs"/> (captured here at the first step that finds none, once the
+    /// step's kernels have been used directly), else launched directly. Logits [vocab] are left in state.Logits.
+    /// </summary>
+    private void DecodeToken(GpuDecoderState s, int token)
+    {
+        Ops.DecodeStepBegin(s.DevicePosition, s.Position, s.TokenIds, token);
+        if (UseGraphs && Device.SupportsGraphs && _decodeKernelsLoaded)
+        {
+            var graph = s.DecodeGraphFor(this);
+            if (graph == null)
+            {
+                graph = CaptureDecodeStep(s);
+                s.SetDecodeGraph(graph, this);
+            }
+            graph.Launch();
+        }
+        else
+        {
+            DecodeStepLaunches(s);
+            _decodeKernelsLoaded = true;
+        }
+        s.Position++;
+    }
+
+    private IGpuGraph CaptureDecodeStep(GpuDecoderState s)
+    {
+        Device.BeginCapture();
+        try
+        {
+            DecodeStepLaunches(s);
+        }
+        catch
+        {
+            // Leave the stream out of capture mode; the launch's own error is the one to report.
+            try { Device.EndCapture().Dispose(); }
+            catch (Exception) { }
+            throw;
+        }
+        return Device.EndCapture();
+    }
+
+    /// <summary>Everything a token step launches after its inputs are written: embedding row, layers, logits.</summary>
+    private void DecodeStepLaunches(GpuDecoderState s)
+    {
+        Ops.GetRows(_tokenEmbedding.Type, _tokenEmbedding.Data, s.TokenIds, s.X, 1, Config.Dim);
+        DecodeLayers(s);
+        OutputLogits(s, 0);
+    }
+
+    /// <summary>
     /// The transformer over the <paramref name="n"/> rows already in <c>state.X</c> at positions
-    /// state.Position … state.Position + n − 1 (<see cref="DecoderModel"/>'s RunBatch, op for op).
+    /// state.Position … state.Position + n − 1 (<see cref="DecoderModel"/>'s RunBatch, op for op). One row goes
+    /// through the decode-step launches (position from device memory), more through the prefill launches.
     /// </summary>
     private void RunBatch(GpuDecoderState s, int n, LogitsMode mode, bool computeLogits)
     {
+        if (n == 1)
+        {
+            Ops.DecodeStepBegin(s.DevicePosition, s.Position, default, 0);
+            DecodeLayers(s);
+            s.Position++;
+            if (computeLogits) OutputLogits(s, 0);
+            return;
+        }
         var c = Config;
         int dim = c.Dim, qDim = c.QueryDim, kvDim = c.KvDim, half = c.RopeDims / 2;
         int start = s.Position;
-        // The angles come from the CPU's own function (the same float rounding of θ as the CPU pass), uploaded.
-        fixed (float* cos = s.HostCos, sin = s.HostSin)
-        {
-            Rope.ComputeAngles(start, n, c.RopeDims, c.RopeFreqBase, cos, sin);
-            Device.Upload(s.Cos.Pointer, cos, (long)n * half * 4);
-            Device.Upload(s.Sin.Pointer, sin, (long)n * half * 4);
-        }
+        // The batch's rows of the state's angle table (the CPU's own ComputeAngles, uploaded once).
+        DevicePtr cos = s.CosTable.Pointer.Offset((long)start * half * 4), sin = s.SinTable.Pointer.Offset((long)start * half * 4);
         long cacheOffset = (long)start * kvDim * 4;
 
         for (int l = 0; l < c.Layers; l++)
@@ -250,20 +330,13 @@ public sealed unsafe class GpuDecoder : IDisposable
             if (w.QueryBias.Address != 0) Ops.AddBiasRows(s.Query, w.QueryBias, n, qDim);
             if (w.KeyBias.Address != 0) Ops.AddBiasRows(kCache, w.KeyBias, n, kvDim);
             if (w.ValueBias.Address != 0) Ops.AddBiasRows(vCache, w.ValueBias, n, kvDim);
-            Ops.Rope(s.Query, s.Cos, s.Sin, n, c.Heads, c.HeadDim, c.RopeDims, qDim, c.RopeMode);
-            Ops.Rope(kCache, s.Cos, s.Sin, n, c.KvHeads, c.HeadDim, c.RopeDims, kvDim, c.RopeMode);
+            Ops.Rope(s.Query, cos, sin, n, c.Heads, c.HeadDim, c.RopeDims, qDim, c.RopeMode);
+            Ops.Rope(kCache, cos, sin, n, c.KvHeads, c.HeadDim, c.RopeDims, kvDim, c.RopeMode);
             Ops.Attention(s.Query, s.KeyCache[l], s.ValueCache[l], s.AttnOut, n, c.Heads, c.KvHeads, c.HeadDim, kvDim,
                 start, start + n, causal: true, scale: 1.0f / MathF.Sqrt(c.HeadDim));
             Linear(w.Output, s.AttnOut, s.Normed, n);
             Ops.Add(s.X, s.Normed, s.X, n * dim);
-
-            // Feed-forward block: x += W_down · (silu(W_gate·norm(x)) ⊙ W_up·norm(x))
-            Ops.RmsNorm(s.X, w.FeedForwardNorm, s.Normed, n, dim, c.NormEps);
-            Linear(w.Gate, s.Normed, s.Gate, n);
-            Linear(w.Up, s.Normed, s.Up, n);
-            Ops.SiluMul(s.Gate, s.Up, n * c.FeedForward);
-            Linear(w.Down, s.Gate, s.Normed, n);
-            Ops.Add(s.X, s.Normed, s.X, n * dim);
+            FeedForward(w, s, n);
         }
         s.Position = start + n;
 
@@ -273,11 +346,57 @@ public sealed unsafe class GpuDecoder : IDisposable
             Ops.RmsNorm(s.X, _outputNorm, s.Normed, n, dim, c.NormEps);
             Linear(_lmHead, s.Normed, s.Logits, n);
         }
-        else
+        else OutputLogits(s, n - 1);
+    }
+
+    /// <summary>
+    /// The layers for the one row in state.X at the position in state.DevicePosition: the same ops as a batch, but K
+    /// and V are computed into scratch rows, rotated there and appended to the cache at the device position, and RoPE
+    /// and attention read the position too, so nothing here depends on it (the launches can be captured once).
+    /// </summary>
+    private void DecodeLayers(GpuDecoderState s)
+    {
+        var c = Config;
+        int dim = c.Dim, qDim = c.QueryDim, kvDim = c.KvDim;
+        for (int l = 0; l < c.Layers; l++)
         {
-            Ops.RmsNorm(s.X.Pointer.Offset((long)(n - 1) * dim * 4), _outputNorm, s.Normed, 1, dim, c.NormEps);
-            Linear(_lmHead, s.Normed, s.Logits, 1);
+            var w = _layers[l];
+            Ops.RmsNorm(s.X, w.AttentionNorm, s.Normed, 1, dim, c.NormEps);
+            Ops.MatVec(w.Query.Type, w.Query.Data, s.Normed, s.Query, w.Query.Rows, w.Query.Cols);
+            Ops.MatVec(w.Key.Type, w.Key.Data, s.Normed, s.KeyStep, w.Key.Rows, w.Key.Cols);
+            Ops.MatVec(w.Value.Type, w.Value.Data, s.Normed, s.ValueStep, w.Value.Rows, w.Value.Cols);
+            if (w.QueryBias.Address != 0) Ops.AddBiasRows(s.Query, w.QueryBias, 1, qDim);
+            if (w.KeyBias.Address != 0) Ops.AddBiasRows(s.KeyStep, w.KeyBias, 1, kvDim);
+            if (w.ValueBias.Address != 0) Ops.AddBiasRows(s.ValueStep, w.ValueBias, 1, kvDim);
+            Ops.RopeAt(s.Query, s.CosTable, s.SinTable, s.DevicePosition, c.Heads, c.HeadDim, c.RopeDims, c.RopeMode);
+            Ops.RopeAt(s.KeyStep, s.CosTable, s.SinTable, s.DevicePosition, c.KvHeads, c.HeadDim, c.RopeDims, c.RopeMode);
+            Ops.KvAppend(s.KeyStep, s.ValueStep, s.KeyCache[l], s.ValueCache[l], s.DevicePosition, kvDim);
+            Ops.AttentionDecode(s.Query, s.KeyCache[l], s.ValueCache[l], s.AttnOut, c.Heads, c.KvHeads, c.HeadDim, kvDim, s.DevicePosition,
+                1.0f / MathF.Sqrt(c.HeadDim));
+            Ops.MatVec(w.Output.Type, w.Output.Data, s.AttnOut, s.Normed, w.Output.Rows, w.Output.Cols);
+            Ops.Add(s.X, s.Normed, s.X, dim);
+            FeedForward(w, s, 1);
         }
+    }
+
+    /// <summary>Feed-forward block on n rows: x += W_down · (silu(W_gate·norm(x)) ⊙ W_up·norm(x)).</summary>
+    private void FeedForward(GpuLayerWeights w, GpuDecoderState s, int n)
+    {
+        var c = Config;
+        Ops.RmsNorm(s.X, w.FeedForwardNorm, s.Normed, n, c.Dim, c.NormEps);
+        Linear(w.Gate, s.Normed, s.Gate, n);
+        Linear(w.Up, s.Normed, s.Up, n);
+        Ops.SiluMul(s.Gate, s.Up, n * c.FeedForward);
+        Linear(w.Down, s.Gate, s.Normed, n);
+        Ops.Add(s.X, s.Normed, s.X, n * c.Dim);
+    }
+
+    /// <summary>Logits [vocab] of row <paramref name="row"/> of state.X into state.Logits: final norm and LM head.</summary>
+    private void OutputLogits(GpuDecoderState s, int row)
+    {
+        var c = Config;
+        Ops.RmsNorm(s.X.Pointer.Offset((long)row * c.Dim * 4), _outputNorm, s.Normed, 1, c.Dim, c.NormEps);
+        Linear(_lmHead, s.Normed, s.Logits, 1);
     }
 
     public void Dispose()

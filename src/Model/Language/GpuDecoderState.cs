@@ -1,3 +1,4 @@
+using LlavaNative.Kernels.Cpu.Ops;
 using LlavaNative.Kernels.Cuda;
 
 namespace LlavaNative.Model.Language;
@@ -6,8 +7,11 @@ namespace LlavaNative.Model.Language;
 /// Everything one GPU decoding session mutates (<see cref="DecoderState"/>'s device twin), allocated once: the
 /// F32 KV cache and the activation buffers for batches of up to <see cref="MaxBatch"/> tokens on the device,
 /// and the few host arrays the pass copies through. Decode steps reuse these and allocate nothing.
+/// A single-token decode step reads its position from <see cref="DevicePosition"/> (RoPE row, cache row, key count),
+/// so it can be captured once into a graph (<see cref="GpuDecoder.UseGraphs"/>), held here and replayed at every
+/// position; <see cref="Reset"/> and <see cref="Truncate"/> need no recapture.
 /// </summary>
-public sealed class GpuDecoderState : IDisposable
+public sealed unsafe class GpuDecoderState : IDisposable
 {
     private readonly List<DeviceBuffer> _buffers = [];
 
@@ -26,17 +30,27 @@ public sealed class GpuDecoderState : IDisposable
     public DeviceBuffer AttnOut { get; }      // [MaxBatch, qDim]
     public DeviceBuffer Gate { get; }         // [MaxBatch, ffn]
     public DeviceBuffer Up { get; }           // [MaxBatch, ffn]
-    public DeviceBuffer Cos { get; }          // [MaxBatch, ropeDims/2]
-    public DeviceBuffer Sin { get; }          // [MaxBatch, ropeDims/2]
+    /// <summary>RoPE angles of every position [ContextSize, ropeDims/2] (<see cref="Rope.ComputeAngles"/> from 0), uploaded once.</summary>
+    public DeviceBuffer CosTable { get; }
+    public DeviceBuffer SinTable { get; }     // [ContextSize, ropeDims/2]
+    public DeviceBuffer KeyStep { get; }      // [kvDim] a decode step's key row, before it is appended to the cache
+    public DeviceBuffer ValueStep { get; }    // [kvDim]
+    /// <summary>[1] int: the position of the current decode step, written before the step (graph or not) runs.</summary>
+    public DeviceBuffer DevicePosition { get; }
     public DeviceBuffer Logits { get; }       // [MaxBatch, vocab] (row 0 only when not all logits are wanted)
     public DeviceBuffer TokenIds { get; }     // [MaxBatch] int
     public DeviceBuffer ArgMax { get; }       // [1] int
 
     /// <summary>The last position's logits [vocab] after a pass that copied them back.</summary>
     public float[] HostLogits { get; }
-    internal float[] HostCos { get; }         // [MaxBatch, ropeDims/2]
-    internal float[] HostSin { get; }
     internal int[] HostArgMax { get; } = new int[1];
+
+    // The captured single-token decode step and the decoder it was captured for (its weights and kernels are baked in).
+    private IGpuGraph? _decodeGraph;
+    private GpuDecoder? _decodeGraphOwner;
+
+    /// <summary>Whether a captured decode step is held (captured at a decode step, kept until <see cref="InvalidateDecodeGraph"/>).</summary>
+    public bool HasDecodeGraph => _decodeGraph != null;
 
     public GpuDecoderState(IGpuDevice device, DecoderConfig config, int contextSize, int maxBatch = 256)
     {
@@ -61,8 +75,12 @@ public sealed class GpuDecoderState : IDisposable
             AttnOut = Floats(device, (long)b * config.QueryDim);
             Gate = Floats(device, (long)b * config.FeedForward);
             Up = Floats(device, (long)b * config.FeedForward);
-            Cos = Floats(device, (long)b * config.RopeDims / 2);
-            Sin = Floats(device, (long)b * config.RopeDims / 2);
+            CosTable = Floats(device, (long)contextSize * config.RopeDims / 2);
+            SinTable = Floats(device, (long)contextSize * config.RopeDims / 2);
+            UploadAngles(device, config, contextSize, CosTable, SinTable);
+            KeyStep = Floats(device, config.KvDim);
+            ValueStep = Floats(device, config.KvDim);
+            DevicePosition = Floats(device, 1);
             Logits = Floats(device, (long)b * config.VocabSize);
             TokenIds = Floats(device, b);
             ArgMax = Floats(device, 1);
@@ -73,8 +91,45 @@ public sealed class GpuDecoderState : IDisposable
             throw;
         }
         HostLogits = new float[config.VocabSize];
-        HostCos = new float[b * config.RopeDims / 2];
-        HostSin = new float[b * config.RopeDims / 2];
+    }
+
+    // The CPU's own angles for positions 0 … contextSize − 1 (row p is what ComputeAngles(p, 1, …) gives, so any batch
+    // of the CPU pass rotates by the same floats), in slices so the host buffer stays small for long contexts.
+    private static void UploadAngles(IGpuDevice device, DecoderConfig config, int contextSize, DeviceBuffer cos, DeviceBuffer sin)
+    {
+        int half = config.RopeDims / 2;
+        const int slice = 1024;
+        var hostCos = new float[Math.Min(slice, contextSize) * half];
+        var hostSin = new float[hostCos.Length];
+        fixed (float* c = hostCos, s = hostSin)
+        {
+            for (int start = 0; start < contextSize; start += slice)
+            {
+                int n = Math.Min(slice, contextSize - start);
+                Rope.ComputeAngles(start, n, config.RopeDims, config.RopeFreqBase, c, s);
+                long offset = (long)start * half * 4;
+                device.Upload(cos.Pointer.Offset(offset), c, (long)n * half * 4);
+                device.Upload(sin.Pointer.Offset(offset), s, (long)n * half * 4);
+            }
+        }
+    }
+
+    /// <summary>The captured decode step for <paramref name="decoder"/>, or null when none is held for it.</summary>
+    internal IGpuGraph? DecodeGraphFor(GpuDecoder decoder) => _decodeGraphOwner == decoder ? _decodeGraph : null;
+
+    internal void SetDecodeGraph(IGpuGraph graph, GpuDecoder decoder)
+    {
+        InvalidateDecodeGraph();
+        _decodeGraph = graph;
+        _decodeGraphOwner = decoder;
+    }
+
+    /// <summary>Drops the captured decode step; the next decode step captures a new one (when graphs are on).</summary>
+    public void InvalidateDecodeGraph()
+    {
+        _decodeGraph?.Dispose();
+        _decodeGraph = null;
+        _decodeGraphOwner = null;
     }
 
     /// <summary>Bytes held by the KV cache.</summary>
@@ -99,6 +154,7 @@ public sealed class GpuDecoderState : IDisposable
 
     public void Dispose()
     {
+        InvalidateDecodeGraph();
         foreach (var b in _buffers) b.Dispose();
         _buffers.Clear();
     }

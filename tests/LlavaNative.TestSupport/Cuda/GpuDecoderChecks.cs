@@ -20,7 +20,7 @@ namespace LlavaNative.TestSupport.Cuda;
 /// order, so every logit must be within <see cref="LogitTolerance"/> (random logits have std ≈ 3); greedy tokens
 /// must match wherever the reference's top-2 margin exceeds twice that.
 /// </summary>
-public static unsafe class GpuDecoderChecks
+public static unsafe partial class GpuDecoderChecks
 {
     /// <summary>Max |Δ| allowed per logit (logit std ≈ 3): float32 summation order over 2 layers.</summary>
     public const double LogitTolerance = 1e-4;
@@ -39,6 +39,8 @@ public static unsafe class GpuDecoderChecks
         ("decoder llama embeddings from device rows", (d, seed) => Embeddings(d, RandomModelArchitecture.Llama, seed, fromDevice: true)),
         ("decoder llama prefill tensor-core attention", (d, seed) => TensorCorePrefill(d, RandomModelArchitecture.Llama, seed)),
         ("decoder qwen2 prefill tensor-core attention", (d, seed) => TensorCorePrefill(d, RandomModelArchitecture.Qwen2, seed)),
+        ("decoder llama graph decode vs direct launches", (d, seed) => GraphDecode(d, RandomModelArchitecture.Llama, seed)),
+        ("decoder qwen2 graph decode vs direct launches", (d, seed) => GraphDecode(d, RandomModelArchitecture.Qwen2, seed)),
     ];
 
     /// <summary>
@@ -221,12 +223,14 @@ public static unsafe class GpuDecoderChecks
     /// <summary>
     /// Decode speed of the GPU decoder on a model of <paramref name="spec"/>'s shape: a 16-token prompt, then
     /// <paramref name="steps"/> greedy steps (device argmax, one int copied back per step); tokens per second of
-    /// the decode steps, wall clock.
+    /// the decode steps, wall clock. <paramref name="useGraphs"/> sets <see cref="GpuDecoder.UseGraphs"/> (null: its default).
     /// </summary>
-    public static (double TokensPerSecond, double PrefillMs) DecodeSpeed(IGpuDevice device, RandomModelSpec spec, TensorType? quantize, int steps)
+    public static (double TokensPerSecond, double PrefillMs) DecodeSpeed(IGpuDevice device, RandomModelSpec spec, TensorType? quantize, int steps,
+        bool? useGraphs = null)
     {
         using var model = DecoderModel.LoadGguf(RandomModels.GetPath(spec), new ModelLoadOptions { Quantize = quantize });
         using var gpu = new GpuDecoder(device, model.Config, model.Weights);
+        if (useGraphs is { } graphs) gpu.UseGraphs = graphs;
         using var state = gpu.CreateState(16 + steps + 8, maxBatch: 16);
         int[] prompt = new int[16];
         for (int i = 0; i < prompt.Length; i++) prompt[i] = (i * 37 + 5) % model.Config.VocabSize;

@@ -20,7 +20,7 @@ public sealed record GpuCheckResult(string Name, bool Passed, double MaxAbs, dou
 /// Every output buffer starts as NaN (the emulator poisons allocations; here it is filled explicitly), so an
 /// element a kernel forgets to write fails the check on either device.
 /// </summary>
-public static unsafe class GpuOpChecks
+public static unsafe partial class GpuOpChecks
 {
     /// <summary>One shape for <see cref="TiledAttentionCheck"/>.</summary>
     public sealed record TiledAttentionCase(string Name, int Tokens, int StartPos, int Keys, bool Causal, int Heads, int KvHeads, int HeadDim);
@@ -72,6 +72,7 @@ public static unsafe class GpuOpChecks
         // The F32 kernel forced at a prefill-sized batch (Auto would take the tensor cores there): still within 1e-5.
         all.Add(("attention F32 forced t37 causal", (d, seed) => AttentionCheck(d, tokens: 37, startPos: 5, causal: true, headDim: 72, seed, AttentionPath.F32)));
         foreach (var c in TiledAttentionCases) all.Add((c.Name, (d, seed) => TiledAttentionCheck(d, c, seed)));
+        AddDecodeStepChecks(all); // GpuOpChecks.DecodeStep.cs: the position-from-device kernels of graph-captured decode steps
         all.Add(("add / bias / scale", ElementwiseCheck));
         all.Add(("copy", CopyCheck));
         all.Add(("position embeddings + class row", (d, seed) => PositionEmbeddingsCheck(d, withClass: true, seed)));

@@ -253,8 +253,9 @@ static void Benchmarks(CudaDevice device, Action<string> say)
     }
 
     // The whole GpuDecoder on random decoders: a 16-token prompt, then greedy steps with the device argmax (one int
-    // copied back per step, no graph yet), wall clock. Small models are launch-bound: 40 launches a step for 2 layers.
-    say("GpuDecoder decode (greedy, device argmax, direct launches), wall clock after 4 warm-up steps");
+    // copied back per step), wall clock; each step replayed from a captured CUDA graph (GpuDecoder.UseGraphs) vs the
+    // same ~20 launches per layer made directly. Small models are launch-bound, so the graph figure shows the overhead.
+    say("GpuDecoder decode (greedy, device argmax), wall clock after 4 warm-up steps: CUDA graph replay vs direct launches");
     foreach (var (label, spec, quantize) in new (string, RandomModelSpec, TensorType?)[]
     {
         ("tiny llama F32 (dim 64, 2 layers, vocab 512)", RandomModelSpec.Tiny(RandomModelArchitecture.Llama, RandomModelVocabulary.Synthetic), null),
@@ -263,8 +264,9 @@ static void Benchmarks(CudaDevice device, Action<string> say)
             { EmbeddingLength = 1024, FeedForwardLength = 2816, BlockCount = 4, HeadCount = 8, KvHeadCount = 8 }, TensorType.Q4_K),
     })
     {
-        var (tokensPerSecond, prefillMs) = GpuDecoderChecks.DecodeSpeed(device, spec, quantize, steps: 128);
-        say($"  {label,-52} {tokensPerSecond,8:0} tok/s  ({1000 / tokensPerSecond:0.000} ms/token; 16-token prefill {prefillMs:0.0} ms incl. first use)");
+        var (tokensPerSecond, prefillMs) = GpuDecoderChecks.DecodeSpeed(device, spec, quantize, steps: 128, useGraphs: false);
+        var (graphTokensPerSecond, _) = GpuDecoderChecks.DecodeSpeed(device, spec, quantize, steps: 128, useGraphs: true);
+        say($"  {label,-52} graph {graphTokensPerSecond,8:0} tok/s ({1000 / graphTokensPerSecond:0.000} ms/token), direct {tokensPerSecond,8:0} tok/s ({1000 / tokensPerSecond:0.000} ms/token); 16-token prefill {prefillMs:0.0} ms incl. first use");
     }
 
     // The GPU image encoder at CLIP ViT-L/14-336 shape with LLaVA-1.5-7B's projector, random F16 weights: ms per image

@@ -4,7 +4,8 @@
 // q, out: [n_tokens, n_heads·head_dim]; k, v: [n_keys, kv_stride] (row j = cache position j, KV head g at
 // column g·head_dim). Causal: query t sees keys 0 … start_pos + t; otherwise keys 0 … n_keys − 1.
 // Grid (n_heads, n_tokens), 128 threads (4 warps); head_dim ≤ 256 (8 dimensions per lane).
-// Version 1 (attention_f32), aimed at decode (n_tokens = 1): each key's dot product is one warp reduction.
+// Version 1 (attention_f32), aimed at decode (n_tokens = 1): each key's dot product is one warp reduction; 1b
+// (attention_decode_f32) the same with the position read from device memory, for decode steps in a CUDA graph.
 // Version 2 (attention_tiled_d*, below), for prefill and the vision towers: tiles of 64 queries × 64 keys on the
 // tensor cores (F16 inputs, F32 accumulation and softmax).
 #include "common.cuh"
@@ -13,17 +14,14 @@
 #define ATTN_MAX_DIM 256
 #define ATTN_PER_LANE (ATTN_MAX_DIM / WARP_SIZE)
 
-extern "C" __global__ void attention_f32(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
-    float* __restrict__ out, int n_heads, int n_kv_heads, int head_dim, int kv_stride, int start_pos, int n_keys, int causal, float scale)
+// Query token t, head h against keys 0 … keys − 1: the body of attention_f32 and attention_decode_f32, so a decode
+// step gives the same bits through either. The block's shared arrays are declared by the kernels and passed in.
+__device__ __forceinline__ void attention_f32_query(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+    float* __restrict__ out, int h, int t, int n_heads, int n_kv_heads, int head_dim, int kv_stride, int keys, float scale,
+    float* warp_max_s, float* warp_sum_s, float (*warp_acc_s)[ATTN_MAX_DIM])
 {
-    __shared__ float warp_max_s[ATTN_WARPS];
-    __shared__ float warp_sum_s[ATTN_WARPS];
-    __shared__ float warp_acc_s[ATTN_WARPS][ATTN_MAX_DIM];
-
-    const int h = blockIdx.x, t = blockIdx.y;
     const int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE;
     const int kv_head = h / (n_heads / n_kv_heads);
-    const int keys = causal ? start_pos + t + 1 : n_keys;
     const float* qh = q + ((long long)t * n_heads + h) * head_dim;
     const float* kh = k + (long long)kv_head * head_dim;
     const float* vh = v + (long long)kv_head * head_dim;
@@ -87,6 +85,30 @@ extern "C" __global__ void attention_f32(const float* __restrict__ q, const floa
         for (int w = 0; w < ATTN_WARPS; w++) value += warp_acc_s[w][d] * expf(warp_max_s[w] - big);
         o[d] = value / total;
     }
+}
+
+extern "C" __global__ void attention_f32(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+    float* __restrict__ out, int n_heads, int n_kv_heads, int head_dim, int kv_stride, int start_pos, int n_keys, int causal, float scale)
+{
+    __shared__ float warp_max_s[ATTN_WARPS];
+    __shared__ float warp_sum_s[ATTN_WARPS];
+    __shared__ float warp_acc_s[ATTN_WARPS][ATTN_MAX_DIM];
+    const int h = blockIdx.x, t = blockIdx.y;
+    const int keys = causal ? start_pos + t + 1 : n_keys;
+    attention_f32_query(q, k, v, out, h, t, n_heads, n_kv_heads, head_dim, kv_stride, keys, scale, warp_max_s, warp_sum_s, warp_acc_s);
+}
+
+// Version 1b (attention_decode_f32): one query token at the position held in device memory (*position), causal, so
+// keys 0 … *position; nothing in the launch depends on the position and a decode step can be captured once into a
+// CUDA graph and replayed at every position. Grid (n_heads), ATTN_WARPS warps; the warps stride over the keys.
+extern "C" __global__ void attention_decode_f32(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+    float* __restrict__ out, int n_heads, int n_kv_heads, int head_dim, int kv_stride, const int* __restrict__ position, float scale)
+{
+    __shared__ float warp_max_s[ATTN_WARPS];
+    __shared__ float warp_sum_s[ATTN_WARPS];
+    __shared__ float warp_acc_s[ATTN_WARPS][ATTN_MAX_DIM];
+    attention_f32_query(q, k, v, out, blockIdx.x, 0, n_heads, n_kv_heads, head_dim, kv_stride, *position + 1, scale, warp_max_s, warp_sum_s,
+        warp_acc_s);
 }
 
 // ---- Version 2: tiled flash attention on the tensor cores (mma.sync m16n8k16, sm_80+) ----

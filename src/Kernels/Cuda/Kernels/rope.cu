@@ -3,15 +3,15 @@
 // the angle tables the CPU computes (Rope.ComputeAngles), so both backends rotate by identical angles.
 // neox = 0: ggml "normal", pairs (2i, 2i+1); neox = 1: NEOX / rotate_half, pairs (i, i + rope_dims/2).
 // One block per token; threads over (head, pair).
+// Version 1 (rope_f32): the caller passes the batch's rows of the table. Version 1b (rope_f32_at): one token whose
+// position is read from device memory picks its row of a table of every position, for decode steps captured into
+// a CUDA graph (nothing in the launch depends on the position). Both rotate with rope_rotate_token.
 #include "common.cuh"
 
-extern "C" __global__ void rope_f32(float* x, const float* __restrict__ cos_table, const float* __restrict__ sin_table, int n_heads,
-    int head_dim, int rope_dims, int row_stride, int neox)
+__device__ __forceinline__ void rope_rotate_token(float* xt, const float* __restrict__ c, const float* __restrict__ s, int n_heads,
+    int head_dim, int rope_dims, int neox)
 {
-    const int t = blockIdx.x, half = rope_dims / 2;
-    float* xt = x + (long long)t * row_stride;
-    const float* c = cos_table + (long long)t * half;
-    const float* s = sin_table + (long long)t * half;
+    const int half = rope_dims / 2;
     for (int item = threadIdx.x; item < n_heads * half; item += blockDim.x)
     {
         const int h = item / half, i = item % half;
@@ -21,4 +21,20 @@ extern "C" __global__ void rope_f32(float* x, const float* __restrict__ cos_tabl
         v[i0] = x0 * c[i] - x1 * s[i];
         v[i1] = x0 * s[i] + x1 * c[i];
     }
+}
+
+extern "C" __global__ void rope_f32(float* x, const float* __restrict__ cos_table, const float* __restrict__ sin_table, int n_heads,
+    int head_dim, int rope_dims, int row_stride, int neox)
+{
+    const int t = blockIdx.x, half = rope_dims / 2;
+    rope_rotate_token(x + (long long)t * row_stride, cos_table + (long long)t * half, sin_table + (long long)t * half, n_heads, head_dim,
+        rope_dims, neox);
+}
+
+// x: one token's heads; cos/sin [positions, rope_dims/2]; row *position is used. One block.
+extern "C" __global__ void rope_f32_at(float* x, const float* __restrict__ cos_table, const float* __restrict__ sin_table,
+    const int* __restrict__ position, int n_heads, int head_dim, int rope_dims, int neox)
+{
+    const long long row = (long long)*position * (rope_dims / 2);
+    rope_rotate_token(x, cos_table + row, sin_table + row, n_heads, head_dim, rope_dims, neox);
 }
