@@ -12,6 +12,8 @@ using LlavaNative.TestSupport.Cuda;
 // Exit code: 0 all checks passed, 1 a check failed, 2 no GPU.
 // --emulator runs the same checks on the host emulator (g++ needed), to try a published build before a device run.
 //   GpuCheck [--out DIR] [--seeds N] [--no-bench] [--emulator]
+// Issue 7's LLaVA-7B benchmark (--bench-llava FOLDER …) is LlavaBenchCommand.cs.
+if (LlavaNative.Tools.GpuCheck.LlavaBenchCommand.Handles(args)) return LlavaNative.Tools.GpuCheck.LlavaBenchCommand.Run(args);
 string? outDir = null;
 int seeds = 3;
 bool bench = true, emulate = false;
