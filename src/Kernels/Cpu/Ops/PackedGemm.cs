@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -11,19 +12,21 @@ namespace LlavaNative.Kernels.Cpu.Ops;
 /// (x [tokens, K], W [rows, K] in F32, F16 or BF16, y [tokens, rows]), in the BLIS arrangement:
 /// <code>
 /// pack x once:   [K-block][token panel][k][TileTokens]          every token panel of one K-block is contiguous
-/// for each K-block of KBlock columns (outer, so that block of x stays in L2 while a thread's rows pass over it)
-///   for each panel of TileRows weight rows (split across the pool)
-///     pack the panel: [k][TileRows] floats, F16/BF16 converted here, once per call for every token
-///     for each token panel: microkernel  y[TileTokens × TileRows] += xpanel · wpanelᵀ   (all in registers)
+/// for each group of GroupPanels panels of TileRows weight rows (split across the pool)
+///   for each K-block of KBlock columns
+///     pack the group's weight panels: [panel][k][TileRows] floats, F16/BF16 converted here (once per call)
+///     for each token panel (its kc × TileTokens floats stay in L1 while the group's panels pass)
+///       for each panel of the group: microkernel  y[TileTokens × TileRows] += xpanel · wpanelᵀ   (in registers)
 /// </code>
 /// The microkernel is an outer product per k: TileRows weights in vector registers, each of the TileTokens
 /// activations broadcast against them, TileTokens × TileRows accumulators. AVX-512: 12 tokens × 32 rows (24 zmm
 /// accumulators, 2 weight vectors, a broadcast: 27 of 32 registers; 14 loads per 24 FMAs, so the FMA ports, not the
-/// loads, bound it). AVX2: 6 × 16 (12 + 2 + 1 of 16 ymm). Without SIMD: 4 × 8 scalar. The weight panel is
-/// KBlock × 32 floats = 16 KB at the AVX-512 sizes, half the L1 of the cores this was tuned on; a K-block of packed
-/// activations for all tokens (577 × 128 floats = 295 KB) and the y slice of a group of row panels share L2. The
-/// accumulators add their partial sums into y once per K-block (FlushK, for accuracy: see there). Tiles that stick out
-/// of y (token or row counts that are not multiples of the tile) run on zero-padded panels into a small edge tile.
+/// loads, bound it). AVX2: 6 × 16 (12 + 2 + 1 of 16 ymm). Without SIMD: 4 × 8 scalar. At the AVX-512 sizes a token
+/// panel is 256 × 12 floats = 12 KB (L1), the group's weight panels 4 × 32 KB (L2). Token panel outside, weight
+/// panel inside measured 15–17 % faster than the reverse (weight panel in L1, 128-column blocks, x streamed from L2)
+/// in a C model of the loops (gcc, same kernel, 576 × 1024 × 1024, best of 15). The accumulators add their partial
+/// sums into y every FlushK products (for accuracy: see there). Tiles that stick out of y (token or row counts
+/// that are not multiples of the tile) run on zero-padded panels into a small edge tile.
 /// </summary>
 public static unsafe class PackedGemm
 {
@@ -34,20 +37,21 @@ public static unsafe class PackedGemm
     public static readonly int TileRows = Avx512F.IsSupported ? 32 : Avx2.IsSupported && Fma.IsSupported ? 16 : 8;
 
     /// <summary>Columns (the K dimension) per block.</summary>
-    public const int KBlock = 128;
+    public const int KBlock = 256;
 
     /// <summary>
     /// The microkernels sum FlushK products per output in registers, then add that partial sum to y: one float chain
     /// over all of K would lose accuracy like √K, so y receives one partial sum per K-block. Flushing every 32
     /// products cost 10–13 % of the product rate: the 12 rows of a y tile are a multiple of 4 KB apart, all in one L1
-    /// set, so every flush missed L1. With 128 the text models' logits still agree with llama.cpp's to 2e-5 and the
-    /// vision towers with torch to 1e-4 (the reference tests).
+    /// set, so every flush missed L1. 128: the text models' logits agree with llama.cpp's to 2e-5 and the vision towers
+    /// with torch to 1e-4 (the reference tests); one chain over a whole 256-column block did not (Qwen2 F32 logits
+    /// 2.05e-5 from llama.cpp's).
     /// </summary>
-    private const int FlushK = KBlock;
+    private const int FlushK = 128;
 
     /// <summary>
-    /// Weight-row panels that run through all K-blocks together: their slice of y (GroupPanels · TileRows × tokens,
-    /// 300 KB at 577 tokens) stays in L2 between K-blocks beside the K-block of packed activations.
+    /// Weight-row panels packed together per K-block (128 KB at the AVX-512 sizes, in L2): each token panel, loaded
+    /// into L1 once, meets all of them.
     /// </summary>
     private const int GroupPanels = 4;
 
@@ -362,14 +366,14 @@ public static unsafe class PackedGemm
         for (int k0 = 0; k0 < k; k0 += KBlock)
         {
             int kc = Math.Min(KBlock, k - k0);
-            for (int q = 0; q < rowPanels; q++)
+            float* xBlock = packedX + (long)k0 * tokenPanels * mr;
+            for (int p = 0; p < tokenPanels; p++)
             {
-                float* wp = packedW + (long)k0 * rowPanels * nr + (long)q * kc * nr;
-                int validRows = Math.Min(nr, rows - q * nr);
-                float* xBlock = packedX + (long)k0 * tokenPanels * mr;
-                for (int p = 0; p < tokenPanels; p++)
-                    Tile(kc, wp, xBlock + (long)p * kc * mr, y + (long)p * mr * ldy + q * nr, ldy,
-                         Math.Min(mr, tokens - p * mr), validRows, k0 > 0, edge);
+                float* xp = xBlock + (long)p * kc * mr;
+                int validTokens = Math.Min(mr, tokens - p * mr);
+                for (int q = 0; q < rowPanels; q++)
+                    Tile(kc, packedW + (long)k0 * rowPanels * nr + (long)q * kc * nr, xp, y + (long)p * mr * ldy + q * nr, ldy,
+                         validTokens, Math.Min(nr, rows - q * nr), k0 > 0, edge);
             }
         }
     }
@@ -415,27 +419,48 @@ public static unsafe class PackedGemm
         {
             int mr = TileTokens, nr = TileRows;
             int tokenPanels = Panels(Tokens, mr);
-            byte* space = stackalloc byte[KBlock * 32 * sizeof(float) + 64];
-            float* panel = (float*)(((nint)space + 63) & ~(nint)63);
+            float* panels = GroupPanelBuffer.ForThisThread();
             float* rowTmp = stackalloc float[KBlock];
             byte* edgeSpace = stackalloc byte[12 * 32 * sizeof(float) + 64];
             float* edge = (float*)(((nint)edgeSpace + 63) & ~(nint)63);
             for (int g = start; g < end; g += GroupPanels)
-            for (int k0 = 0; k0 < K; k0 += KBlock)
             {
-                int kc = Math.Min(KBlock, K - k0);
-                float* xBlock = PackedX + (long)k0 * tokenPanels * mr;
-                for (int q = g, groupEnd = Math.Min(g + GroupPanels, end); q < groupEnd; q++)
+                int groupEnd = Math.Min(g + GroupPanels, end);
+                for (int k0 = 0; k0 < K; k0 += KBlock)
                 {
-                    int validRows = Math.Min(nr, Rows - q * nr);
-                    PackWeightPanel(W + q * nr * WRowBytes, WType, WRowBytes, validRows, k0, kc, panel, rowTmp);
-                    float* yq = Y + q * nr;
+                    int kc = Math.Min(KBlock, K - k0);
+                    // The group's weight panels for this K-block, packed once (L2) and used by every token panel.
+                    for (int q = g; q < groupEnd; q++)
+                        PackWeightPanel(W + q * nr * WRowBytes, WType, WRowBytes, Math.Min(nr, Rows - q * nr), k0, kc,
+                            panels + (q - g) * KBlock * nr, rowTmp);
+                    float* xBlock = PackedX + (long)k0 * tokenPanels * mr;
                     for (int p = 0; p < tokenPanels; p++)
-                        Tile(kc, panel, xBlock + (long)p * kc * mr, yq + (long)p * mr * Ldy, Ldy,
-                             Math.Min(mr, Tokens - p * mr), validRows, k0 > 0, edge);
+                    {
+                        // One token panel (kc × 12 floats, ≤ 12 KB) stays in L1 while the group's panels stream past it.
+                        float* xp = xBlock + (long)p * kc * mr;
+                        float* yp = Y + (long)p * mr * Ldy;
+                        int validTokens = Math.Min(mr, Tokens - p * mr);
+                        for (int q = g; q < groupEnd; q++)
+                            Tile(kc, panels + (q - g) * KBlock * nr, xp, yp + q * nr, Ldy,
+                                 validTokens, Math.Min(nr, Rows - q * nr), k0 > 0, edge);
+                    }
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Each thread's buffer for one group of packed weight panels (GroupPanels × KBlock × 32 floats = 128 KB, too
+    /// much for the stack of an arbitrary caller's thread), allocated at its first product and freed with the thread.
+    /// </summary>
+    private sealed class GroupPanelBuffer
+    {
+        [ThreadStatic] private static GroupPanelBuffer? _current;
+        private readonly float* _floats = (float*)NativeMemory.AlignedAlloc((nuint)(GroupPanels * KBlock * 32 * sizeof(float)), 64);
+
+        public static float* ForThisThread() => (_current ??= new GroupPanelBuffer())._floats;
+
+        ~GroupPanelBuffer() => NativeMemory.AlignedFree(_floats);
     }
 
     /// <summary>
