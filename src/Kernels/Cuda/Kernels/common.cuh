@@ -1,7 +1,7 @@
 // Shared by every kernel unit. Written for NVRTC with no CUDA headers, so the same text also compiles with
 // clang (syntax check) and with g++ plus tests/LlavaNative.Tests/Cuda/Emulator/cuda_emu.h (host emulator).
 // Only the device builtins NVRTC declares implicitly are used: threadIdx & co, __syncthreads,
-// __shfl_xor_sync, atomics, the float math functions and __fmul_rn / __uint_as_float.
+// __shfl_xor_sync, atomics, the float math functions and __fmul_rn / __fdiv_rn / __uint_as_float.
 #pragma once
 
 typedef unsigned char u8;

@@ -54,6 +54,7 @@ __device__ inline unsigned int __float_as_uint(float f) { return __builtin_bit_c
 __device__ inline int __float_as_int(float f) { return __builtin_bit_cast(int, f); }
 __device__ inline float __fmul_rn(float a, float b) { return __nvvm_mul_rn_f(a, b); }
 __device__ inline float __fadd_rn(float a, float b) { return __nvvm_add_rn_f(a, b); }
+__device__ inline float __fdiv_rn(float a, float b) { return __nvvm_div_rn_f(a, b); }
 
 extern "C" __device__ float __nv_expf(float);
 extern "C" __device__ float __nv_erff(float);
