@@ -117,3 +117,15 @@ __device__ __forceinline__ void mma_m16n8k16(float* c, const u32* a, const u32* 
     llava_emu_mma_m16n8k16(c, a, b, Bf16);
 #endif
 }
+
+// c + the dot product of the four signed bytes of a with those of b (dp4a, sm_61+).
+__device__ __forceinline__ int dot4_i8(int a, int b, int c)
+{
+#if defined(__CUDA_ARCH__)
+    int r;
+    asm("dp4a.s32.s32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+    return r;
+#else
+    return __dp4a(a, b, c);
+#endif
+}

@@ -70,7 +70,11 @@ extern "C" __device__ float __nv_powf(float, float);
 extern "C" __device__ float __nv_cosf(float);
 extern "C" __device__ float __nv_sinf(float);
 extern "C" __device__ float __nv_fast_expf(float);
+extern "C" __device__ float __nv_fabsf(float);
+extern "C" __device__ float __nv_rintf(float);
 __device__ inline float expf(float x) { return __nv_expf(x); }
+__device__ inline float fabsf(float x) { return __nv_fabsf(x); }
+__device__ inline float rintf(float x) { return __nv_rintf(x); }
 __device__ inline float __expf(float x) { return __nv_fast_expf(x); }
 __device__ inline float erff(float x) { return __nv_erff(x); }
 __device__ inline float erfcf(float x) { return __nv_erfcf(x); }
