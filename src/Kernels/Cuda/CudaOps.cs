@@ -88,6 +88,7 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
         if (TensorTypeInfo.BlockElements(type) > 1) CheckRowLength("MatMul", type, cols);
         else if (cols <= 0) throw new ArgumentException($"MatMul: row length must be positive, got {cols}");
         if (yStride < rows) throw new ArgumentException($"MatMul: output stride {yStride} is shorter than a row of {rows} outputs");
+        if (UsesDp4a(type, tokens)) { MatMulDp4a(type, w, x, y, rows, cols, tokens, yStride); return; }
         var kernel = Device.Kernel(s_names[type].MatMul);
         _args.Clear().Add(w).Add(x).Add(y).Add(rows).Add(cols).Add(tokens).Add(yStride);
         var grid = new Dim3((uint)((rows + MatMulTileRows - 1) / MatMulTileRows), (uint)((tokens + MatMulTileTokens - 1) / MatMulTileTokens));
@@ -359,7 +360,84 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
         Device.Launch(Device.Kernel("attention_decode_f32"), nHeads, AttentionThreads, 0, _args);
     }
 
-    public void Dispose() => _args.Dispose();
+
+    // ---- integer (dp4a) prefill mat-mul for Q8_0 / Q4_0: matmul_dp4a.cu ----
+
+    /// <summary>
+    /// Which kernel <see cref="MatMul"/> runs for Q8_0 and Q4_0 weights at batches of <see cref="Dp4aMinTokens"/> or
+    /// more: <see cref="QuantizedMatMulPath.Float"/> (dequantize, F32 FMAs; the default) or
+    /// <see cref="QuantizedMatMulPath.Dp4a"/> (activations quantized to Q8_0 as the CPU does, integer dot products).
+    /// </summary>
+    public QuantizedMatMulPath QuantizedMatMulPath { get; set; } = QuantizedMatMulPath.Float;
+
+    /// <summary>The smallest batch <see cref="MatMul"/> sends to the dp4a kernel when <see cref="QuantizedMatMulPath"/> asks for it.</summary>
+    public const int Dp4aMinTokens = 16;
+
+    private const int Dp4aTile = 32, Dp4aThreads = 256; // matmul_dp4a.cu: DP4A_TILE, DP4A_THREADS
+    private DeviceBuffer? _dp4aScratch;                  // the quantized activations: int8 [tokens, cols], then F32 scales [tokens, cols / 32]
+
+    private bool UsesDp4a(TensorType type, int tokens)
+        => QuantizedMatMulPath == QuantizedMatMulPath.Dp4a && tokens >= Dp4aMinTokens && type is TensorType.Q8_0 or TensorType.Q4_0;
+
+    /// <summary>
+    /// x [tokens, cols] F32 → Q8_0 activation blocks split in two arrays: xq int8 [tokens, cols] and xd F32 [tokens, cols / 32]
+    /// (the F16 scale widened); the bytes and scales of the CPU's <c>ActivationQuantizers.Q8_0</c>. cols a multiple of 32.
+    /// </summary>
+    public void QuantizeRowsQ8_0(DevicePtr x, DevicePtr xq, DevicePtr xd, int cols, int tokens)
+    {
+        CheckRowLength("QuantizeRowsQ8_0", TensorType.Q8_0, cols);
+        if (tokens <= 0) throw new ArgumentException($"QuantizeRowsQ8_0: token count must be positive, got {tokens}");
+        long total = (long)tokens * cols;
+        if (total > int.MaxValue) throw new ArgumentException($"QuantizeRowsQ8_0: {tokens} × {cols} values exceed the kernel's int range");
+        _args.Clear().Add(x).Add(xq).Add(xd).Add((int)total);
+        Device.Launch(Device.Kernel("quantize_rows_q8_0"), (uint)((total + 255) / 256), 256, 0, _args);
+    }
+
+    /// <summary>
+    /// <see cref="MatMul"/> for Q8_0 / Q4_0 weights on integer dot products: the activations are quantized to Q8_0 into a
+    /// scratch buffer of this instance (grown when a larger batch comes), then each 32-element block is a dp4a sum scaled
+    /// by the weight's and the activation's scales — bit-identical to the CPU's scalar VecDot on the same blocks.
+    /// </summary>
+    public void MatMulDp4a(TensorType type, DevicePtr w, DevicePtr x, DevicePtr y, int rows, int cols, int tokens, int yStride)
+    {
+        string name = type switch
+        {
+            TensorType.Q8_0 => "matmul_dp4a_q8_0",
+            TensorType.Q4_0 => "matmul_dp4a_q4_0",
+            _ => throw new NotSupportedException($"MatMulDp4a: weight type {TensorTypeInfo.Name(type)}; supported: Q8_0, Q4_0"),
+        };
+        CheckRowLength("MatMulDp4a", type, cols);
+        if (rows <= 0 || tokens <= 0) throw new ArgumentException($"MatMulDp4a: {rows} rows × {tokens} tokens; both must be positive");
+        if (yStride < rows) throw new ArgumentException($"MatMulDp4a: output stride {yStride} is shorter than a row of {rows} outputs");
+        long quantBytes = (long)tokens * cols, scaleBytes = (long)tokens * (cols / 32) * 4;
+        if (_dp4aScratch == null || _dp4aScratch.Bytes < quantBytes + scaleBytes)
+        {
+            _dp4aScratch?.Dispose();
+            _dp4aScratch = null;
+            _dp4aScratch = Device.Allocate(quantBytes + scaleBytes);
+        }
+        DevicePtr xq = _dp4aScratch.Pointer, xd = _dp4aScratch.Pointer.Offset(quantBytes); // quantBytes is a multiple of 32: xd stays aligned
+        QuantizeRowsQ8_0(x, xq, xd, cols, tokens);
+        _args.Clear().Add(w).Add(xq).Add(xd).Add(y).Add(rows).Add(cols).Add(tokens).Add(yStride);
+        var grid = new Dim3((uint)((rows + Dp4aTile - 1) / Dp4aTile), (uint)((tokens + Dp4aTile - 1) / Dp4aTile));
+        Device.Launch(Device.Kernel(name), grid, Dp4aThreads, 0, _args);
+    }
+
+    public void Dispose()
+    {
+        _dp4aScratch?.Dispose();
+        _dp4aScratch = null;
+        _args.Dispose();
+    }
+}
+
+/// <summary>Which kernel <see cref="CudaOps.MatMul"/> runs for Q8_0 / Q4_0 weights at prefill-sized batches.</summary>
+public enum QuantizedMatMulPath
+{
+    /// <summary>matmul_q8_0 / matmul_q4_0: weights dequantized to F32, F32 FMAs with the F32 activations.</summary>
+    Float,
+    /// <summary>matmul_dp4a_*: activations quantized to Q8_0 (as the CPU does for these weights), int8 dot products (dp4a).</summary>
+    Dp4a,
 }
 
 /// <summary>Which kernel <see cref="CudaOps.Attention"/> runs.</summary>

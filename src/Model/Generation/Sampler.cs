@@ -75,8 +75,95 @@ public sealed class Sampler
             }
         }
         Array.Sort(_keys, _ids, 0, count);
+        // Array.Sort is not stable: put equal values in id order, so the candidate order (and with it the draw) is
+        // fully defined — the order a device top-k (DeviceTopK) reproduces.
+        for (int i = 0; i < count;)
+        {
+            int end = i + 1;
+            while (end < count && _keys[end] == _keys[i]) end++;
+            if (end - i > 1) Array.Sort(_ids, i, end - i);
+            i = end;
+        }
         for (int i = 0; i < count; i++) _keys[i] = -_keys[i];
+        return Draw(count);
+    }
 
+    /// <summary>
+    /// How many of the best candidates <see cref="SampleFromCandidates"/> needs to choose exactly as
+    /// <see cref="Sample"/> would: 1 when greedy, top-k when it is set (at most the vocabulary), 0 when the whole
+    /// distribution matters (top-k off), i.e. the logits cannot be reduced to a short candidate list.
+    /// </summary>
+    public int CandidatesNeeded => _options.Temperature <= 0 ? 1 : _options.TopK > 0 ? Math.Min(_options.TopK, _keys.Length) : 0;
+
+    /// <summary>The vocabulary size this sampler was made for: <see cref="Sample"/> reads that many logits.</summary>
+    public int VocabSize => _keys.Length;
+
+    /// <summary>An upper bound on what <see cref="WriteLogitAdjustments"/> writes.</summary>
+    public int LogitAdjustmentCount => (_options.RepeatPenalty != 1f ? _historyCount : 0) + _banned.Length;
+
+    /// <summary>
+    /// What <see cref="Sample"/> does to the logits before choosing, as token lists for a device that does it:
+    /// first the distinct tokens of the history that get the repetition penalty (<paramref name="penalized"/> of
+    /// them; logit v becomes v &gt; 0 ? v / penalty : v · penalty), then the banned tokens (logit −∞, applied after
+    /// the penalty). All ids are below <see cref="VocabSize"/>. Returns the number written; allocation-free.
+    /// </summary>
+    public int WriteLogitAdjustments(Span<int> destination, out int penalized)
+    {
+        if (destination.Length < LogitAdjustmentCount)
+            throw new ArgumentException($"the destination holds {destination.Length} ids, needs {LogitAdjustmentCount}", nameof(destination));
+        int written = 0;
+        if (_options.RepeatPenalty != 1f)
+        {
+            for (int i = 0; i < _historyCount; i++)
+            {
+                int token = _history[i];
+                if ((uint)token >= (uint)_keys.Length) continue;
+                bool seenBefore = false;
+                for (int j = 0; j < i; j++) if (_history[j] == token) { seenBefore = true; break; }
+                if (!seenBefore) destination[written++] = token;
+            }
+        }
+        penalized = written;
+        _banned.CopyTo(destination[written..]);
+        return written + _banned.Length;
+    }
+
+    /// <summary>
+    /// Chooses a token from the best candidates of the (penalised, banned-masked) logits instead of all of them — the
+    /// same token <see cref="Sample"/> returns for the same state, when <paramref name="values"/> / <paramref name="ids"/>
+    /// are the <see cref="CandidatesNeeded"/> (or more) largest values of those logits in Sample's order: larger value
+    /// first, the smaller id on equal values (NaN logits are never candidates). Allocation-free.
+    /// </summary>
+    public int SampleFromCandidates(ReadOnlySpan<float> values, ReadOnlySpan<int> ids)
+    {
+        int needed = CandidatesNeeded;
+        if (needed == 0)
+            throw new InvalidOperationException("top-k is off, so sampling needs every logit: call Sample with the whole row");
+        if (values.Length != ids.Length)
+            throw new ArgumentException($"{values.Length} candidate values but {ids.Length} ids");
+        if (values.Length < needed || values.Length > _keys.Length)
+            throw new ArgumentException($"{values.Length} candidates; this sampler needs {needed} to {_keys.Length}");
+        for (int i = 1; i < values.Length; i++)
+            if (values[i] > values[i - 1] || (values[i] == values[i - 1] && ids[i] <= ids[i - 1]))
+                throw new ArgumentException($"candidates are not in order (largest value first, then smaller id) at {i}: ({values[i - 1]}, {ids[i - 1]}) then ({values[i]}, {ids[i]})");
+
+        if (_options.Temperature <= 0) return ids[0]; // ArgMax: the first of the largest
+        // As Sample: everything within 30 nats of the best, which is a prefix of the ordered candidates.
+        float floor = values[0] - 30f * Math.Max(1f, _options.Temperature);
+        int count = 0;
+        while (count < values.Length && values[count] >= floor)
+        {
+            _keys[count] = values[count];
+            _ids[count] = ids[count];
+            count++;
+        }
+        if (count == 0) throw new ArgumentException("no candidate has a finite or infinite value (all NaN)");
+        return Draw(count);
+    }
+
+    /// <summary>Top-k, top-p, min-p and temperature over the sorted candidates _keys/_ids [0, count), then the random draw.</summary>
+    private int Draw(int count)
+    {
         if (_options.TopK > 0 && _options.TopK < count) count = _options.TopK;
 
         // Probabilities at temperature 1 for top-p / min-p (as llama.cpp's chain: they precede temperature).

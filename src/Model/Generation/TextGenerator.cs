@@ -111,7 +111,7 @@ public sealed class TextGenerator : IDisposable
         foreach (int t in promptTokens) sampler.Accept(t);
 
         var promptClock = System.Diagnostics.Stopwatch.StartNew();
-        var logits = Session.Forward(promptTokens);
+        Session.Forward(promptTokens);
         promptClock.Stop();
 
         var decoder = new TextDecoder(Tokenizer);
@@ -120,11 +120,12 @@ public sealed class TextGenerator : IDisposable
         var stop = StopReason.None;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         int[] one = new int[1];
+        int next = -1; // the token drawn with the last step (ForwardSample); the prompt's is drawn from its logits
 
         while (stop == StopReason.None)
         {
             if (cancellation.IsCancellationRequested) { stop = StopReason.Cancelled; break; }
-            int token = sampler.Sample(logits);
+            int token = next >= 0 ? next : sampler.Sample(Session.LastLogits);
             if (Tokenizer.IsEndOfGeneration(token)) { stop = StopReason.EndOfGeneration; break; }
             generated++;
             sampler.Accept(token);
@@ -138,7 +139,8 @@ public sealed class TextGenerator : IDisposable
             if (stop != StopReason.None) break;
 
             one[0] = token;
-            logits = Session.Forward(one);
+            // On the GPU with top-k sampling only the K best candidates come back, not the logits.
+            next = Session.ForwardSample(one, sampler);
         }
 
         // Flush what the look-behind held (unless a stop string cut it) and any incomplete UTF-8 tail.

@@ -185,7 +185,19 @@ public abstract class DecoderSession : IDisposable
     /// </summary>
     public abstract int ForwardGreedy(ReadOnlySpan<int> tokens);
 
-    /// <summary>The last position's logits [vocab] after the latest pass that computed them (Last mode or <see cref="ForwardGreedy"/>).</summary>
+    /// <summary>
+    /// Appends <paramref name="tokens"/> and returns the token <paramref name="sampler"/> draws from the last
+    /// position's logits — <c>sampler.Sample(Forward(tokens))</c>. On the GPU, top-k sampling (and greedy with a
+    /// repetition penalty or banned tokens) applies the penalty, the bans and the top-k on the device, and only the
+    /// K candidates come back (<see cref="GpuSampler"/>); the token is the one the host sampler would draw.
+    /// </summary>
+    public virtual int ForwardSample(ReadOnlySpan<int> tokens, Sampler sampler)
+    {
+        ArgumentNullException.ThrowIfNull(sampler);
+        return sampler.Sample(Forward(tokens));
+    }
+
+    /// <summary>The last position's logits [vocab] after the latest pass that computed them (Last mode, <see cref="ForwardGreedy"/> or <see cref="ForwardSample"/>).</summary>
     public abstract ReadOnlySpan<float> LastLogits { get; }
 
     /// <summary>Drops every position from <paramref name="position"/> on.</summary>
@@ -244,7 +256,8 @@ public sealed class CpuDecoderSession : DecoderSession
 public sealed class GpuDecoderSession : DecoderSession
 {
     private readonly GpuDecoder _decoder;
-    private bool _hostLogitsStale; // after ForwardGreedy the logits stayed on the device
+    private bool _hostLogitsStale; // after ForwardGreedy or a device ForwardSample the logits stayed on the device
+    private GpuSampler? _sampler;  // made at the first device-sampled step
 
     public GpuDecoderSession(GpuDecoder decoder, GpuDecoderState state)
     {
@@ -283,6 +296,19 @@ public sealed class GpuDecoderSession : DecoderSession
         return token;
     }
 
+    public override int ForwardSample(ReadOnlySpan<int> tokens, Sampler sampler)
+    {
+        ArgumentNullException.ThrowIfNull(sampler);
+        int vocab = State.Config.VocabSize;
+        if (!GpuSampler.Reduces(sampler, vocab)) return sampler.Sample(Forward(tokens));
+        // Plain greedy over the whole row: the device argmax (one int back) is the same choice.
+        if (sampler.CandidatesNeeded == 1 && sampler.LogitAdjustmentCount == 0 && sampler.VocabSize == vocab) return ForwardGreedy(tokens);
+        _decoder.ForwardOnDevice(State, tokens);
+        _hostLogitsStale = true;
+        _sampler ??= new GpuSampler(_decoder.Device, vocab);
+        return _sampler.Sample(sampler, State.Logits.Pointer);
+    }
+
     public override ReadOnlySpan<float> LastLogits
     {
         get
@@ -299,5 +325,10 @@ public sealed class GpuDecoderSession : DecoderSession
 
     public override void Truncate(int position) => State.Truncate(position);
 
-    public override void Dispose() => State.Dispose();
+    public override void Dispose()
+    {
+        _sampler?.Dispose();
+        _sampler = null;
+        State.Dispose();
+    }
 }

@@ -138,6 +138,12 @@ public sealed unsafe class GpuDecoder : IDisposable
     }
 
     /// <summary>
+    /// Appends <paramref name="tokens"/> and leaves the last token's logits [vocab] on the device in
+    /// <see cref="GpuDecoderState.Logits"/>, downloading nothing (for a device-side sampler, <see cref="Generation.GpuSampler"/>).
+    /// </summary>
+    public void ForwardOnDevice(GpuDecoderState state, ReadOnlySpan<int> tokens) => RunTokens(state, tokens, LogitsMode.Last, default);
+
+    /// <summary>
     /// Appends <paramref name="tokens"/> and returns the most likely next token (first on ties, as
     /// <c>Sampler.ArgMax</c>), found on the device: only one int comes back, not the logits.
     /// </summary>

@@ -424,15 +424,15 @@ public sealed class LlavaSession : IDisposable
 
         var decoder = new TextDecoder(tokenizer);
         var pending = new StringBuilder(); // decoded text not yet released (stop-string look-behind)
-        bool inState = false; // the current logits: _lastLogits before the first step, the decoder's last logits after
-        int greedyNext = -1;  // with deviceGreedy: the token the last step's device argmax chose
+        bool inState = false; // whether a step ran (the decoder then holds the current logits, possibly only on the device)
+        int next = -1;        // the token chosen with the last step (device argmax, or ForwardSample)
         int generated = 0;
         var stop = StopReason.None;
         while (stop == StopReason.None)
         {
             if (cancellation.IsCancellationRequested) { stop = StopReason.Cancelled; break; }
             if (Decoder.Position >= ContextSize) { stop = StopReason.ContextFull; break; }
-            int token = greedyNext >= 0 ? greedyNext : sampler.Sample(inState ? Decoder.LastLogits : _lastLogits);
+            int token = next >= 0 ? next : sampler.Sample(_lastLogits);
             if (tokenizer.IsEndOfGeneration(token)) { stop = StopReason.EndOfGeneration; break; }
             generated++;
             sampler.Accept(token);
@@ -447,8 +447,8 @@ public sealed class LlavaSession : IDisposable
                 break;
             }
             _one[0] = token;
-            if (deviceGreedy) greedyNext = Decoder.ForwardGreedy(_one);
-            else Decoder.Forward(_one);
+            // On the GPU with top-k sampling only the K best candidates come back, not the logits (ForwardSample).
+            next = deviceGreedy ? Decoder.ForwardGreedy(_one) : Decoder.ForwardSample(_one, sampler);
             inState = true;
             _history[Decoder.Position - 1] = token;
             if (released is { Length: > 0 }) yield return new GeneratedPiece(released, token, StopReason.None);

@@ -33,6 +33,7 @@ public static class GpuSessionChecks
         ("session: text + 2 images, logits and greedy", Prompt),
         ("session: ReplaceWith, Truncate (prefix reuse)", PrefixReuse),
         ("conversation: two turns with an image", Conversation),
+        ("session: seeded top-k sampling (device candidates)", TopKSampling),
     ];
 
     /// <summary>
@@ -192,6 +193,41 @@ public static class GpuSessionChecks
         tally.Same("conversation positions", gpuSession.History.ToArray(), cpuSession.History.ToArray());
         tally.Logits("logits at the end", gpuSession.Logits, cpuSession.Logits, cpuModel.Decoder.Config.VocabSize);
         return tally.Result($"{turns.Length} turns, {options.MaxTokens} greedy tokens each; {gpuSession.Position} positions");
+    }
+
+    /// <summary>
+    /// A text + image prompt, then seeded sampling on both sessions: top-k 40 with top-p, min-p and a repetition
+    /// penalty (the GPU session selects the 40 candidates on the device, <see cref="GpuSampler"/>), then greedy with
+    /// a repetition penalty and the end-of-generation tokens banned (device top-1). The token streams must be
+    /// identical: the draw uses the same seed, and the logits differ only by float summation order (≤ 1e-4 of their
+    /// scale), far below the gaps that decide the candidates and the draw for these random weights.
+    /// </summary>
+    public static GpuCheckResult TopKSampling(IGpuDevice device, int seed)
+    {
+        using var pool = new ComputeThreadPool(2);
+        var (cpuModel, gpuModel) = OpenPair(device, pool);
+        using var _ = cpuModel;
+        using var __ = gpuModel;
+        var tally = new Tally("session: seeded top-k sampling (device candidates)");
+        int vocab = cpuModel.Decoder.Config.VocabSize;
+        using var cpu = cpuModel.CreateSession(SessionOptions);
+        using var gpu = gpuModel.CreateSession(SessionOptions);
+        var images = new[] { Png(seed) };
+        cpu.AppendPrompt("tell a story about <image>", images);
+        gpu.AppendPrompt("tell a story about <image>", images);
+        var topK = new GenerationOptions
+        {
+            MaxTokens = 12,
+            Sampling = new SamplingOptions { Temperature = 1.1f, TopK = 40, TopP = 0.97f, MinP = 0.02f, RepeatPenalty = 1.2f, Seed = (ulong)(seed + 5) },
+        };
+        int[] cpuTokens = Tokens(cpu.Generate(topK)), gpuTokens = Tokens(gpu.Generate(topK));
+        tally.Same("top-k 40 sampled tokens", gpuTokens, cpuTokens);
+        if (cpuTokens.Distinct().Count() < 3) tally.Fail($"the sampled stream [{string.Join(",", cpuTokens)}] is too uniform to show anything");
+        var penalisedGreedy = new GenerationOptions { MaxTokens = 6, IgnoreEndOfGeneration = true, Sampling = SamplingOptions.Greedy with { RepeatPenalty = 1.5f } };
+        tally.Same("greedy with a penalty and banned end tokens (device top-1)", Tokens(gpu.Generate(penalisedGreedy)), Tokens(cpu.Generate(penalisedGreedy)));
+        tally.Same("history after sampling", gpu.History.ToArray(), cpu.History.ToArray());
+        tally.Logits("logits after sampling", gpu.Logits, cpu.Logits, vocab);
+        return tally.Result($"{cpuTokens.Length} tokens top-k 40 (T 1.1, p 0.97, min-p 0.02, penalty 1.2, seed {seed + 5}), then 6 penalised greedy");
     }
 
     private static int[] Tokens(IEnumerable<GeneratedPiece> pieces) => pieces.Where(p => p.TokenId >= 0).Select(p => p.TokenId).ToArray();

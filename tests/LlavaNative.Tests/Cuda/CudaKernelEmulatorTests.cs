@@ -24,6 +24,37 @@ public class CudaKernelEmulatorTests
         }
     }
 
+    /// <summary>The emulator's __dp4a (behind common.cuh's dot4_i8) against the scalar formula: c + Σ signed byte products, byte extremes included.</summary>
+    [EmulatorFact]
+    public void Dp4aIsTheSignedByteDotProduct()
+    {
+        const int n = 4096;
+        var rng = new Random(3);
+        int[] a = new int[n], b = new int[n], c = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            a[i] = rng.Next(int.MinValue, int.MaxValue);
+            b[i] = i < 4 ? new[] { unchecked((int)0x80808080), 0x7f7f7f7f, -1, 0 }[i] : rng.Next(int.MinValue, int.MaxValue);
+            c[i] = rng.Next(-1 << 20, 1 << 20);
+        }
+        a[0] = unchecked((int)0x80808080); // −128 · −128 four times
+        using var device = GpuTestDevices.Emulator();
+        using var args = new KernelArguments();
+        using var da = device.Upload<int>(a);
+        using var db = device.Upload<int>(b);
+        using var dc = device.Upload<int>(c);
+        using var dout = device.Allocate(n * 4);
+        device.Launch(device.Kernel("emu_selftest_dp4a"), n / 256, 256, 0, args.Add(da).Add(db).Add(dc).Add(dout).Add(n));
+        int[] got = device.Download<int>(dout);
+        for (int i = 0; i < n; i++)
+        {
+            int expected = c[i];
+            for (int k = 0; k < 4; k++) expected += (sbyte)(a[i] >> (8 * k)) * (sbyte)(b[i] >> (8 * k));
+            Assert.Equal(expected, got[i]);
+        }
+        Assert.Equal(c[0] + 4 * 128 * 128, got[0]);
+    }
+
     [EmulatorFact]
     public void ShufflesAndBarriersFollowTheirCudaDefinitions()
     {

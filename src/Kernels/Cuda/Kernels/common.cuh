@@ -1,7 +1,7 @@
 // Shared by every kernel unit. Written for NVRTC with no CUDA headers, so the same text also compiles with
 // clang (syntax check) and with g++ plus tests/LlavaNative.Tests/Cuda/Emulator/cuda_emu.h (host emulator).
 // Only the device builtins NVRTC declares implicitly are used: threadIdx & co, __syncthreads,
-// __shfl_xor_sync, atomics, the float math functions and __fmul_rn / __uint_as_float.
+// __shfl_xor_sync, atomics, the float math functions and __fmul_rn / __fdiv_rn / __uint_as_float.
 #pragma once
 
 typedef unsigned char u8;
@@ -115,5 +115,17 @@ __device__ __forceinline__ void mma_m16n8k16(float* c, const u32* a, const u32* 
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 #else
     llava_emu_mma_m16n8k16(c, a, b, Bf16);
+#endif
+}
+
+// c + the dot product of the four signed bytes of a with those of b (dp4a, sm_61+).
+__device__ __forceinline__ int dot4_i8(int a, int b, int c)
+{
+#if defined(__CUDA_ARCH__)
+    int r;
+    asm("dp4a.s32.s32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+    return r;
+#else
+    return __dp4a(a, b, c);
 #endif
 }

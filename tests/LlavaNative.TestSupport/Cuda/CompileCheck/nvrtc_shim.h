@@ -54,6 +54,7 @@ __device__ inline unsigned int __float_as_uint(float f) { return __builtin_bit_c
 __device__ inline int __float_as_int(float f) { return __builtin_bit_cast(int, f); }
 __device__ inline float __fmul_rn(float a, float b) { return __nvvm_mul_rn_f(a, b); }
 __device__ inline float __fadd_rn(float a, float b) { return __nvvm_add_rn_f(a, b); }
+__device__ inline float __fdiv_rn(float a, float b) { return __nvvm_div_rn_f(a, b); }
 
 extern "C" __device__ float __nv_expf(float);
 extern "C" __device__ float __nv_erff(float);
@@ -69,7 +70,11 @@ extern "C" __device__ float __nv_powf(float, float);
 extern "C" __device__ float __nv_cosf(float);
 extern "C" __device__ float __nv_sinf(float);
 extern "C" __device__ float __nv_fast_expf(float);
+extern "C" __device__ float __nv_fabsf(float);
+extern "C" __device__ float __nv_rintf(float);
 __device__ inline float expf(float x) { return __nv_expf(x); }
+__device__ inline float fabsf(float x) { return __nv_fabsf(x); }
+__device__ inline float rintf(float x) { return __nv_rintf(x); }
 __device__ inline float __expf(float x) { return __nv_fast_expf(x); }
 __device__ inline float erff(float x) { return __nv_erff(x); }
 __device__ inline float erfcf(float x) { return __nv_erfcf(x); }

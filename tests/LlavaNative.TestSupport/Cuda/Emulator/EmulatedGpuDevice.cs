@@ -41,6 +41,10 @@ public sealed unsafe class EmulatedGpuDevice : IGpuDevice
     /// <summary>Allocations so far (tests check that a steady-state pass allocates no device memory).</summary>
     public int AllocationCount { get; private set; }
 
+    /// <summary>Bytes copied device → host so far, and the largest single copy (tests check what a step brings back).</summary>
+    public long DownloadedBytes { get; private set; }
+    public long LargestDownloadBytes { get; private set; }
+
     public DeviceBuffer Allocate(long bytes)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
@@ -103,6 +107,8 @@ public sealed unsafe class EmulatedGpuDevice : IGpuDevice
     {
         RefuseDuringCapture("Download");
         CheckRange(source, bytes, "download");
+        DownloadedBytes += bytes;
+        LargestDownloadBytes = Math.Max(LargestDownloadBytes, bytes);
         Buffer.MemoryCopy((void*)source.Address, destination, bytes, bytes);
     }
 

@@ -117,8 +117,17 @@ inline int __float_as_int(float f) { int i; std::memcpy(&i, &f, 4); return i; }
 // Units are compiled with -ffp-contract=off, so these are single IEEE operations as on the device.
 inline float __fmul_rn(float a, float b) { return a * b; }
 inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
 inline float __expf(float x) { return std::exp(x); }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+
+// dp4a: c + Σ over the four bytes of the signed-byte products of a and b (the device's dp4a.s32.s32).
+inline int __dp4a(int a, int b, int c)
+{
+    int sum = c;
+    for (int i = 0; i < 4; i++) sum += (int)(signed char)(a >> (8 * i)) * (int)(signed char)(b >> (8 * i));
+    return sum;
+}
 
 inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }

@@ -22,3 +22,10 @@ extern "C" __global__ void emu_selftest_divergent_barrier(float* out)
     if (threadIdx.x % WARP_SIZE == 0) __syncthreads();
     else out[threadIdx.x] = warp_sum(1.0f);
 }
+
+// dot4_i8 (the emulator's __dp4a) on n word pairs: out[i] = dot4_i8(a[i], b[i], c[i]).
+extern "C" __global__ void emu_selftest_dp4a(const int* a, const int* b, const int* c, int* out, int n)
+{
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = dot4_i8(a[i], b[i], c[i]);
+}
