@@ -54,8 +54,8 @@ public static unsafe class GemmBench
 
     private static void Microkernel(int rounds, double ghz)
     {
-        // 48 tokens × 128 rows × K 256: 48 KB + 128 KB of packed operands, the weight panel of each call in L1.
-        const int tokens = 48, rows = 128, k = 256, repeats = 200;
+        // 24 tokens × 32 rows × K 128: 12 KB + 16 KB of packed operands, both in L1.
+        const int tokens = 24, rows = 32, k = 128, repeats = 6400;
         var rng = new Random(1);
         float* x = Floats(PackedGemm.PackedActivationFloats(tokens, k), rng);
         float* w = Floats(PackedGemm.PackedWeightFloats(rows, k), rng);
