@@ -16,8 +16,11 @@
 # Models are cached in ${LLAVANATIVE_BENCH_DIR:-~/.cache/llavanative/bench} (~4 GB GGUF + ~6 GB .npy) and reused
 # while the spec is unchanged.
 #
-#   tools/bench-vision.sh [-t 2] [--reps 3] [--shapes clip-vit-l-336,siglip-so400m-384] [--types F32,F16]
+#   tools/bench-vision.sh [-t 2] [--reps 3] [--rounds N] [--shapes clip-vit-l-336,siglip-so400m-384] [--types F32,F16]
 #                         [--torch-blas openblas,generic]
+#
+# --rounds N alternates ours and torch N times per shape (a fresh process each), and the ratio is the median of the
+# per-round ratios: this host's speed drifts by 15-50 % within minutes, and alternation puts each drift on both sides.
 #
 # Keep the machine otherwise idle: with 2 threads on 2 cores any busy neighbour ruins a measurement.
 set -euo pipefail

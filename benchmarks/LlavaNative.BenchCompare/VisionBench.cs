@@ -95,43 +95,71 @@ static class VisionBench
 
         var rows = new List<string>();
         var notes = new List<string>();
+        int rounds = o.Int("--rounds", 1);
         foreach (var p in files)
         {
-            string oursOut = Path.Combine(scratch, "ours.npy");
-            string load = Commands.LoadAverage();
-            var ours = Commands.RunJson(Commands.SelfCommand.FileName,
-                $"{Commands.SelfCommand.Prefix}vision-ours -m \"{p.Gguf}\" --pixels \"{p.Pixels}\" -t {t} --reps {reps} --out \"{oursOut}\"", $"ours {p.Shape} {p.Type}");
-            double? oursMs = Commands.Number(ours, "median_ms");
-            notes.Add($"{p.Shape} {p.Type}: ours runs [{Commands.Runs(ours, "runs_ms")}] ms, load {Commands.F(Commands.Number(ours, "load_ms"))} ms (load average before: {load})");
-            foreach (var (blas, libraryPath) in blases)
+            // --rounds N: ours and torch alternate N times (fresh processes each), so a slow spell of the host falls on
+            // both; the ratio is the median of the per-round ratios, the ms the medians of all runs.
+            var oursRuns = new List<double>();
+            var torchRuns = new Dictionary<string, List<double>>();
+            var roundRatios = new Dictionary<string, List<double>>();
+            string firstLoad = "", agreement = "";
+            var firstLoadRef = new Dictionary<string, string>();
+            for (int round = 0; round < rounds; round++)
             {
-                string torchOut = Path.Combine(scratch, "torch.npy");
-                string loadRef = Commands.LoadAverage();
-                var env = new Dictionary<string, string>();
-                if (libraryPath != null)
+                string oursOut = Path.Combine(scratch, "ours.npy");
+                string load = Commands.LoadAverage();
+                if (round == 0) firstLoad = load;
+                var ours = Commands.RunJson(Commands.SelfCommand.FileName,
+                    $"{Commands.SelfCommand.Prefix}vision-ours -m \"{p.Gguf}\" --pixels \"{p.Pixels}\" -t {t} --reps {reps} --out \"{oursOut}\"", $"ours {p.Shape} {p.Type}");
+                double? oursMs = Commands.Number(ours, "median_ms");
+                if (oursMs is double om) oursRuns.Add(om);
+                notes.Add($"{p.Shape} {p.Type}{(rounds > 1 ? $" round {round + 1}" : "")}: ours runs [{Commands.Runs(ours, "runs_ms")}] ms, load {Commands.F(Commands.Number(ours, "load_ms"))} ms (load average before: {load})");
+                foreach (var (blas, libraryPath) in blases)
                 {
-                    env["LD_LIBRARY_PATH"] = libraryPath;
-                    env["OPENBLAS_NUM_THREADS"] = t.ToString(CultureInfo.InvariantCulture);
+                    string torchOut = Path.Combine(scratch, "torch.npy");
+                    string loadRef = Commands.LoadAverage();
+                    if (round == 0) firstLoadRef[blas] = loadRef;
+                    var env = new Dictionary<string, string>();
+                    if (libraryPath != null)
+                    {
+                        env["LD_LIBRARY_PATH"] = libraryPath;
+                        env["OPENBLAS_NUM_THREADS"] = t.ToString(CultureInfo.InvariantCulture);
+                    }
+                    var torch = Commands.RunJson(python,
+                        $"\"{script}\" --hf-dir \"{p.HfDirectory}\" --pixels \"{p.Pixels}\" --blocks {p.Blocks} --threads {t} --reps {reps} --out \"{torchOut}\"",
+                        $"torch {p.Shape} {p.Type} {blas}", env);
+                    double? torchMs = Commands.Number(torch, "median_ms");
+                    if (round == 0) agreement = Agreement(oursOut, torchOut);
+                    if (torchMs is double tm)
+                    {
+                        (torchRuns.TryGetValue(blas, out var list) ? list : torchRuns[blas] = []).Add(tm);
+                        if (oursMs is double om2) (roundRatios.TryGetValue(blas, out var r) ? r : roundRatios[blas] = []).Add(om2 / tm);
+                    }
+                    notes.Add($"{p.Shape} {p.Type}{(rounds > 1 ? $" round {round + 1}" : "")} torch ({blas}): runs [{Commands.Runs(torch, "runs_ms")}] ms, torch {Commands.Text(torch, "torch")}, " +
+                              $"{Commands.Text(torch, "blas_built")}, mapped: {Commands.Text(torch, "blas_mapped")}, {Commands.Text(torch, "threads")} threads (load average before: {loadRef})");
+                    File.Delete(torchOut);
                 }
-                var torch = Commands.RunJson(python,
-                    $"\"{script}\" --hf-dir \"{p.HfDirectory}\" --pixels \"{p.Pixels}\" --blocks {p.Blocks} --threads {t} --reps {reps} --out \"{torchOut}\"",
-                    $"torch {p.Shape} {p.Type} {blas}", env);
-                double? torchMs = Commands.Number(torch, "median_ms");
-                string agreement = Agreement(oursOut, torchOut);
-                rows.Add($"| {p.Shape} | {p.Type} | {Commands.F(oursMs)} | {blas} | {Commands.F(torchMs)} | {Commands.Ratio(oursMs, torchMs)} | {agreement} | {load} / {loadRef} |");
-                notes.Add($"{p.Shape} {p.Type} torch ({blas}): runs [{Commands.Runs(torch, "runs_ms")}] ms, torch {Commands.Text(torch, "torch")}, " +
-                          $"{Commands.Text(torch, "blas_built")}, mapped: {Commands.Text(torch, "blas_mapped")}, {Commands.Text(torch, "threads")} threads (load average before: {loadRef})");
-                Console.Error.WriteLine($"[bench-vision] {rows[^1]}");
-                File.Delete(torchOut);
+                File.Delete(oursOut);
             }
-            File.Delete(oursOut);
+            foreach (var (blas, _) in blases)
+            {
+                double? oursMs = oursRuns.Count > 0 ? Median(oursRuns) : null;
+                double? torchMs = torchRuns.TryGetValue(blas, out var tr) ? Median(tr) : null;
+                string ratio = roundRatios.TryGetValue(blas, out var rr)
+                    ? Median(rr).ToString("F2", CultureInfo.InvariantCulture) + (rounds > 1 ? $" ({string.Join(" ", rr.Select(x => x.ToString("F2", CultureInfo.InvariantCulture)))})" : "")
+                    : Commands.Ratio(oursMs, torchMs);
+                rows.Add($"| {p.Shape} | {p.Type} | {Commands.F(oursMs)} | {blas} | {Commands.F(torchMs)} | {ratio} | {agreement} | {firstLoad} / {firstLoadRef.GetValueOrDefault(blas, "")} |");
+                Console.Error.WriteLine($"[bench-vision] {rows[^1]}");
+            }
         }
 
         Console.WriteLine("| shape | weights | ours ms/image | torch BLAS | torch ms/image | ratio | agreement (max abs, cosine) | load avg before ours / torch |");
         Console.WriteLine("|---|---|---:|---|---:|---:|---|---|");
         foreach (string row in rows) Console.WriteLine(row);
         Console.WriteLine();
-        Console.WriteLine($"ms per image (EncodeAndProject of one preprocessed image, tower + projector), median of {reps} after one warm-up, " +
+        Console.WriteLine($"ms per image (EncodeAndProject of one preprocessed image, tower + projector), median of {reps} after one warm-up" +
+                          (rounds > 1 ? $" per process, {rounds} rounds of ours and torch alternating (ms: median over the rounds; ratio: median of the per-round ratios, each listed), " : ", ") +
                           $"{t} threads, each engine in a fresh process; ratio = ours / torch (below 1 = ours faster). torch runs float32 " +
                           "(for F16 weights: float32 compute on the F16-rounded weights). Agreement compares the warm-up outputs. Individual runs:");
         foreach (string note in notes) Console.WriteLine($"- {note}");
