@@ -138,65 +138,82 @@ public static unsafe class PackedGemm
     }
 
     /// <summary>
-    /// AVX-512 packing of one full 12-token panel, 16 columns at a time: the 12 rows (and 4 zero rows) are transposed
-    /// in registers as in <see cref="PackWeightPanelAvx512"/>, and each column's 12 floats stored with one 256-bit and
-    /// one 128-bit store, instead of 192 scalar stores 48 bytes apart. Returns the columns packed (a multiple of 16);
-    /// the caller's scalar loop packs the rest.
+    /// AVX-512 packing of one full 12-token panel, 16 columns at a time: the 12 rows (and 4 zero rows) go through
+    /// <see cref="TransposeStore16"/>, which stores each column's 12 floats with one 256-bit and one 128-bit store
+    /// instead of 12 scalar stores 48 bytes apart. Returns the columns packed (a multiple of 16); the caller's scalar
+    /// loop packs the rest.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int PackActivationPanelAvx512(float* x, long ldx, int kc, float* dst)
     {
+        Vector512<float> zero = Vector512<float>.Zero;
         int kk = 0;
         for (; kk + 16 <= kc; kk += 16)
         {
             float* src = x + kk;
-            Vector512<float> r0 = Vector512.Load(src), r1 = Vector512.Load(src + ldx);
-            Vector512<float> r2 = Vector512.Load(src + 2 * ldx), r3 = Vector512.Load(src + 3 * ldx);
-            Vector512<float> r4 = Vector512.Load(src + 4 * ldx), r5 = Vector512.Load(src + 5 * ldx);
-            Vector512<float> r6 = Vector512.Load(src + 6 * ldx), r7 = Vector512.Load(src + 7 * ldx);
-            Vector512<float> r8 = Vector512.Load(src + 8 * ldx), r9 = Vector512.Load(src + 9 * ldx);
-            Vector512<float> r10 = Vector512.Load(src + 10 * ldx), r11 = Vector512.Load(src + 11 * ldx);
-            Vector512<float> zero = Vector512<float>.Zero;
-            Vector512<float> t0 = Avx512F.UnpackLow(r0, r1), t1 = Avx512F.UnpackHigh(r0, r1);
-            Vector512<float> t2 = Avx512F.UnpackLow(r2, r3), t3 = Avx512F.UnpackHigh(r2, r3);
-            Vector512<float> t4 = Avx512F.UnpackLow(r4, r5), t5 = Avx512F.UnpackHigh(r4, r5);
-            Vector512<float> t6 = Avx512F.UnpackLow(r6, r7), t7 = Avx512F.UnpackHigh(r6, r7);
-            Vector512<float> t8 = Avx512F.UnpackLow(r8, r9), t9 = Avx512F.UnpackHigh(r8, r9);
-            Vector512<float> t10 = Avx512F.UnpackLow(r10, r11), t11 = Avx512F.UnpackHigh(r10, r11);
-            Vector512<float> u0 = Avx512F.UnpackLow(t0.AsDouble(), t2.AsDouble()).AsSingle(), u1 = Avx512F.UnpackHigh(t0.AsDouble(), t2.AsDouble()).AsSingle();
-            Vector512<float> u2 = Avx512F.UnpackLow(t1.AsDouble(), t3.AsDouble()).AsSingle(), u3 = Avx512F.UnpackHigh(t1.AsDouble(), t3.AsDouble()).AsSingle();
-            Vector512<float> u4 = Avx512F.UnpackLow(t4.AsDouble(), t6.AsDouble()).AsSingle(), u5 = Avx512F.UnpackHigh(t4.AsDouble(), t6.AsDouble()).AsSingle();
-            Vector512<float> u6 = Avx512F.UnpackLow(t5.AsDouble(), t7.AsDouble()).AsSingle(), u7 = Avx512F.UnpackHigh(t5.AsDouble(), t7.AsDouble()).AsSingle();
-            Vector512<float> u8 = Avx512F.UnpackLow(t8.AsDouble(), t10.AsDouble()).AsSingle(), u9 = Avx512F.UnpackHigh(t8.AsDouble(), t10.AsDouble()).AsSingle();
-            Vector512<float> u10 = Avx512F.UnpackLow(t9.AsDouble(), t11.AsDouble()).AsSingle(), u11 = Avx512F.UnpackHigh(t9.AsDouble(), t11.AsDouble()).AsSingle();
-            // u_m (m < 12) holds, for rows 4⌊m/4⌋…+3, columns c + 4L (L = 128-bit lane), c = m mod 4; rows 12–15 are zero.
-            float* o = dst + kk * 12;
-            Store12x4(u0, u4, u8, zero, o + 0 * 12);
-            Store12x4(u1, u5, u9, zero, o + 1 * 12);
-            Store12x4(u2, u6, u10, zero, o + 2 * 12);
-            Store12x4(u3, u7, u11, zero, o + 3 * 12);
+            TransposeStore16(
+                Vector512.Load(src), Vector512.Load(src + ldx), Vector512.Load(src + 2 * ldx), Vector512.Load(src + 3 * ldx),
+                Vector512.Load(src + 4 * ldx), Vector512.Load(src + 5 * ldx), Vector512.Load(src + 6 * ldx), Vector512.Load(src + 7 * ldx),
+                Vector512.Load(src + 8 * ldx), Vector512.Load(src + 9 * ldx), Vector512.Load(src + 10 * ldx), Vector512.Load(src + 11 * ldx),
+                zero, zero, zero, zero, dst + kk * 12, 12, height: 12);
         }
         return kk;
     }
 
     /// <summary>
-    /// As <see cref="Store4"/> for a 12-float column stride: columns c, c + 4, c + 8, c + 12 of rows 0–11 (the fourth
-    /// operand, rows 12–15, is zero and not stored).
+    /// Transposes the 16 × 16 block r0…r15 (row i, columns c…c+15) in registers — unpack ps, unpack pd, two
+    /// 128-bit lane shuffles: 64 shuffles per 256 floats — and stores column j's first <paramref name="height"/>
+    /// values (16, or 12: rows 12–15 are then not stored) at <paramref name="o"/> + j · <paramref name="stride"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store12x4(Vector512<float> a0, Vector512<float> a1, Vector512<float> a2, Vector512<float> a3, float* o)
+    private static void TransposeStore16(
+        Vector512<float> r0, Vector512<float> r1, Vector512<float> r2, Vector512<float> r3, Vector512<float> r4, Vector512<float> r5,
+        Vector512<float> r6, Vector512<float> r7, Vector512<float> r8, Vector512<float> r9, Vector512<float> r10, Vector512<float> r11,
+        Vector512<float> r12, Vector512<float> r13, Vector512<float> r14, Vector512<float> r15, float* o, int stride, int height)
+    {
+        Vector512<float> t0 = Avx512F.UnpackLow(r0, r1), t1 = Avx512F.UnpackHigh(r0, r1);
+        Vector512<float> t2 = Avx512F.UnpackLow(r2, r3), t3 = Avx512F.UnpackHigh(r2, r3);
+        Vector512<float> t4 = Avx512F.UnpackLow(r4, r5), t5 = Avx512F.UnpackHigh(r4, r5);
+        Vector512<float> t6 = Avx512F.UnpackLow(r6, r7), t7 = Avx512F.UnpackHigh(r6, r7);
+        Vector512<float> t8 = Avx512F.UnpackLow(r8, r9), t9 = Avx512F.UnpackHigh(r8, r9);
+        Vector512<float> t10 = Avx512F.UnpackLow(r10, r11), t11 = Avx512F.UnpackHigh(r10, r11);
+        Vector512<float> t12 = Avx512F.UnpackLow(r12, r13), t13 = Avx512F.UnpackHigh(r12, r13);
+        Vector512<float> t14 = Avx512F.UnpackLow(r14, r15), t15 = Avx512F.UnpackHigh(r14, r15);
+        Vector512<float> u0 = Avx512F.UnpackLow(t0.AsDouble(), t2.AsDouble()).AsSingle(), u1 = Avx512F.UnpackHigh(t0.AsDouble(), t2.AsDouble()).AsSingle();
+        Vector512<float> u2 = Avx512F.UnpackLow(t1.AsDouble(), t3.AsDouble()).AsSingle(), u3 = Avx512F.UnpackHigh(t1.AsDouble(), t3.AsDouble()).AsSingle();
+        Vector512<float> u4 = Avx512F.UnpackLow(t4.AsDouble(), t6.AsDouble()).AsSingle(), u5 = Avx512F.UnpackHigh(t4.AsDouble(), t6.AsDouble()).AsSingle();
+        Vector512<float> u6 = Avx512F.UnpackLow(t5.AsDouble(), t7.AsDouble()).AsSingle(), u7 = Avx512F.UnpackHigh(t5.AsDouble(), t7.AsDouble()).AsSingle();
+        Vector512<float> u8 = Avx512F.UnpackLow(t8.AsDouble(), t10.AsDouble()).AsSingle(), u9 = Avx512F.UnpackHigh(t8.AsDouble(), t10.AsDouble()).AsSingle();
+        Vector512<float> u10 = Avx512F.UnpackLow(t9.AsDouble(), t11.AsDouble()).AsSingle(), u11 = Avx512F.UnpackHigh(t9.AsDouble(), t11.AsDouble()).AsSingle();
+        Vector512<float> u12 = Avx512F.UnpackLow(t12.AsDouble(), t14.AsDouble()).AsSingle(), u13 = Avx512F.UnpackHigh(t12.AsDouble(), t14.AsDouble()).AsSingle();
+        Vector512<float> u14 = Avx512F.UnpackLow(t13.AsDouble(), t15.AsDouble()).AsSingle(), u15 = Avx512F.UnpackHigh(t13.AsDouble(), t15.AsDouble()).AsSingle();
+        // u_m holds, for rows 4⌊m/4⌋…+3, columns c + 4L (L = 128-bit lane), c = m mod 4.
+        Store4(u0, u4, u8, u12, o + 0 * stride, stride, height);
+        Store4(u1, u5, u9, u13, o + 1 * stride, stride, height);
+        Store4(u2, u6, u10, u14, o + 2 * stride, stride, height);
+        Store4(u3, u7, u11, u15, o + 3 * stride, stride, height);
+    }
+
+    /// <summary>Columns c, c + 4, c + 8, c + 12 of 16 rows: a_m holds rows 4m..4m+3 of columns c + 4L in lane L; a 4 × 4 transpose of lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store4(Vector512<float> a0, Vector512<float> a1, Vector512<float> a2, Vector512<float> a3, float* o, int stride, int height)
     {
         Vector512<float> v0 = Avx512F.Shuffle4x128(a0, a1, 0x88), v1 = Avx512F.Shuffle4x128(a0, a1, 0xDD);
         Vector512<float> v2 = Avx512F.Shuffle4x128(a2, a3, 0x88), v3 = Avx512F.Shuffle4x128(a2, a3, 0xDD);
-        Store12(Avx512F.Shuffle4x128(v0, v2, 0x88), o);             // column c
-        Store12(Avx512F.Shuffle4x128(v1, v3, 0x88), o + 4 * 12);    // column c + 4
-        Store12(Avx512F.Shuffle4x128(v0, v2, 0xDD), o + 8 * 12);    // column c + 8
-        Store12(Avx512F.Shuffle4x128(v1, v3, 0xDD), o + 12 * 12);   // column c + 12
+        StoreColumn(Avx512F.Shuffle4x128(v0, v2, 0x88), o, height);                // column c
+        StoreColumn(Avx512F.Shuffle4x128(v1, v3, 0x88), o + 4 * stride, height);   // column c + 4
+        StoreColumn(Avx512F.Shuffle4x128(v0, v2, 0xDD), o + 8 * stride, height);   // column c + 8
+        StoreColumn(Avx512F.Shuffle4x128(v1, v3, 0xDD), o + 12 * stride, height);  // column c + 12
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store12(Vector512<float> column, float* o)
+    private static void StoreColumn(Vector512<float> column, float* o, int height)
     {
+        if (height == 16)
+        {
+            column.Store(o);
+            return;
+        }
         column.GetLower().Store(o);
         column.GetUpper().GetLower().Store(o + 8);
     }
@@ -233,9 +250,8 @@ public static unsafe class PackedGemm
     }
 
     /// <summary>
-    /// AVX-512 panel packing: 16 rows × 16 columns at a time are loaded (and converted) as 16 vectors, transposed in
-    /// registers (unpack ps, unpack pd, two 128-bit lane shuffles: 64 shuffles per 256 floats) and stored as 16
-    /// columns of 16 rows, instead of 256 scalar stores. Columns past the last multiple of 16 go through
+    /// AVX-512 panel packing: 16 rows × 16 columns at a time are loaded (and converted) as 16 vectors and go through
+    /// <see cref="TransposeStore16"/>, instead of 256 scalar stores. Columns past the last multiple of 16 go through
     /// <see cref="PackWeightPanel"/>'s scalar loop.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -245,57 +261,19 @@ public static unsafe class PackedGemm
         for (; kk + 16 <= kc; kk += 16)
             for (int g = 0; g < 32; g += 16)
             {
-                Vector512<float> r0 = Row16(w, type, rowBytes, g + 0, validRows, k0 + kk);
-                Vector512<float> r1 = Row16(w, type, rowBytes, g + 1, validRows, k0 + kk);
-                Vector512<float> r2 = Row16(w, type, rowBytes, g + 2, validRows, k0 + kk);
-                Vector512<float> r3 = Row16(w, type, rowBytes, g + 3, validRows, k0 + kk);
-                Vector512<float> r4 = Row16(w, type, rowBytes, g + 4, validRows, k0 + kk);
-                Vector512<float> r5 = Row16(w, type, rowBytes, g + 5, validRows, k0 + kk);
-                Vector512<float> r6 = Row16(w, type, rowBytes, g + 6, validRows, k0 + kk);
-                Vector512<float> r7 = Row16(w, type, rowBytes, g + 7, validRows, k0 + kk);
-                Vector512<float> r8 = Row16(w, type, rowBytes, g + 8, validRows, k0 + kk);
-                Vector512<float> r9 = Row16(w, type, rowBytes, g + 9, validRows, k0 + kk);
-                Vector512<float> r10 = Row16(w, type, rowBytes, g + 10, validRows, k0 + kk);
-                Vector512<float> r11 = Row16(w, type, rowBytes, g + 11, validRows, k0 + kk);
-                Vector512<float> r12 = Row16(w, type, rowBytes, g + 12, validRows, k0 + kk);
-                Vector512<float> r13 = Row16(w, type, rowBytes, g + 13, validRows, k0 + kk);
-                Vector512<float> r14 = Row16(w, type, rowBytes, g + 14, validRows, k0 + kk);
-                Vector512<float> r15 = Row16(w, type, rowBytes, g + 15, validRows, k0 + kk);
-                Vector512<float> t0 = Avx512F.UnpackLow(r0, r1), t1 = Avx512F.UnpackHigh(r0, r1);
-                Vector512<float> t2 = Avx512F.UnpackLow(r2, r3), t3 = Avx512F.UnpackHigh(r2, r3);
-                Vector512<float> t4 = Avx512F.UnpackLow(r4, r5), t5 = Avx512F.UnpackHigh(r4, r5);
-                Vector512<float> t6 = Avx512F.UnpackLow(r6, r7), t7 = Avx512F.UnpackHigh(r6, r7);
-                Vector512<float> t8 = Avx512F.UnpackLow(r8, r9), t9 = Avx512F.UnpackHigh(r8, r9);
-                Vector512<float> t10 = Avx512F.UnpackLow(r10, r11), t11 = Avx512F.UnpackHigh(r10, r11);
-                Vector512<float> t12 = Avx512F.UnpackLow(r12, r13), t13 = Avx512F.UnpackHigh(r12, r13);
-                Vector512<float> t14 = Avx512F.UnpackLow(r14, r15), t15 = Avx512F.UnpackHigh(r14, r15);
-                Vector512<float> u0 = Avx512F.UnpackLow(t0.AsDouble(), t2.AsDouble()).AsSingle(), u1 = Avx512F.UnpackHigh(t0.AsDouble(), t2.AsDouble()).AsSingle();
-                Vector512<float> u2 = Avx512F.UnpackLow(t1.AsDouble(), t3.AsDouble()).AsSingle(), u3 = Avx512F.UnpackHigh(t1.AsDouble(), t3.AsDouble()).AsSingle();
-                Vector512<float> u4 = Avx512F.UnpackLow(t4.AsDouble(), t6.AsDouble()).AsSingle(), u5 = Avx512F.UnpackHigh(t4.AsDouble(), t6.AsDouble()).AsSingle();
-                Vector512<float> u6 = Avx512F.UnpackLow(t5.AsDouble(), t7.AsDouble()).AsSingle(), u7 = Avx512F.UnpackHigh(t5.AsDouble(), t7.AsDouble()).AsSingle();
-                Vector512<float> u8 = Avx512F.UnpackLow(t8.AsDouble(), t10.AsDouble()).AsSingle(), u9 = Avx512F.UnpackHigh(t8.AsDouble(), t10.AsDouble()).AsSingle();
-                Vector512<float> u10 = Avx512F.UnpackLow(t9.AsDouble(), t11.AsDouble()).AsSingle(), u11 = Avx512F.UnpackHigh(t9.AsDouble(), t11.AsDouble()).AsSingle();
-                Vector512<float> u12 = Avx512F.UnpackLow(t12.AsDouble(), t14.AsDouble()).AsSingle(), u13 = Avx512F.UnpackHigh(t12.AsDouble(), t14.AsDouble()).AsSingle();
-                Vector512<float> u14 = Avx512F.UnpackLow(t13.AsDouble(), t15.AsDouble()).AsSingle(), u15 = Avx512F.UnpackHigh(t13.AsDouble(), t15.AsDouble()).AsSingle();
-                float* o = dst + kk * 32 + g;
-                Store4(u0, u4, u8, u12, o + 0 * 32);
-                Store4(u1, u5, u9, u13, o + 1 * 32);
-                Store4(u2, u6, u10, u14, o + 2 * 32);
-                Store4(u3, u7, u11, u15, o + 3 * 32);
+                int k = k0 + kk;
+                TransposeStore16(
+                    Row16(w, type, rowBytes, g + 0, validRows, k), Row16(w, type, rowBytes, g + 1, validRows, k),
+                    Row16(w, type, rowBytes, g + 2, validRows, k), Row16(w, type, rowBytes, g + 3, validRows, k),
+                    Row16(w, type, rowBytes, g + 4, validRows, k), Row16(w, type, rowBytes, g + 5, validRows, k),
+                    Row16(w, type, rowBytes, g + 6, validRows, k), Row16(w, type, rowBytes, g + 7, validRows, k),
+                    Row16(w, type, rowBytes, g + 8, validRows, k), Row16(w, type, rowBytes, g + 9, validRows, k),
+                    Row16(w, type, rowBytes, g + 10, validRows, k), Row16(w, type, rowBytes, g + 11, validRows, k),
+                    Row16(w, type, rowBytes, g + 12, validRows, k), Row16(w, type, rowBytes, g + 13, validRows, k),
+                    Row16(w, type, rowBytes, g + 14, validRows, k), Row16(w, type, rowBytes, g + 15, validRows, k),
+                    dst + kk * 32 + g, 32, height: 16);
             }
         return kk;
-    }
-
-    /// <summary>Columns c, c + 4, c + 8, c + 12 of 16 rows: u_m holds rows 4m..4m+3 of columns c + 4L in lane L; a 4 × 4 transpose of lanes.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store4(Vector512<float> a0, Vector512<float> a1, Vector512<float> a2, Vector512<float> a3, float* o)
-    {
-        Vector512<float> v0 = Avx512F.Shuffle4x128(a0, a1, 0x88), v1 = Avx512F.Shuffle4x128(a0, a1, 0xDD);
-        Vector512<float> v2 = Avx512F.Shuffle4x128(a2, a3, 0x88), v3 = Avx512F.Shuffle4x128(a2, a3, 0xDD);
-        Avx512F.Shuffle4x128(v0, v2, 0x88).Store(o);             // column c
-        Avx512F.Shuffle4x128(v1, v3, 0x88).Store(o + 4 * 32);    // column c + 4
-        Avx512F.Shuffle4x128(v0, v2, 0xDD).Store(o + 8 * 32);    // column c + 8
-        Avx512F.Shuffle4x128(v1, v3, 0xDD).Store(o + 12 * 32);   // column c + 12
     }
 
     /// <summary>16 consecutive weights of row <paramref name="r"/> from column <paramref name="k"/> as floats (zero past <paramref name="validRows"/>).</summary>
