@@ -197,10 +197,7 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
     public void Attention(DevicePtr q, DevicePtr k, DevicePtr v, DevicePtr output, int nTokens, int nHeads, int nKvHeads, int headDim,
         int kvStride, int startPos, int keyCount, bool causal, float scale, AttentionPath? path = null)
     {
-        if (headDim > AttentionMaxHeadDim || headDim <= 0)
-            throw new ArgumentException($"Attention: head dim {headDim} is outside the kernel's 1…{AttentionMaxHeadDim}");
-        if (nKvHeads <= 0 || nHeads % nKvHeads != 0)
-            throw new ArgumentException($"Attention: {nHeads} query heads cannot be grouped over {nKvHeads} KV heads");
+        CheckAttentionHeads("Attention", nHeads, nKvHeads, headDim);
         if (nTokens <= 0) return;
         if (ResolveAttentionPath(path ?? AttentionPath, nTokens, headDim) == AttentionPath.TensorCores)
         {
@@ -222,6 +219,14 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
         _args.Clear().Add(q).Add(k).Add(v).Add(output).Add(nHeads).Add(nKvHeads).Add(headDim).Add(kvStride).Add(startPos)
             .Add(keyCount).Add(causal ? 1 : 0).Add(scale);
         Device.Launch(Device.Kernel("attention_f32"), new Dim3((uint)nHeads, (uint)nTokens), AttentionThreads, 0, _args);
+    }
+
+    private static void CheckAttentionHeads(string op, int nHeads, int nKvHeads, int headDim)
+    {
+        if (headDim > AttentionMaxHeadDim || headDim <= 0)
+            throw new ArgumentException($"{op}: head dim {headDim} is outside the kernel's 1…{AttentionMaxHeadDim}");
+        if (nKvHeads <= 0 || nHeads % nKvHeads != 0)
+            throw new ArgumentException($"{op}: {nHeads} query heads cannot be grouped over {nKvHeads} KV heads");
     }
 
     /// <summary>
@@ -352,10 +357,7 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
     public void AttentionDecode(DevicePtr q, DevicePtr k, DevicePtr v, DevicePtr output, int nHeads, int nKvHeads, int headDim, int kvStride,
         DevicePtr position, float scale)
     {
-        if (headDim > AttentionMaxHeadDim || headDim <= 0)
-            throw new ArgumentException($"AttentionDecode: head dim {headDim} is outside the kernel's 1…{AttentionMaxHeadDim}");
-        if (nKvHeads <= 0 || nHeads % nKvHeads != 0)
-            throw new ArgumentException($"AttentionDecode: {nHeads} query heads cannot be grouped over {nKvHeads} KV heads");
+        CheckAttentionHeads("AttentionDecode", nHeads, nKvHeads, headDim);
         _args.Clear().Add(q).Add(k).Add(v).Add(output).Add(nHeads).Add(nKvHeads).Add(headDim).Add(kvStride).Add(position).Add(scale);
         Device.Launch(Device.Kernel("attention_decode_f32"), nHeads, AttentionThreads, 0, _args);
     }

@@ -347,13 +347,7 @@ public sealed class LlavaSession : IDisposable
         }
         var clock = Stopwatch.StartNew();
         float[] pixels = ImagePreprocessor.Process(image.Decode(), Preprocessing);
-        float[] embeddings;
-        if (Model.GpuEncoder is { } gpu)
-        {
-            embeddings = new float[gpu.ImageTokenCount * gpu.EmbeddingLength];
-            gpu.EncodeAndProject(pixels, embeddings);
-        }
-        else embeddings = Model.Encoder.EncodeAndProject(pixels);
+        float[] embeddings = Model.GpuEncoder?.EncodeAndProject(pixels) ?? Model.Encoder.EncodeAndProject(pixels);
         clock.Stop();
         _stats = _stats with { ImagesEncoded = _stats.ImagesEncoded + 1, ImageEncodeTime = _stats.ImageEncodeTime + clock.Elapsed };
         if (Options.ImageCacheCapacity > 0)
@@ -413,10 +407,6 @@ public sealed class LlavaSession : IDisposable
         var clock = Stopwatch.StartNew();
         int vocab = Model.Decoder.Config.VocabSize;
         var sampler = options.CreateSampler(Math.Min(tokenizer.VocabSize, vocab), tokenizer);
-        // Plain greedy decoding on a GPU takes the argmax on the device (one int back per step instead of the logits):
-        // the same choice as the sampler's, which then has nothing else to do (no penalty, no banned token, whole vocabulary).
-        bool deviceGreedy = Decoder.Kind == ComputeBackend.Cuda && options.Sampling.Temperature <= 0 && options.Sampling.RepeatPenalty == 1f
-                            && !options.IgnoreEndOfGeneration && tokenizer.VocabSize == vocab;
         int promptPositions = Position;
         FlushPendingToken();
         int historyStart = Math.Max(0, Decoder.Position - options.Sampling.RepeatLastN);
@@ -447,8 +437,8 @@ public sealed class LlavaSession : IDisposable
                 break;
             }
             _one[0] = token;
-            // On the GPU with top-k sampling only the K best candidates come back, not the logits (ForwardSample).
-            next = deviceGreedy ? Decoder.ForwardGreedy(_one) : Decoder.ForwardSample(_one, sampler);
+            // On the GPU, plain greedy brings back one int (device argmax) and top-k the K best candidates, not the logits.
+            next = Decoder.ForwardSample(_one, sampler);
             inState = true;
             _history[Decoder.Position - 1] = token;
             if (released is { Length: > 0 }) yield return new GeneratedPiece(released, token, StopReason.None);

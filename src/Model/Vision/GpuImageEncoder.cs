@@ -221,6 +221,14 @@ public sealed unsafe class GpuImageEncoder : IDisposable
         Device.Download(destination[..count], _output.Pointer);
     }
 
+    /// <summary>As <see cref="EncodeAndProject(ReadOnlySpan{float}, Span{float})"/> into a new array [ImageTokenCount, EmbeddingLength].</summary>
+    public float[] EncodeAndProject(ReadOnlySpan<float> pixels)
+    {
+        var result = new float[ImageTokenCount * EmbeddingLength];
+        EncodeAndProject(pixels, result);
+        return result;
+    }
+
     /// <summary>
     /// As <see cref="EncodeAndProject(ReadOnlySpan{float}, Span{float})"/>, leaving the projected rows on the device in
     /// <see cref="Output"/> (valid until the next image) and returning its address — ready for
