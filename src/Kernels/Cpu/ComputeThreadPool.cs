@@ -44,6 +44,7 @@ public sealed unsafe class ComputeThreadPool : IDisposable
     /// late worker of an earlier dispatch from claiming a chunk of the current one before it is published.</summary>
     private long _ticket;
     private int _chunksDone;
+    private int _dispatching; // 1 while a Run dispatches to the workers
     private int _sleepers;
     private volatile bool _disposed;
     private Exception? _failure;
@@ -82,6 +83,22 @@ public sealed unsafe class ComputeThreadPool : IDisposable
             job.Execute(0, total);
             return;
         }
+        // Two dispatches at once would overwrite each other's job fields and chunk counts: one caller then waits for
+        // chunks that never come (a hang) or returns with its work undone. Refuse instead.
+        if (Interlocked.Exchange(ref _dispatching, 1) != 0)
+            throw new InvalidOperationException("ComputeThreadPool.Run was called while another Run of this pool is in progress (from another thread, or from inside a job): a pool runs one job at a time");
+        try
+        {
+            Dispatch(ref job, total, grain, grains);
+        }
+        finally
+        {
+            Volatile.Write(ref _dispatching, 0);
+        }
+    }
+
+    private void Dispatch<TJob>(ref TJob job, int total, int grain, int grains) where TJob : unmanaged, IRangeJob
+    {
         int chunkGrains = Math.Max(1, grains / (ThreadCount * ChunksPerParticipant));
         int chunkSize = chunkGrains * grain;
         int chunkCount = (total + chunkSize - 1) / chunkSize;

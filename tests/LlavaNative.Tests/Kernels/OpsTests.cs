@@ -192,4 +192,43 @@ public sealed unsafe class OpsTests
         }
         Assert.All(hits, c => Assert.Equal(1, c));
     }
+
+    /// <summary>Holds its chunk until *Gate is set, after saying it started: keeps a dispatch in progress.</summary>
+    private struct GatedJob : IRangeJob
+    {
+        public int* Gate, Started;
+        public void Execute(int start, int end)
+        {
+            Volatile.Write(ref *Started, 1);
+            while (Volatile.Read(ref *Gate) == 0) Thread.SpinWait(16);
+        }
+    }
+
+    [Fact]
+    public void ThreadPoolRefusesASecondDispatchWhileOneIsInProgress()
+    {
+        using var pool = new ComputeThreadPool(2);
+        int* flags = stackalloc int[2];
+        flags[0] = flags[1] = 0;
+        nint address = (nint)flags;
+        var first = new Thread(() =>
+        {
+            var job = new GatedJob { Gate = (int*)address, Started = (int*)address + 1 };
+            pool.Run(ref job, 64, 1);
+        });
+        first.Start();
+        while (Volatile.Read(ref flags[1]) == 0) Thread.SpinWait(16);
+        var second = new MarkJob { Hits = null };
+        var e = Assert.Throws<InvalidOperationException>(() => pool.Run(ref second, 64, 1));
+        Assert.Contains("another Run of this pool is in progress", e.Message);
+        Volatile.Write(ref flags[0], 1);
+        first.Join();
+        var hits = new int[100];
+        fixed (int* h = hits)
+        {
+            var job = new MarkJob { Hits = h };
+            pool.Run(ref job, 100, 1); // usable again once the first dispatch ended
+        }
+        Assert.All(hits, c => Assert.Equal(1, c));
+    }
 }
