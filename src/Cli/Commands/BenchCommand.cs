@@ -119,12 +119,14 @@ public sealed class BenchCommand : Command
         }
         else
         {
-            Console.WriteLine($"| {"model",-32} | {"size",10} | {"threads",7} | {"test",6} | {"t/s",18} |");
-            Console.WriteLine($"| {new string('-', 32)} | {new string('-', 10)} | {new string('-', 7)} | {new string('-', 6)} | {new string('-', 18)} |");
+            // llama-bench's columns, with its backend names (CPU, CUDA).
+            string backendName = backend.Kind.ToString().ToUpperInvariant();
+            Console.WriteLine($"| {"model",-32} | {"size",10} | {"backend",7} | {"threads",7} | {"test",6} | {"t/s",18} |");
+            Console.WriteLine($"| {new string('-', 32)} | {new string('-', 10)} | {new string('-', 7)} | {new string('-', 7)} | {new string('-', 6)} | {new string('-', 18)} |");
             string name = Path.GetFileName(path);
             string size = $"{bytes / 1048576.0:F1} MiB";
-            if (pp != null) Console.WriteLine($"| {name,-32} | {size,10} | {threads,7} | {"pp" + p,6} | {Describe(ppRuns),18} |");
-            if (tg != null) Console.WriteLine($"| {name,-32} | {size,10} | {threads,7} | {"tg" + n,6} | {Describe(tgRuns),18} |");
+            if (pp != null) Console.WriteLine($"| {name,-32} | {size,10} | {backendName,7} | {threads,7} | {"pp" + p,6} | {Describe(ppRuns),18} |");
+            if (tg != null) Console.WriteLine($"| {name,-32} | {size,10} | {backendName,7} | {threads,7} | {"tg" + n,6} | {Describe(tgRuns),18} |");
         }
         return 0;
     }

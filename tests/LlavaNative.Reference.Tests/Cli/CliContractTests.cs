@@ -89,6 +89,26 @@ public sealed class CliContractTests
         Assert.True(json.GetProperty("tg_tok_s").GetDouble() > 0);
     }
 
+    /// <summary>The table has llama-bench's columns, backend included, and one pp and one tg row with positive speeds.</summary>
+    [Fact]
+    public void BenchTableNamesTheBackend()
+    {
+        var (exit, stdout, err) = RunCli("bench", "-m", RandomModels.TinyLlama, "-p", "8", "-n", "2", "--reps", "1", "-t", "1", "--backend", "cpu");
+        Assert.True(exit == 0, err);
+        string[] lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        string[] header = lines[0].Split('|', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.Equal(["model", "size", "backend", "threads", "test", "t/s"], header);
+        foreach (string test in new[] { "pp8", "tg2" })
+        {
+            string[] row = lines.Select(l => l.Split('|', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                .Single(cells => cells.Length == 6 && cells[4] == test);
+            Assert.Equal("CPU", row[2]);
+            Assert.Equal("1", row[3]);
+            double speed = double.Parse(row[5].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+            Assert.True(speed > 0, $"{test}: {row[5]}");
+        }
+    }
+
     [Fact]
     public void InfoAndBadInputExitCodes()
     {
