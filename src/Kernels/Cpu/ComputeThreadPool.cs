@@ -44,7 +44,12 @@ public sealed unsafe class ComputeThreadPool : IDisposable
     /// late worker of an earlier dispatch from claiming a chunk of the current one before it is published.</summary>
     private long _ticket;
     private int _chunksDone;
-    private int _dispatching; // 1 while a Run dispatches to the workers
+    /// <summary>Held for the whole of a dispatch: callers on other threads (two sessions of one model) queue here.</summary>
+    private readonly object _dispatchLock = new();
+    /// <summary>The thread inside a dispatch (0 when none): a Run it makes from inside its own job runs inline.</summary>
+    private int _dispatcherThreadId;
+    /// <summary>The pool whose worker the current thread is: a Run made from inside a job runs inline.</summary>
+    [ThreadStatic] private static ComputeThreadPool? t_workerOf;
     private int _sleepers;
     private volatile bool _disposed;
     private Exception? _failure;
@@ -71,7 +76,9 @@ public sealed unsafe class ComputeThreadPool : IDisposable
     /// <summary>
     /// Runs <paramref name="job"/> over [0, <paramref name="total"/>) on all participants and returns when every
     /// chunk is done. Chunk boundaries are multiples of <paramref name="grain"/> (except the final end).
-    /// Must not be called re-entrantly from inside a job, nor from two threads at once.
+    /// <para>Thread safety: a pool runs one dispatch at a time. A caller on another thread while one is in progress
+    /// (two sessions of one model used from two threads) waits for it and then dispatches; a Run made from inside a
+    /// job of this pool (by a worker or by the dispatching thread) executes the whole range inline on that thread.</para>
     /// </summary>
     public void Run<TJob>(ref TJob job, int total, int grain = 1) where TJob : unmanaged, IRangeJob
     {
@@ -83,17 +90,26 @@ public sealed unsafe class ComputeThreadPool : IDisposable
             job.Execute(0, total);
             return;
         }
-        // Two dispatches at once would overwrite each other's job fields and chunk counts: one caller then waits for
-        // chunks that never come (a hang) or returns with its work undone. Refuse instead.
-        if (Interlocked.Exchange(ref _dispatching, 1) != 0)
-            throw new InvalidOperationException("ComputeThreadPool.Run was called while another Run of this pool is in progress (from another thread, or from inside a job): a pool runs one job at a time");
-        try
+        // Two dispatches at once would overwrite each other's job fields and chunk counts (a hang, or work silently
+        // undone), so they are serialized. From inside a job the participants are all busy with the outer dispatch:
+        // waiting for the lock there would deadlock, so that range runs on the calling thread.
+        int thread = Environment.CurrentManagedThreadId;
+        if (t_workerOf == this || Volatile.Read(ref _dispatcherThreadId) == thread)
         {
-            Dispatch(ref job, total, grain, grains);
+            job.Execute(0, total);
+            return;
         }
-        finally
+        lock (_dispatchLock)
         {
-            Volatile.Write(ref _dispatching, 0);
+            Volatile.Write(ref _dispatcherThreadId, thread);
+            try
+            {
+                Dispatch(ref job, total, grain, grains);
+            }
+            finally
+            {
+                Volatile.Write(ref _dispatcherThreadId, 0);
+            }
         }
     }
 
@@ -160,6 +176,7 @@ public sealed unsafe class ComputeThreadPool : IDisposable
 
     private void WorkerLoop()
     {
+        t_workerOf = this;
         long seen = 0;
         while (true)
         {

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using LlavaNative.Kernels.Cpu;
 using LlavaNative.Kernels.Cpu.Ops;
 using Xunit;
@@ -204,8 +205,12 @@ public sealed unsafe class OpsTests
         }
     }
 
+    /// <summary>
+    /// A dispatch from a second thread while one is in progress waits for it (both complete every index exactly once);
+    /// before, the second caller overwrote the first's job fields — a hang or skipped work.
+    /// </summary>
     [Fact]
-    public void ThreadPoolRefusesASecondDispatchWhileOneIsInProgress()
+    public void ThreadPoolSerializesDispatchesFromTwoThreads()
     {
         using var pool = new ComputeThreadPool(2);
         int* flags = stackalloc int[2];
@@ -218,17 +223,90 @@ public sealed unsafe class OpsTests
         });
         first.Start();
         while (Volatile.Read(ref flags[1]) == 0) Thread.SpinWait(16);
-        var second = new MarkJob { Hits = null };
-        var e = Assert.Throws<InvalidOperationException>(() => pool.Run(ref second, 64, 1));
-        Assert.Contains("another Run of this pool is in progress", e.Message);
+        var hits = new int[100];
+        using var secondDone = new ManualResetEventSlim();
+        var second = new Thread(() =>
+        {
+            fixed (int* h = hits)
+            {
+                var job = new MarkJob { Hits = h };
+                pool.Run(ref job, 100, 1);
+            }
+            secondDone.Set();
+        });
+        second.Start();
+        Assert.False(secondDone.Wait(200), "the second dispatch ran while the first was still in progress");
         Volatile.Write(ref flags[0], 1);
         first.Join();
-        var hits = new int[100];
-        fixed (int* h = hits)
-        {
-            var job = new MarkJob { Hits = h };
-            pool.Run(ref job, 100, 1); // usable again once the first dispatch ended
-        }
+        Assert.True(secondDone.Wait(TimeSpan.FromSeconds(30)), "the second dispatch never ran after the first ended");
+        second.Join();
         Assert.All(hits, c => Assert.Equal(1, c));
+    }
+
+    /// <summary>Several threads dispatching on one pool at once: every dispatch covers its range exactly once.</summary>
+    [Fact]
+    public void ThreadPoolStaysCorrectUnderConcurrentCallers()
+    {
+        using var pool = new ComputeThreadPool(3);
+        const int callers = 4, rounds = 200, size = 257;
+        var failures = new int[callers];
+        var threads = Enumerable.Range(0, callers).Select(c => new Thread(() =>
+        {
+            var hits = new int[size];
+            fixed (int* h = hits)
+                for (int r = 0; r < rounds; r++)
+                {
+                    Array.Clear(hits);
+                    var job = new MarkJob { Hits = h };
+                    pool.Run(ref job, size, 1 + r % 5);
+                    if (hits.Any(v => v != 1)) failures[c]++;
+                }
+        }) { IsBackground = true }).ToArray();
+        foreach (var t in threads) t.Start();
+        foreach (var t in threads) Assert.True(t.Join(TimeSpan.FromMinutes(2)), "a caller hung");
+        Assert.All(failures, f => Assert.Equal(0, f));
+    }
+
+    /// <summary>Marks its range and, for each index, dispatches a MarkJob on the same pool from inside the job.</summary>
+    private struct NestedJob : IRangeJob
+    {
+        public int* Outer, Inner;
+        public int InnerSize;
+        public nint PoolHandle;
+        public void Execute(int start, int end)
+        {
+            var pool = (ComputeThreadPool)GCHandle.FromIntPtr(PoolHandle).Target!;
+            for (int i = start; i < end; i++)
+            {
+                Interlocked.Increment(ref Outer[i]);
+                var inner = new MarkJob { Hits = Inner + (long)i * InnerSize };
+                pool.Run(ref inner, InnerSize, 1);
+            }
+        }
+    }
+
+    /// <summary>A Run made from inside a job (on a worker or on the dispatching thread) runs inline instead of deadlocking.</summary>
+    [Fact]
+    public void ThreadPoolRunsANestedDispatchInline()
+    {
+        using var pool = new ComputeThreadPool(2);
+        const int outer = 16, inner = 40;
+        var outerHits = new int[outer];
+        var innerHits = new int[outer * inner];
+        var handle = GCHandle.Alloc(pool);
+        var caller = new Thread(() =>
+        {
+            fixed (int* o = outerHits)
+            fixed (int* n = innerHits)
+            {
+                var job = new NestedJob { Outer = o, Inner = n, InnerSize = inner, PoolHandle = GCHandle.ToIntPtr(handle) };
+                pool.Run(ref job, outer, 1);
+            }
+        }) { IsBackground = true };
+        caller.Start();
+        Assert.True(caller.Join(TimeSpan.FromSeconds(30)), "the nested dispatch deadlocked");
+        handle.Free();
+        Assert.All(outerHits, c => Assert.Equal(1, c));
+        Assert.All(innerHits, c => Assert.Equal(1, c));
     }
 }
