@@ -39,6 +39,41 @@ public sealed class LlavaSessionTests
         Assert.Equal(0, session.Stats.ImageCacheHits);
     }
 
+    /// <summary>
+    /// Two sessions of one model used from two threads at once (a server with two conversations): each gets exactly the
+    /// logits it gets alone. They share the model's weights, image encoder and compute pool; the pool serializes their
+    /// dispatches, and nothing else may be shared scratch.
+    /// </summary>
+    [Fact]
+    public void TwoSessionsOnTwoThreads_GetTheirSequentialResults()
+    {
+        using var model = Open();
+        string[] prompts = ["describe <image> now", "what is in <image>? and <image>?"];
+        LlavaImage[][] images = [[Png(11)], [Png(12), Png(13)]];
+        float[][] Run(int which, int repeats)
+        {
+            using var session = model.CreateSession(new LlavaSessionOptions { ContextSize = 160 });
+            var results = new List<float[]>();
+            for (int r = 0; r < repeats; r++)
+            {
+                session.Reset();
+                session.AppendPrompt(prompts[which], images[which]);
+                results.Add(session.Logits.ToArray());
+                session.AppendText(" and then some more words");
+                results.Add(session.Logits.ToArray());
+            }
+            return results.ToArray();
+        }
+        float[][][] alone = [Run(0, 1), Run(1, 1)];
+        var together = new float[2][][];
+        var threads = Enumerable.Range(0, 2).Select(i => new Thread(() => together[i] = Run(i, 3)) { IsBackground = true }).ToArray();
+        foreach (var t in threads) t.Start();
+        foreach (var t in threads) Assert.True(t.Join(TimeSpan.FromMinutes(3)), "a session hung");
+        for (int i = 0; i < 2; i++)
+            for (int k = 0; k < together[i].Length; k++)
+                Assert.Equal(alone[i][k % 2], together[i][k]);
+    }
+
     [Fact]
     public void ResetThenTheSamePrompt_GivesTheSameLogitsAsAFreshSession()
     {
