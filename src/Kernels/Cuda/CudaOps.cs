@@ -89,6 +89,12 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
         else if (cols <= 0) throw new ArgumentException($"MatMul: row length must be positive, got {cols}");
         if (yStride < rows) throw new ArgumentException($"MatMul: output stride {yStride} is shorter than a row of {rows} outputs");
         if (UsesDp4a(type, tokens)) { MatMulDp4a(type, w, x, y, rows, cols, tokens, yStride); return; }
+        if (ResolveMatMulPath(type, cols, tokens) == MatMulPath.TensorCores)
+        {
+            if (type is TensorType.F16 or TensorType.BF16) MatMulTensorCores(type, w, x, y, rows, cols, tokens, yStride);
+            else MatMulDequantizedTensorCores(type, w, x, y, rows, cols, tokens, yStride);
+            return;
+        }
         var kernel = Device.Kernel(s_names[type].MatMul);
         _args.Clear().Add(w).Add(x).Add(y).Add(rows).Add(cols).Add(tokens).Add(yStride);
         var grid = new Dim3((uint)((rows + MatMulTileRows - 1) / MatMulTileRows), (uint)((tokens + MatMulTileTokens - 1) / MatMulTileTokens));
@@ -108,13 +114,132 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
             _ => throw new NotSupportedException($"MatMulTensorCores: weight type {TensorTypeInfo.Name(type)}; supported: F16, BF16"),
         };
         if (cols <= 0) throw new ArgumentException($"MatMulTensorCores: row length must be positive, got {cols}");
+        if (rows <= 0 || tokens <= 0) throw new ArgumentException($"MatMulTensorCores: {rows} rows × {tokens} tokens; both must be positive");
         if (yStride < rows) throw new ArgumentException($"MatMulTensorCores: output stride {yStride} is shorter than a row of {rows} outputs");
+        if (cols % 8 == 0 && w.Address % 16 == 0)
+        {
+            // Version 2: the activations rounded to 16 bits once, into scratch, then 16-byte cp.async staging.
+            DevicePtr xh = RoundActivations(type, x, cols, tokens);
+            LaunchTensorCoresV2(type, w, xh, y, rows, cols, tokens, yStride);
+            return;
+        }
         _args.Clear().Add(w).Add(x).Add(y).Add(rows).Add(cols).Add(tokens).Add(yStride);
         var grid = new Dim3((uint)((rows + TensorCoreTileRows - 1) / TensorCoreTileRows), (uint)((tokens + TensorCoreTileTokens - 1) / TensorCoreTileTokens));
         Device.Launch(Device.Kernel(name), grid, TensorCoreThreads, 0, _args);
     }
 
+    /// <summary>
+    /// Version 1 of <see cref="MatMulTensorCores"/> whatever the alignment (activations rounded per tile as they are
+    /// staged): the reference the version-2 kernel is checked against bit for bit, and the fallback for rows whose length
+    /// is not a multiple of 8 or weights not 16-byte aligned.
+    /// </summary>
+    public void MatMulTensorCoresV1(TensorType type, DevicePtr w, DevicePtr x, DevicePtr y, int rows, int cols, int tokens, int yStride)
+    {
+        string name = type switch
+        {
+            TensorType.F16 => "matmul_tc_f16",
+            TensorType.BF16 => "matmul_tc_bf16",
+            _ => throw new NotSupportedException($"MatMulTensorCoresV1: weight type {TensorTypeInfo.Name(type)}; supported: F16, BF16"),
+        };
+        if (cols <= 0 || rows <= 0 || tokens <= 0 || yStride < rows)
+            throw new ArgumentException($"MatMulTensorCoresV1: {rows} rows × {cols} cols × {tokens} tokens, output stride {yStride}");
+        _args.Clear().Add(w).Add(x).Add(y).Add(rows).Add(cols).Add(tokens).Add(yStride);
+        var grid = new Dim3((uint)((rows + TensorCoreTileRows - 1) / TensorCoreTileRows), (uint)((tokens + TensorCoreTileTokens - 1) / TensorCoreTileTokens));
+        Device.Launch(Device.Kernel(name), grid, TensorCoreThreads, 0, _args);
+    }
+
+    private void LaunchTensorCoresV2(TensorType type, DevicePtr w, DevicePtr xh, DevicePtr y, int rows, int cols, int tokens, int yStride)
+    {
+        _args.Clear().Add(w).Add(xh).Add(y).Add(rows).Add(cols).Add(tokens).Add(yStride);
+        var grid = new Dim3((uint)((rows + TensorCoreV2TileRows - 1) / TensorCoreV2TileRows), (uint)((tokens + TensorCoreV2TileTokens - 1) / TensorCoreV2TileTokens));
+        Device.Launch(Device.Kernel(type == TensorType.BF16 ? "matmul_tc2_bf16" : "matmul_tc2_f16"), grid, TensorCoreV2Threads, 0, _args);
+    }
+
+    /// <summary>x [tokens, cols] F32 rounded to <paramref name="type"/>'s 16 bits (F16 or BF16) into this instance's scratch.</summary>
+    private DevicePtr RoundActivations(TensorType type, DevicePtr x, int cols, int tokens)
+    {
+        long n = (long)tokens * cols;
+        DevicePtr xh = Scratch(ref _halfActivations, n * 2);
+        _args.Clear().Add(x).Add(xh).Add(n);
+        Device.Launch(Device.Kernel(type == TensorType.BF16 ? "round_rows_bf16" : "round_rows_f16"), Blocks(n, ElementwiseThreads), ElementwiseThreads, 0, _args);
+        return xh;
+    }
+
+    /// <summary>
+    /// <see cref="MatMul"/> on the tensor cores for a quantized weight: the whole matrix is expanded to F16 (the CPU's
+    /// Dequantize of each element, rounded to nearest even) into scratch of this instance, then the F16 tensor-core
+    /// product with the activations rounded to F16. A 4096 × 11008 matrix is 90 MB of scratch and one pass over the
+    /// quantized bytes per prefill batch, small beside the product of a batch. cols a multiple of 32.
+    /// </summary>
+    public void MatMulDequantizedTensorCores(TensorType type, DevicePtr w, DevicePtr x, DevicePtr y, int rows, int cols, int tokens, int yStride)
+    {
+        if (TensorTypeInfo.BlockElements(type) <= 1 || !Supports(type))
+            throw new NotSupportedException($"MatMulDequantizedTensorCores: weight type {TensorTypeInfo.Name(type)} is not a quantized type with a device kernel");
+        CheckRowLength("MatMulDequantizedTensorCores", type, cols);
+        if (rows <= 0 || tokens <= 0) throw new ArgumentException($"MatMulDequantizedTensorCores: {rows} rows × {tokens} tokens; both must be positive");
+        if (yStride < rows) throw new ArgumentException($"MatMulDequantizedTensorCores: output stride {yStride} is shorter than a row of {rows} outputs");
+        long n = (long)rows * cols;
+        DevicePtr wh = Scratch(ref _halfWeights, n * 2);
+        _args.Clear().Add(w).Add(wh).Add(rows).Add(cols);
+        Device.Launch(Device.Kernel(s_dequantizeF16[type]), Blocks(n / 32, ElementwiseThreads), ElementwiseThreads, 0, _args);
+        DevicePtr xh = RoundActivations(TensorType.F16, x, cols, tokens);
+        LaunchTensorCoresV2(TensorType.F16, wh, xh, y, rows, cols, tokens, yStride);
+    }
+
+    private static readonly Dictionary<TensorType, string> s_dequantizeF16 =
+        WeightTypes.Where(t => TensorTypeInfo.BlockElements(t) > 1).ToDictionary(t => t, t => "dequantize_f16_" + Suffix(t));
+
+    /// <summary>
+    /// Which kernels <see cref="MatMul"/> runs for batches: <see cref="MatMulPath.Auto"/> (the default) takes the tensor
+    /// cores on sm_80+ for F16, BF16 and quantized weights at <see cref="TensorCoreMinTokens"/> tokens or more (F32 weights
+    /// stay on the F32 kernel); <see cref="MatMulPath.Float"/> always the F32-FMA tiled kernels (exact products of the
+    /// F32 activations); <see cref="MatMulPath.TensorCores"/> the tensor cores for every non-F32 type and batch.
+    /// An explicit <see cref="QuantizedMatMulPath.Dp4a"/> takes precedence for the types it covers.
+    /// </summary>
+    public MatMulPath MatMulPath { get; set; } = MatMulPath.Auto;
+
+    /// <summary>The smallest batch <see cref="MatMulPath.Auto"/> sends to the tensor cores.</summary>
+    public const int TensorCoreMinTokens = 16;
+
+    /// <summary>The kernel family <see cref="MatMul"/> takes for this weight type and batch under <see cref="MatMulPath"/>.</summary>
+    public MatMulPath ResolveMatMulPath(TensorType type, int cols, int tokens)
+    {
+        bool eligible = type != TensorType.F32 && Supports(type);
+        return MatMulPath switch
+        {
+            MatMulPath.Auto => eligible && tokens >= TensorCoreMinTokens && Device.ComputeCapability.Major >= 8 ? MatMulPath.TensorCores : MatMulPath.Float,
+            MatMulPath.TensorCores => eligible ? MatMulPath.TensorCores : MatMulPath.Float,
+            _ => MatMulPath.Float,
+        };
+    }
+
+    // Grow-only scratch of this instance (never allocated while a decode step is captured: single-token steps take the mat-vec).
+    private DeviceBuffer? _halfActivations, _halfWeights;
+
+    /// <summary>
+    /// Allocates now the scratch the tensor-core mat-muls need for batches up to <paramref name="tokens"/> × <paramref name="cols"/>
+    /// activations and quantized weights up to <paramref name="quantizedWeightElements"/> elements (0 when none), so that
+    /// later calls within those sizes allocate nothing.
+    /// </summary>
+    public void ReserveTensorCoreScratch(int tokens, int cols, long quantizedWeightElements)
+    {
+        if (tokens > 0 && cols > 0) Scratch(ref _halfActivations, (long)tokens * cols * 2);
+        if (quantizedWeightElements > 0) Scratch(ref _halfWeights, quantizedWeightElements * 2);
+    }
+
+    private DevicePtr Scratch(ref DeviceBuffer? buffer, long bytes)
+    {
+        if (buffer == null || buffer.Bytes < bytes)
+        {
+            buffer?.Dispose();
+            buffer = null;
+            buffer = Device.Allocate(bytes);
+        }
+        return buffer.Pointer;
+    }
+
     private const int TensorCoreTileRows = 64, TensorCoreTileTokens = 64, TensorCoreThreads = 128; // matmul_tc.cu
+    private const int TensorCoreV2TileRows = 128, TensorCoreV2TileTokens = 128, TensorCoreV2Threads = 256; // matmul_tc.cu: TC2_*
 
     /// <summary>dst [nIds, cols] (F32) = rows ids[0…nIds−1] of W [*, cols] in <paramref name="type"/>, dequantized (embedding lookup).</summary>
     public void GetRows(TensorType type, DevicePtr w, DevicePtr ids, DevicePtr dst, int nIds, int cols)
@@ -429,8 +554,23 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
     {
         _dp4aScratch?.Dispose();
         _dp4aScratch = null;
+        _halfActivations?.Dispose();
+        _halfActivations = null;
+        _halfWeights?.Dispose();
+        _halfWeights = null;
         _args.Dispose();
     }
+}
+
+/// <summary>Which kernel family <see cref="CudaOps.MatMul"/> runs for prefill-sized batches.</summary>
+public enum MatMulPath
+{
+    /// <summary>Tensor cores on sm_80+ for non-F32 weights at batches of <see cref="CudaOps.TensorCoreMinTokens"/> or more, else F32.</summary>
+    Auto,
+    /// <summary>matmul_*: weights expanded to F32, F32 FMAs with the F32 activations.</summary>
+    Float,
+    /// <summary>matmul_tc2_*: F16/BF16 weights as they are, quantized ones expanded to F16; activations rounded to 16 bits; F32 accumulation.</summary>
+    TensorCores,
 }
 
 /// <summary>Which kernel <see cref="CudaOps.MatMul"/> runs for Q8_0 / Q4_0 weights at prefill-sized batches.</summary>

@@ -88,7 +88,11 @@ public abstract class DecoderBackend : IDisposable
         try
         {
             decoder = new GpuDecoder(device, model.Config, model.Weights);
-            if (tensorCores == false) decoder.Ops.AttentionPath = AttentionPath.F32;
+            if (tensorCores == false)
+            {
+                decoder.Ops.AttentionPath = AttentionPath.F32;
+                decoder.Ops.MatMulPath = MatMulPath.Float;
+            }
             Probe(decoder);
             return new GpuDecoderBackend(model, decoder, ownsDevice);
         }

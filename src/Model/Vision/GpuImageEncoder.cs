@@ -33,8 +33,9 @@ internal sealed class GpuVisionLayerWeights
 /// features = x[FirstOutputRow..]                    [T, D]      no post-layernorm
 /// projector: linear_1 (+ b1) [→ GELU(erf) → linear_2 (+ b2)]   [T, E]
 /// </code>
-/// Mat-muls of F16 / BF16 weights run on the tensor cores (<see cref="CudaOps.MatMulTensorCores"/>, sm_80+) when
-/// <see cref="UsesTensorCores"/>; every other type, and those when not, take the tiled mat-mul with F32 activations.
+/// Mat-muls run on the tensor cores (sm_80+) when <see cref="UsesTensorCores"/>: F16 / BF16 weights as they are
+/// (<see cref="CudaOps.MatMulTensorCores"/>), quantized ones expanded to F16 first (<see cref="MatMulPath.Auto"/>);
+/// F32 weights, and every type when not, take the tiled mat-mul with F32 activations.
 /// Attention follows the same choice: with <see cref="UsesTensorCores"/> the tiled tensor-core kernel (F16 Q, K, V,
 /// F32 softmax; <see cref="AttentionPath.Auto"/>), without it the F32 kernel.
 /// Every device buffer is allocated here, sized from the configuration; encoding an image allocates nothing.
@@ -43,6 +44,7 @@ public sealed unsafe class GpuImageEncoder : IDisposable
 {
     private readonly List<DeviceBuffer> _buffers = [];
     private readonly GpuVisionLayerWeights[] _layers;
+    private readonly List<long> _quantizedElements = []; // element counts of the quantized matrices (tensor-core scratch)
     private readonly GpuWeightMatrix _patchEmbedding;   // [D, 3·p·p] F32
     private readonly DevicePtr _patchBias;              // [D] or 0
     private readonly DevicePtr _classEmbedding;         // [D] or 0
@@ -121,7 +123,7 @@ public sealed unsafe class GpuImageEncoder : IDisposable
         VisionConfig = visionConfig;
         ProjectorConfig = projectorConfig;
         UsesTensorCores = tensorCores ?? device.ComputeCapability.Major >= 8;
-        Ops = new CudaOps(device);
+        Ops = new CudaOps(device) { MatMulPath = UsesTensorCores ? MatMulPath.Auto : MatMulPath.Float };
         var c = visionConfig;
         int d = c.HiddenSize, ffn = c.FeedForward;
         long n = c.PositionCount, t = c.OutputTokenCount;
@@ -177,6 +179,12 @@ public sealed unsafe class GpuImageEncoder : IDisposable
             // The MLP hidden rows are dead once fc2 has run, so the projector's hidden rows [T, H] reuse them.
             _hidden = Floats(Math.Max(n * ffn, _linear2.HasValue ? t * p.HiddenSize : 0));
             _output = Floats(t * p.OutputSize);
+            // The tensor-core mat-muls' 16-bit activations and expanded quantized weights, sized now: encoding allocates nothing.
+            if (UsesTensorCores)
+            {
+                long quantized = _quantizedElements.Count == 0 ? 0 : _quantizedElements.Max();
+                Ops.ReserveTensorCoreScratch((int)n, Math.Max(Math.Max(d, ffn), Math.Max(p.InputSize, p.HiddenSize)), quantized);
+            }
         }
         catch
         {
@@ -191,6 +199,7 @@ public sealed unsafe class GpuImageEncoder : IDisposable
             throw new ArgumentException($"GpuImageEncoder: the {what} matrix is [{m.Rows}, {m.Cols}], the configuration says [{rows}, {cols}]");
         var uploaded = GpuUploads.Matrix(Device, _buffers, m, nameof(GpuImageEncoder), what);
         WeightBytes += m.RowBytes * m.Rows;
+        if (TensorTypeInfo.BlockElements(m.Type) > 1) _quantizedElements.Add((long)m.Rows * m.Cols);
         return uploaded;
     }
 

@@ -60,6 +60,10 @@ public static unsafe partial class GpuOpChecks
         }
         all.Add(("matmul tensor cores F16", (d, seed) => MatMulTensorCores(d, TensorType.F16, seed)));
         all.Add(("matmul tensor cores BF16", (d, seed) => MatMulTensorCores(d, TensorType.BF16, seed)));
+        all.Add(("matmul tensor cores v2 F16", (d, seed) => MatMulTensorCoresV2(d, TensorType.F16, seed)));
+        all.Add(("matmul tensor cores v2 BF16", (d, seed) => MatMulTensorCoresV2(d, TensorType.BF16, seed)));
+        foreach (TensorType type in CudaOps.WeightTypes.Where(t => TensorTypeInfo.BlockElements(t) > 1))
+            all.Add(($"matmul tensor cores dequantized {type}", (d, seed) => MatMulDequantizedTensorCores(d, type, seed)));
         all.Add(("patch embedding (im2col + matmul F16)", PatchEmbeddingCheck));
         all.Add(("rms_norm", RmsNormCheck));
         all.Add(("layer_norm", LayerNormCheck));
@@ -212,7 +216,7 @@ public static unsafe partial class GpuOpChecks
         fixed (byte* pw = w)
         fixed (float* pd = dequantized)
             for (int r = 0; r < rows; r++) kernels.Dequantize(pw + rowBytes * r, pd + (long)r * cols, cols);
-        using var ops = new CudaOps(device);
+        using var ops = new CudaOps(device) { MatMulPath = MatMulPath.Float }; // the F32 kernels (Auto would take the tensor cores at 37 tokens)
         using var dw = device.Upload<byte>(w);
         using var dx = device.Upload<float>(x);
         using var dy = Output(device, tokens * stride);
@@ -253,6 +257,95 @@ public static unsafe partial class GpuOpChecks
         var (ok, maxAbs, worstRatio, detail) = CompareProducts(y, wf, xr, rows, cols, tokens, stride, 1e-4);
         return new GpuCheckResult($"matmul tensor cores {type}", ok && worstRatio <= 1e-4, maxAbs, worstRatio,
             "per element |Δ| ≤ 1e-4·Σ|w·x| vs 16-bit-rounded activations (rel L2 column shows the worst ratio)", detail);
+    }
+
+    /// <summary>
+    /// The version-2 tensor-core kernel (activations rounded to 16 bits once, 128 × 128 tiles, cp.async double
+    /// buffering), taken when the row length is a multiple of 8: 200 rows × 150 tokens × 136 columns (two row tiles, two
+    /// token tiles, both partial; four whole k-steps and a partial fifth) and 130 × 17 × 1024, output stride rows + 3.
+    /// Must equal version 1 (matmul_tc_*) bit for bit — the same mma products in the same k order — and the float64
+    /// products of the 16-bit-rounded operands within 1e-4·Σ|w·x| per element.
+    /// </summary>
+    public static GpuCheckResult MatMulTensorCoresV2(IGpuDevice device, TensorType type, int seed)
+    {
+        var rng = new Random(seed);
+        double worstRatio = 0, maxAbs = 0;
+        int differingBits = 0;
+        string detail = "";
+        bool ok = true;
+        foreach (var (rows, tokens, cols) in new[] { (200, 150, 136), (130, 17, 1024) })
+        {
+            int stride = rows + 3;
+            long rowBytes = TensorTypeInfo.RowBytes(type, cols);
+            var w = new byte[rowBytes * rows];
+            for (int r = 0; r < rows; r++) QuantTestData.RandomRow(type, cols, rng, realistic: false).CopyTo(w, rowBytes * r);
+            float[] x = Normal(rng, tokens * cols);
+            var wf = new float[rows * cols];
+            var xr = new float[x.Length];
+            fixed (byte* pw = w)
+            fixed (float* pf = wf)
+                QuantRegistry.ScalarKernels(type).Dequantize(pw, pf, rows * cols);
+            for (int i = 0; i < x.Length; i++) xr[i] = type == TensorType.BF16 ? Bf16.ToFloat(Bf16.FromFloat(x[i])) : Fp16.Round(x[i]);
+            using var ops = new CudaOps(device);
+            using var dw = device.Upload<byte>(w);
+            using var dx = device.Upload<float>(x);
+            using var dy = Output(device, tokens * stride);
+            using var dy1 = Output(device, tokens * stride);
+            ops.MatMulTensorCores(type, dw, dx, dy, rows, cols, tokens, stride);
+            ops.MatMulTensorCoresV1(type, dw, dx, dy1, rows, cols, tokens, stride);
+            float[] y = device.Download<float>(dy), y1 = device.Download<float>(dy1);
+            for (int i = 0; i < y.Length; i++)
+                if (BitConverter.SingleToInt32Bits(y[i]) != BitConverter.SingleToInt32Bits(y1[i])) differingBits++;
+            var (okShape, maxShape, ratioShape, detailShape) = CompareProducts(y, wf, xr, rows, cols, tokens, stride, 1e-4);
+            ok &= okShape;
+            maxAbs = Math.Max(maxAbs, maxShape);
+            if (ratioShape > worstRatio) worstRatio = ratioShape;
+            if (detailShape.Length > 0) detail = $"{rows}×{tokens}×{cols}: {detailShape}";
+        }
+        return new GpuCheckResult($"matmul tensor cores v2 {type}", ok && worstRatio <= 1e-4 && differingBits == 0, maxAbs, worstRatio,
+            "bit-identical to version 1, and per element |Δ| ≤ 1e-4·Σ|w·x| (rel L2 column: worst ratio)",
+            $"{differingBits} outputs differ from version 1{(detail.Length > 0 ? "; " + detail : "")}");
+    }
+
+    /// <summary>
+    /// A quantized weight through the tensor cores (<see cref="CudaOps.MatMul"/> with <see cref="MatMulPath.TensorCores"/>:
+    /// the matrix expanded to F16 on the device, then the F16 kernel): 70 rows × 37 tokens × 512 columns, stride rows + 3.
+    /// Must equal, bit for bit, the F16 tensor-core product of the CPU's scalar Dequantize rounded to F16 (so the device
+    /// expansion is exact), and the float64 products of those F16 weights with the F16-rounded activations within
+    /// 1e-4·Σ|w·x| per element.
+    /// </summary>
+    public static GpuCheckResult MatMulDequantizedTensorCores(IGpuDevice device, TensorType type, int seed)
+    {
+        var rng = new Random(seed);
+        const int rows = 70, tokens = 37, cols = 512;
+        int stride = rows + 3;
+        long rowBytes = TensorTypeInfo.RowBytes(type, cols);
+        var w = new byte[rowBytes * rows];
+        for (int r = 0; r < rows; r++) QuantTestData.RandomRow(type, cols, rng, realistic: true).CopyTo(w, rowBytes * r);
+        float[] x = Normal(rng, tokens * cols);
+        var wf = new float[rows * cols];
+        fixed (byte* pw = w)
+        fixed (float* pf = wf)
+            QuantRegistry.ScalarKernels(type).Dequantize(pw, pf, rows * cols);
+        var wh = new ushort[wf.Length];
+        for (int i = 0; i < wf.Length; i++) { wh[i] = Fp16.FromFloat(wf[i]); wf[i] = Fp16.ToFloat(wh[i]); }
+        float[] xr = x.Select(Fp16.Round).ToArray();
+        using var ops = new CudaOps(device) { MatMulPath = MatMulPath.TensorCores };
+        using var dw = device.Upload<byte>(w);
+        using var dwh = device.Upload<ushort>(wh);
+        using var dx = device.Upload<float>(x);
+        using var dy = Output(device, tokens * stride);
+        using var dyh = Output(device, tokens * stride);
+        ops.MatMul(type, dw, dx, dy, rows, cols, tokens, stride);
+        ops.MatMulTensorCores(TensorType.F16, dwh, dx, dyh, rows, cols, tokens, stride);
+        float[] y = device.Download<float>(dy), yh = device.Download<float>(dyh);
+        int differingBits = 0;
+        for (int i = 0; i < y.Length; i++)
+            if (BitConverter.SingleToInt32Bits(y[i]) != BitConverter.SingleToInt32Bits(yh[i])) differingBits++;
+        var (ok, maxAbs, worstRatio, detail) = CompareProducts(y, wf, xr, rows, cols, tokens, stride, 1e-4);
+        return new GpuCheckResult($"matmul tensor cores dequantized {type}", ok && worstRatio <= 1e-4 && differingBits == 0, maxAbs, worstRatio,
+            "bit-identical to F16 tensor cores on the CPU's Dequantize rounded to F16; per element |Δ| ≤ 1e-4·Σ|w·x|",
+            $"{differingBits} outputs differ from the F16 product{(detail.Length > 0 ? "; " + detail : "")}");
     }
 
     /// <summary>
@@ -334,7 +427,7 @@ public static unsafe partial class GpuOpChecks
         fixed (byte* pw = w)
         fixed (float* pf = wf)
             QuantRegistry.ScalarKernels(TensorType.F16).Dequantize(pw, pf, dim * k);
-        using var ops = new CudaOps(device);
+        using var ops = new CudaOps(device) { MatMulPath = MatMulPath.Float }; // F32 products (the F16 tensor-core path is checked on its own)
         using var dp = device.Upload<float>(pixels);
         using var dpatch = Output(device, patches * k);
         using var dw = device.Upload<byte>(w);

@@ -2,6 +2,7 @@ using Xunit;
 using LlavaNative.Kernels.Cuda;
 using LlavaNative.Kernels.Tensors;
 using LlavaNative.TestSupport.Cuda;
+using LlavaNative.TestSupport.Cuda.Emulator;
 
 namespace LlavaNative.Tests.Cuda;
 
@@ -156,6 +157,54 @@ public class CudaKernelEmulatorTests
             unsupported.Message);
         var notTensorCore = Assert.Throws<NotSupportedException>(() => ops.MatMulTensorCores(TensorType.Q4_0, default, default, default, 4, 32, 1, 4));
         Assert.Equal("MatMulTensorCores: weight type Q4_0; supported: F16, BF16", notTensorCore.Message);
+    }
+}
+
+/// <summary>Which kernels <see cref="CudaOps.MatMul"/> launches under each <see cref="MatMulPath"/> (counted on the emulator).</summary>
+public class MatMulPathRoutingTests
+{
+    private static int Launches(EmulatedGpuDevice device, CudaOps ops, TensorType type, int cols, int tokens)
+    {
+        long rowBytes = TensorTypeInfo.RowBytes(type, cols);
+        using var w = device.Allocate(rowBytes * 2);
+        device.Fill(w, 0, w.Bytes);
+        using var x = device.Allocate(4L * cols * tokens);
+        device.Fill(x, 0, x.Bytes);
+        using var y = device.Allocate(4L * 2 * tokens);
+        int before = device.LaunchCount;
+        ops.MatMul(type, w, x, y, 2, cols, tokens, 2);
+        return device.LaunchCount - before;
+    }
+
+    [EmulatorFact]
+    public void AutoTakesTheTensorCoresForPrefillBatchesOfNonF32Weights()
+    {
+        using var device = GpuTestDevices.Emulator(); // compute capability 8.0
+        using var ops = new CudaOps(device);
+        Assert.Equal(MatMulPath.Auto, ops.MatMulPath);
+        int n = CudaOps.TensorCoreMinTokens;
+        Assert.Equal(3, Launches(device, ops, TensorType.Q8_0, 32, n));     // expand to F16, round activations, tc2
+        Assert.Equal(2, Launches(device, ops, TensorType.F16, 32, n));      // round activations, tc2
+        Assert.Equal(1, Launches(device, ops, TensorType.F16, 36, n));      // cols not a multiple of 8: version 1
+        Assert.Equal(1, Launches(device, ops, TensorType.F32, 32, n));      // F32 weights stay on the F32 kernel
+        Assert.Equal(1, Launches(device, ops, TensorType.Q8_0, 32, n - 1)); // below the threshold: F32 kernel
+        ops.QuantizedMatMulPath = QuantizedMatMulPath.Dp4a;                 // an explicit dp4a request wins
+        Assert.Equal(2, Launches(device, ops, TensorType.Q8_0, 32, n));
+        ops.QuantizedMatMulPath = QuantizedMatMulPath.Float;
+        ops.MatMulPath = MatMulPath.Float;
+        Assert.Equal(1, Launches(device, ops, TensorType.Q4_K, 256, 64));
+        ops.MatMulPath = MatMulPath.TensorCores;                            // forced: any batch
+        Assert.Equal(3, Launches(device, ops, TensorType.Q4_K, 256, 2));
+        Assert.Equal(1, Launches(device, ops, TensorType.F32, 32, 64));
+    }
+
+    [EmulatorFact]
+    public void AutoStaysOnTheF32KernelsBeforeSm80()
+    {
+        var emulator = CudaEmulator.Shared(out string reason) ?? throw new InvalidOperationException("the CUDA emulator is unavailable: " + reason);
+        using var device = new EmulatedGpuDevice(emulator, (7, 5));
+        using var ops = new CudaOps(device);
+        Assert.Equal(1, Launches(device, ops, TensorType.F16, 32, 64));
     }
 }
 

@@ -95,6 +95,38 @@ __device__ __forceinline__ u16 float_to_bf16(float f)
 #endif
 }
 
+// 16 bytes global → shared without passing through registers (cp.async.cg, sm_80+); when !valid the 16 shared bytes
+// are zero-filled and nothing is read (src-size 0; gmem must still be a valid address). Both addresses 16-byte aligned.
+// The copies of a thread are ordered by cp_async_commit / cp_async_wait; a __syncthreads after the wait publishes them.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid)
+{
+#if defined(__CUDA_ARCH__)
+    unsigned long long shared;
+    asm("cvta.to.shared.u64 %0, %1;" : "=l"(shared) : "l"(smem));
+    const int bytes = valid ? 16 : 0;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"((u32)shared), "l"(gmem), "r"(bytes) : "memory");
+#else
+    if (valid) memcpy(smem, gmem, 16);
+    else memset(smem, 0, 16);
+#endif
+}
+
+// Closes the group of cp.async copies this thread issued since the last commit.
+__device__ __forceinline__ void cp_async_commit()
+{
+#if defined(__CUDA_ARCH__)
+    asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+
+// Waits until at most Pending of this thread's committed groups are still in flight (the emulator copies at once).
+template <int Pending> __device__ __forceinline__ void cp_async_wait()
+{
+#if defined(__CUDA_ARCH__)
+    asm volatile("cp.async.wait_group %0;" ::"n"(Pending) : "memory");
+#endif
+}
+
 // One warp-wide tensor-core product D = A·B + C, m16n8k16, F32 accumulators (mma.sync, sm_80+).
 // Fragments (PTX ISA, "matrix fragments for mma.m16n8k16", 16-bit types), lane = 4·g + t:
 //   a[0] = A[g][2t, 2t+1]    a[1] = A[g+8][2t, 2t+1]    a[2] = A[g][2t+8, 2t+9]    a[3] = A[g+8][2t+8, 2t+9]
