@@ -39,6 +39,9 @@ public static unsafe partial class GpuDecoderChecks
         ("decoder llama embeddings from device rows", (d, seed) => Embeddings(d, RandomModelArchitecture.Llama, seed, fromDevice: true)),
         ("decoder llama prefill tensor-core attention", (d, seed) => TensorCorePrefill(d, RandomModelArchitecture.Llama, seed)),
         ("decoder qwen2 prefill tensor-core attention", (d, seed) => TensorCorePrefill(d, RandomModelArchitecture.Qwen2, seed)),
+        ("decoder llama F16 prefill tensor-core mat-muls", (d, seed) => TensorCoreMatMulPrefill(d, RandomModelArchitecture.Llama, TensorType.F16, seed)),
+        ("decoder qwen2 Q4_K prefill tensor-core mat-muls", (d, seed) => TensorCoreMatMulPrefill(d, RandomModelArchitecture.Qwen2, TensorType.Q4_K, seed)),
+        ("decoder llama Q4_0 prefill tensor-core mat-muls", (d, seed) => TensorCoreMatMulPrefill(d, RandomModelArchitecture.Llama, TensorType.Q4_0, seed)),
         ("decoder llama graph decode vs direct launches", (d, seed) => GraphDecode(d, RandomModelArchitecture.Llama, seed)),
         ("decoder qwen2 graph decode vs direct launches", (d, seed) => GraphDecode(d, RandomModelArchitecture.Qwen2, seed)),
     ];
@@ -218,6 +221,56 @@ public static unsafe partial class GpuDecoderChecks
         var result = tensorCores.Result($"{TensorCorePromptTokens}-token prompt in batches of {TensorCoreBatch} + {TensorCorePromptTokens - TensorCoreBatch} (all logits) + {DecodeSteps} greedy steps");
         string detail = $"{result.Detail}; F32-attention run max|Δ| {control.MaxAbs:0.0e0} (≤ {LogitTolerance:0e0})";
         return result with { Passed = result.Passed && control.Passed, Detail = control.Passed ? detail : detail + "; F32 run: " + control.Detail };
+    }
+
+    /// <summary>
+    /// The prefill mat-muls on the tensor cores (<see cref="MatMulPath.Auto"/>: F16 weights as they are, quantized ones
+    /// expanded to F16; activations rounded to F16) with F32 attention, so the mat-muls are the only F16 step: a 40-token
+    /// prompt in batches of 24 and 16, all logits, then 4 greedy steps (mat-vec), against the CPU decoder on the same
+    /// weights dequantized to F32, within <see cref="TensorCoreLogitTolerance"/> per logit and
+    /// <see cref="TensorCoreLogitRelL2"/> overall; greedy tokens equal where the CPU's margin allows.
+    /// </summary>
+    public static GpuCheckResult TensorCoreMatMulPrefill(IGpuDevice device, RandomModelArchitecture architecture, TensorType weights, int seed)
+    {
+        string name = $"decoder {architecture.ToString().ToLowerInvariant()} {TensorTypeInfo.Name(weights)} prefill tensor-core mat-muls";
+        // F16 is not a quantize-on-load target: that model is written with F16 weights.
+        using var model = weights == TensorType.F16
+            ? DecoderModel.LoadGguf(RandomModels.GetPath(RandomModelSpec.Tiny(architecture, RandomModelVocabulary.Synthetic) with { WeightType = TensorType.F16 }))
+            : LoadModel(architecture, weights);
+        using var reference = Dequantized(model);
+        var config = model.Config;
+        int vocab = config.VocabSize;
+        var rng = new Random(seed);
+        int[] prompt = new int[TensorCorePromptTokens];
+        for (int i = 0; i < prompt.Length; i++) prompt[i] = rng.Next(vocab);
+
+        using var cpuState = reference.Model.CreateState(64, maxBatch: TensorCoreBatch);
+        var expected = new float[prompt.Length * vocab];
+        reference.Model.Forward(cpuState, prompt, LogitsMode.All, expected);
+
+        using var gpu = new GpuDecoder(device, config, model.Weights);
+        gpu.Ops.AttentionPath = AttentionPath.F32;
+        gpu.Ops.MatMulPath = MatMulPath.Auto;
+        var layer0 = model.Weights.Layers[0].Query.Type;
+        if (gpu.Ops.ResolveMatMulPath(layer0, config.Dim, TensorCorePromptTokens - TensorCoreBatch) != MatMulPath.TensorCores)
+            throw new InvalidOperationException($"{name}: {device.Name} does not take the tensor cores for {layer0} at a batch of {TensorCorePromptTokens - TensorCoreBatch}");
+        using var gpuState = gpu.CreateState(64, maxBatch: TensorCoreBatch);
+        var actual = new float[prompt.Length * vocab];
+        gpu.Forward(gpuState, prompt, LogitsMode.All, actual);
+        var tally = new Tally(name, TensorCoreLogitTolerance, TensorCoreLogitRelL2);
+        tally.Logits("prompt", actual, expected, vocab);
+        int next = ArgMax(expected.AsSpan((prompt.Length - 1) * vocab, vocab));
+        for (int step = 0; step < DecodeSteps; step++)
+        {
+            float[] want = reference.Model.Forward(cpuState, [next]).ToArray();
+            int gpuNext = gpu.ForwardGreedy(gpuState, [next]);
+            var logits = new float[vocab];
+            device.Download<float>(logits, gpuState.Logits.Pointer);
+            tally.Logits($"decode step {step}", logits, want, vocab);
+            tally.Greedy(step, gpuNext, want);
+            next = ArgMax(want);
+        }
+        return tally.Result($"{TensorCorePromptTokens}-token prompt in batches of {TensorCoreBatch} + {TensorCorePromptTokens - TensorCoreBatch} (all logits) + {DecodeSteps} greedy steps, vs the CPU on the dequantized weights");
     }
 
     /// <summary>
