@@ -32,12 +32,4 @@ public static class KvCacheTypes
         KvCacheType.F16 => "f16",
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, "KV cache type must be F32 or F16"),
     };
-
-    /// <summary>Parses "f32" or "f16" (any case); anything else is an error naming the choices.</summary>
-    public static KvCacheType Parse(string text) => text.ToLowerInvariant() switch
-    {
-        "f32" => KvCacheType.F32,
-        "f16" => KvCacheType.F16,
-        _ => throw new FormatException($"unknown KV cache type '{text}'; supported: f32, f16"),
-    };
 }
