@@ -29,6 +29,9 @@ public abstract class Command
     public static readonly OptionSpec Backend = new(["--backend"], "auto|cpu|cuda",
         "where the text decoder runs: auto (a CUDA GPU when one is usable, else the CPU with a note on stderr; default), " +
         "cpu, or cuda (fails when there is no usable GPU). Images are encoded on the CPU either way");
+    public static readonly OptionSpec CacheType = new(["--cache-type"], "f32|f16",
+        "how the KV cache stores keys and values: f32 (default; exact) or f16 (half the memory and the attention's cache traffic, " +
+        "llama.cpp's default -ctk/-ctv f16; logits move by the F16 rounding of K and V)");
     public static readonly OptionSpec Help = new(["-h", "--help"], null, "show this help");
 
     /// <summary>Length, sampling and stop options of the verbs that generate (run, chat).</summary>
@@ -88,6 +91,14 @@ public abstract class Command
         "cpu" => ComputeBackend.Cpu,
         "cuda" => ComputeBackend.Cuda,
         var other => throw new UsageException($"--backend '{other}' is not one of auto, cpu, cuda"),
+    };
+
+    /// <summary>The KV cache type named by <c>--cache-type</c> (F32 when absent).</summary>
+    protected static KvCacheType ParseCacheType(ParsedArguments args) => args.Get("--cache-type") switch
+    {
+        null or "f32" => KvCacheType.F32,
+        "f16" => KvCacheType.F16,
+        var other => throw new UsageException($"--cache-type '{other}' is not one of f32, f16"),
     };
 
     /// <summary>Prints the one-line notice of a backend that fell back to the CPU (auto without a usable GPU) to stderr.</summary>

@@ -1,5 +1,6 @@
 using LlavaNative.Kernels.Cpu;
 using LlavaNative.Kernels.Cpu.Ops;
+using LlavaNative.Kernels.Cpu.Quant;
 
 namespace LlavaNative.IsaCheck;
 
@@ -47,7 +48,7 @@ internal static unsafe class OpsAgreement
             }
         }
         failures += CheckAttention(log, rng);
-        log.WriteLine($"{(failures == 0 ? "ok  " : "FAIL")} float ops (dot, rms_norm, silu_mul, add, axpy, attention), lengths 0..257");
+        log.WriteLine($"{(failures == 0 ? "ok  " : "FAIL")} float ops (dot, rms_norm, silu_mul, add, axpy, attention on F32 and F16 caches), lengths 0..257");
         return failures;
     }
 
@@ -72,6 +73,22 @@ internal static unsafe class OpsAgreement
                 Attention.ComputeScalar(p);
             }
             failures += Compare(log, $"Attention t={tokens} h={heads}/{kvHeads} d={headDim}", o1.Length, o1, o2, 1e-5f);
+
+            // The same problem on an F16 cache (HalfRows widening on this ISA vs the scalar Fp16.ToFloat reference).
+            ushort[] kh = k.Select(Fp16.FromFloat).ToArray(), vh = v.Select(Fp16.FromFloat).ToArray();
+            fixed (float* pq = q, p1 = o1, p2 = o2)
+            fixed (ushort* pk = kh, pv = vh)
+            {
+                var p = new Attention.Problem
+                {
+                    Q = pq, KHalf = pk, VHalf = pv, Output = p1, Tokens = tokens, Heads = heads, KvHeads = kvHeads, HeadDim = headDim,
+                    KvStride = stride, StartPos = start, KeyCount = keys, Causal = true, Scale = 1f / MathF.Sqrt(headDim),
+                };
+                Attention.Compute(pool, p);
+                p.Output = p2;
+                Attention.ComputeScalar(p);
+            }
+            failures += Compare(log, $"Attention F16 cache t={tokens} h={heads}/{kvHeads} d={headDim}", o1.Length, o1, o2, 1e-5f);
         }
         return failures;
     }

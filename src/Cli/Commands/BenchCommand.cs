@@ -31,7 +31,7 @@ public sealed class BenchCommand : Command
         new(["-n", "--n-gen"], "N", "generated tokens for tg (default 64; 0 skips)"),
         new(["--reps"], "R", "repetitions, median reported (default 3)"),
         new(["--json"], null, "print one JSON object instead of a table"),
-        Quantize, Backend, Threads, Help,
+        CacheType, Quantize, Backend, Threads, Help,
     ];
 
     public override int Execute(ParsedArguments args)
@@ -51,7 +51,7 @@ public sealed class BenchCommand : Command
         load.Stop();
         using var backend = DecoderBackend.Open(model, ParseBackend(args));
         ReportBackend(backend);
-        using var state = backend.CreateSession(Math.Max(p, n) + 1, maxBatch: Math.Max(p, 1), pool: pool);
+        using var state = backend.CreateSession(Math.Max(p, n) + 1, maxBatch: Math.Max(p, 1), pool: pool, cacheType: ParseCacheType(args));
         var random = new Random(1234);
         var vocab = model.Config.VocabSize;
         int[] prompt = Enumerable.Range(0, p).Select(_ => random.Next(vocab)).ToArray();
@@ -114,6 +114,8 @@ public sealed class BenchCommand : Command
                 ["tg_runs"] = tgRuns,
                 ["load_ms"] = load.Elapsed.TotalMilliseconds,
                 ["quantize"] = options.Quantize is { } q ? TensorTypeInfo.Name(q) : null,
+                ["cache_type"] = KvCacheTypes.Name(state.CacheType),
+                ["kv_cache_bytes"] = state.KvCacheBytes,
             };
             Console.WriteLine(JsonSerializer.Serialize(result));
         }
@@ -127,6 +129,8 @@ public sealed class BenchCommand : Command
             string size = $"{bytes / 1048576.0:F1} MiB";
             if (pp != null) Console.WriteLine($"| {name,-32} | {size,10} | {backendName,7} | {threads,7} | {"pp" + p,6} | {Describe(ppRuns),18} |");
             if (tg != null) Console.WriteLine($"| {name,-32} | {size,10} | {backendName,7} | {threads,7} | {"tg" + n,6} | {Describe(tgRuns),18} |");
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"KV cache: {KvCacheTypes.Name(state.CacheType)}, {state.KvCacheBytes / 1048576.0:F2} MiB for {state.ContextSize} positions"));
         }
         return 0;
     }

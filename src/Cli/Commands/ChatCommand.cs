@@ -38,7 +38,7 @@ public sealed class ChatCommand : Command
         new(["--load"], "FILE", "start from a conversation saved with /save"),
         .. GenerationOptionSpecs,
         new(["--timings"], null, "after each answer, print positions evaluated and reused and the speeds to stderr"),
-        ContextSize, Quantize, Backend, Threads, Help,
+        ContextSize, CacheType, Quantize, Backend, Threads, Help,
     ];
 
     private const string CommandsHelp =
@@ -71,6 +71,7 @@ public sealed class ChatCommand : Command
         using var session = model.CreateSession(new LlavaSessionOptions
         {
             ContextSize = context,
+            CacheType = ParseCacheType(args),
             Preprocessing = imageMode is { } m ? model.Preprocessing with { Mode = m } : null,
         });
         var chat = new Chat(new LlavaConversation(session, template, args.Get("--system")), options, args.Has("--timings"),

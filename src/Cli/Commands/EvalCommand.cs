@@ -34,7 +34,7 @@ public sealed class EvalCommand : Command
         new(["--logits-out"], "FILE", "output .npy, float32 [n_positions, n_vocab] (text tokens and image rows)"),
         new(["--image-mode"], "MODE", "crop, pad, resize-pad or stretch (default: pad for CLIP, stretch for SigLIP)"),
         new(["--vision-tower"], "DIR", "CLIP checkpoint folder for an original LLaVA checkpoint"),
-        Quantize, Backend, Threads, Help,
+        CacheType, Quantize, Backend, Threads, Help,
     ];
 
     public override int Execute(ParsedArguments args)
@@ -55,7 +55,7 @@ public sealed class EvalCommand : Command
             using var model = ModelLoader.Load(path, LoadOptions(args, pool)); // a .gguf file or a Hugging Face folder
             using var backend = DecoderBackend.Open(model, ParseBackend(args));
             ReportBackend(backend);
-            using var session = backend.CreateSession(tokens.Length, pool: pool);
+            using var session = backend.CreateSession(tokens.Length, pool: pool, cacheType: ParseCacheType(args));
             var logits = new float[(long)tokens.Length * model.Config.VocabSize];
             session.Forward(tokens, LogitsMode.All, logits);
             NpyFile.WriteFloat32(output, logits, tokens.Length, model.Config.VocabSize);
@@ -92,6 +92,7 @@ public sealed class EvalCommand : Command
             using var session = llava.CreateSession(new LlavaSessionOptions
             {
                 ContextSize = positions,
+                CacheType = ParseCacheType(args),
                 Preprocessing = mode is { } m ? llava.Preprocessing with { Mode = m } : null,
             });
             int vocab = llava.Decoder.Config.VocabSize;

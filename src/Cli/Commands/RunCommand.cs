@@ -42,7 +42,7 @@ public sealed class RunCommand : Command
         .. GenerationOptionSpecs,
         new(["--timings"], null, "print load, image encoding, prompt and generation speed to stderr at the end"),
         new(["--json"], null, "print one JSON object (text, token counts, stop reason, timings) instead of streaming text"),
-        ContextSize, Quantize, Backend, Threads, Help,
+        ContextSize, CacheType, Quantize, Backend, Threads, Help,
     ];
 
     public override int Execute(ParsedArguments args)
@@ -83,7 +83,7 @@ public sealed class RunCommand : Command
         int context = args.GetInt("-c", Math.Min(model.Config.ContextLength, 4096), 1, model.Config.ContextLength);
         using var backend = DecoderBackend.Open(model, ParseBackend(args));
         ReportBackend(backend);
-        using var generator = new TextGenerator(backend, context, pool);
+        using var generator = new TextGenerator(backend, context, pool, ParseCacheType(args));
         if (args.Get("--chat-template") is { } requested && !requested.Equals("none", StringComparison.OrdinalIgnoreCase))
         {
             var template = ChatTemplate.Resolve(requested);
@@ -117,6 +117,7 @@ public sealed class RunCommand : Command
         using var session = model.CreateSession(new LlavaSessionOptions
         {
             ContextSize = context,
+            CacheType = ParseCacheType(args),
             Preprocessing = imageMode is { } m ? model.Preprocessing with { Mode = m } : null,
             Progress = progress,
         });

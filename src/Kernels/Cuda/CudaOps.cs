@@ -550,6 +550,76 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
         Device.Launch(Device.Kernel(name), grid, Dp4aThreads, 0, _args);
     }
 
+    // ---- F16 KV cache: kv_cache.cu (kv_append_f16, kv_store_f16), attention.cu (*_f16kv) ----
+
+    /// <summary>
+    /// <see cref="KvAppend"/> for an F16 cache: row *position of k, v [positions, kvDim] (IEEE halves) = kRow, vRow [kvDim]
+    /// (F32) rounded to nearest even; the position read from device memory, so a captured decode step replays it.
+    /// </summary>
+    public void KvAppendF16(DevicePtr kRow, DevicePtr vRow, DevicePtr kCache, DevicePtr vCache, DevicePtr position, int kvDim)
+    {
+        if (kvDim <= 0) throw new ArgumentException($"KvAppendF16: a cache row must have positive length, got {kvDim}");
+        _args.Clear().Add(kRow).Add(vRow).Add(kCache).Add(vCache).Add(position).Add(kvDim);
+        Device.Launch(Device.Kernel("kv_append_f16"), Blocks(kvDim, ElementwiseThreads), ElementwiseThreads, 0, _args);
+    }
+
+    /// <summary>
+    /// A prefill batch into an F16 cache: kCache[i], vCache[i] (halves, offset by the caller to the batch's first row) =
+    /// kRows[i], vRows[i] (F32) rounded to nearest even, i &lt; <paramref name="count"/>.
+    /// </summary>
+    public void KvStoreF16(DevicePtr kRows, DevicePtr vRows, DevicePtr kCache, DevicePtr vCache, int count)
+    {
+        if (count <= 0) throw new ArgumentException($"KvStoreF16: the value count must be positive, got {count}");
+        _args.Clear().Add(kRows).Add(vRows).Add(kCache).Add(vCache).Add(count);
+        Device.Launch(Device.Kernel("kv_store_f16"), Blocks(count, ElementwiseThreads), ElementwiseThreads, 0, _args);
+    }
+
+    private static readonly (int Dim, string Name)[] s_tiledAttentionF16Kv =
+    [
+        (32, "attention_tiled_f16kv_d32"), (64, "attention_tiled_f16kv_d64"), (80, "attention_tiled_f16kv_d80"), (96, "attention_tiled_f16kv_d96"),
+        (128, "attention_tiled_f16kv_d128"),
+    ];
+
+    /// <summary>
+    /// <see cref="Attention"/> on an F16 KV cache: k, v [keys, kvStride] hold IEEE halves; q and output stay F32, and so does
+    /// the math (<see cref="AttentionPath.F32"/>: attention_f16kv widens each value as it reads it; the tensor-core path
+    /// stages the halves as they are, where it would round an F32 cache to the same halves). Paths as <see cref="Attention"/>.
+    /// </summary>
+    public void AttentionF16Kv(DevicePtr q, DevicePtr k, DevicePtr v, DevicePtr output, int nTokens, int nHeads, int nKvHeads, int headDim,
+        int kvStride, int startPos, int keyCount, bool causal, float scale, AttentionPath? path = null)
+    {
+        CheckAttentionHeads("AttentionF16Kv", nHeads, nKvHeads, headDim);
+        if (nTokens <= 0) return;
+        if (ResolveAttentionPath(path ?? AttentionPath, nTokens, headDim) == AttentionPath.TensorCores)
+        {
+            if (Device.ComputeCapability.Major < 8)
+                throw new NotSupportedException(
+                    $"AttentionF16Kv: the tensor-core kernel (mma.sync m16n8k16) needs compute capability 8.0 or newer; {Device.Name} is {Device.ComputeCapability.Major}.{Device.ComputeCapability.Minor}");
+            if (headDim > TiledAttentionMaxHeadDim)
+                throw new ArgumentException($"AttentionF16Kv: head dim {headDim} is above the tensor-core kernel's {TiledAttentionMaxHeadDim}");
+            if (keyCount <= 0) throw new ArgumentException($"AttentionF16Kv: the tensor-core kernel needs at least one key, got {keyCount}");
+            int variant = 0;
+            while (s_tiledAttentionF16Kv[variant].Dim < headDim) variant++; // no LINQ: a launch allocates nothing
+            _args.Clear().Add(q).Add(k).Add(v).Add(output).Add(nTokens).Add(nHeads).Add(nKvHeads).Add(headDim).Add(kvStride).Add(startPos)
+                .Add(keyCount).Add(causal ? 1 : 0).Add(scale);
+            var grid = new Dim3((uint)((nTokens + TiledAttentionRows - 1) / TiledAttentionRows), (uint)nHeads);
+            Device.Launch(Device.Kernel(s_tiledAttentionF16Kv[variant].Name), grid, TiledAttentionThreads, 0, _args);
+            return;
+        }
+        _args.Clear().Add(q).Add(k).Add(v).Add(output).Add(nHeads).Add(nKvHeads).Add(headDim).Add(kvStride).Add(startPos)
+            .Add(keyCount).Add(causal ? 1 : 0).Add(scale);
+        Device.Launch(Device.Kernel("attention_f16kv"), new Dim3((uint)nHeads, (uint)nTokens), AttentionThreads, 0, _args);
+    }
+
+    /// <summary><see cref="AttentionDecode"/> on an F16 KV cache (k, v IEEE halves): attention_f16kv's body, the position from device memory.</summary>
+    public void AttentionDecodeF16Kv(DevicePtr q, DevicePtr k, DevicePtr v, DevicePtr output, int nHeads, int nKvHeads, int headDim, int kvStride,
+        DevicePtr position, float scale)
+    {
+        CheckAttentionHeads("AttentionDecodeF16Kv", nHeads, nKvHeads, headDim);
+        _args.Clear().Add(q).Add(k).Add(v).Add(output).Add(nHeads).Add(nKvHeads).Add(headDim).Add(kvStride).Add(position).Add(scale);
+        Device.Launch(Device.Kernel("attention_decode_f16kv"), nHeads, AttentionThreads, 0, _args);
+    }
+
     public void Dispose()
     {
         _dp4aScratch?.Dispose();

@@ -82,9 +82,13 @@ public sealed class TextGenerator : IDisposable
     {
     }
 
-    /// <summary>A session of <paramref name="contextSize"/> positions on <paramref name="backend"/> (which must outlive the generator).</summary>
-    public TextGenerator(DecoderBackend backend, int contextSize, Kernels.Cpu.ComputeThreadPool? pool = null)
-        : this(backend.Model, RequireTokenizer(backend.Model), backend.CreateSession(contextSize, pool: pool), ownsSession: true)
+    /// <summary>
+    /// A session of <paramref name="contextSize"/> positions on <paramref name="backend"/> (which must outlive the generator),
+    /// its KV cache stored as <paramref name="cacheType"/>.
+    /// </summary>
+    public TextGenerator(DecoderBackend backend, int contextSize, Kernels.Cpu.ComputeThreadPool? pool = null,
+        Kernels.Tensors.KvCacheType cacheType = Kernels.Tensors.KvCacheType.F32)
+        : this(backend.Model, RequireTokenizer(backend.Model), backend.CreateSession(contextSize, pool: pool, cacheType: cacheType), ownsSession: true)
     {
     }
 

@@ -1,5 +1,6 @@
 using LlavaNative.Kernels.Cpu;
 using LlavaNative.Kernels.Cuda;
+using LlavaNative.Kernels.Tensors;
 using LlavaNative.Model.Generation;
 
 namespace LlavaNative.Model.Language;
@@ -49,8 +50,12 @@ public abstract class DecoderBackend : IDisposable
     /// </summary>
     public string? Notice { get; private protected init; }
 
-    /// <summary>A KV cache of <paramref name="contextSize"/> positions and buffers for batches of <paramref name="maxBatch"/>.</summary>
-    public abstract DecoderSession CreateSession(int contextSize, int maxBatch = 256, ComputeThreadPool? pool = null);
+    /// <summary>
+    /// A KV cache of <paramref name="contextSize"/> positions stored as <paramref name="cacheType"/> (F16: half the
+    /// memory, as llama.cpp's default) and buffers for batches of <paramref name="maxBatch"/>.
+    /// </summary>
+    public abstract DecoderSession CreateSession(int contextSize, int maxBatch = 256, ComputeThreadPool? pool = null,
+        KvCacheType cacheType = KvCacheType.F32);
 
     public abstract void Dispose();
 
@@ -134,8 +139,9 @@ internal sealed class CpuDecoderBackend : DecoderBackend
     public override string DeviceName => "CPU";
     public override IGpuDevice? Device => null;
 
-    public override DecoderSession CreateSession(int contextSize, int maxBatch = 256, ComputeThreadPool? pool = null)
-        => new CpuDecoderSession(Model, Model.CreateState(contextSize, maxBatch, pool), ownsState: true);
+    public override DecoderSession CreateSession(int contextSize, int maxBatch = 256, ComputeThreadPool? pool = null,
+        KvCacheType cacheType = KvCacheType.F32)
+        => new CpuDecoderSession(Model, Model.CreateState(contextSize, maxBatch, pool, cacheType), ownsState: true);
 
     public override void Dispose() { }
 }
@@ -149,8 +155,9 @@ internal sealed class GpuDecoderBackend(DecoderModel model, GpuDecoder decoder, 
     public override string DeviceName => Decoder.Device.Name;
     public override IGpuDevice? Device => Decoder.Device;
 
-    public override DecoderSession CreateSession(int contextSize, int maxBatch = 256, ComputeThreadPool? pool = null)
-        => new GpuDecoderSession(Decoder, Decoder.CreateState(contextSize, maxBatch));
+    public override DecoderSession CreateSession(int contextSize, int maxBatch = 256, ComputeThreadPool? pool = null,
+        KvCacheType cacheType = KvCacheType.F32)
+        => new GpuDecoderSession(Decoder, Decoder.CreateState(contextSize, maxBatch, cacheType));
 
     public override void Dispose()
     {
@@ -176,6 +183,9 @@ public abstract class DecoderSession : IDisposable
 
     /// <summary>Bytes held by the KV cache (host or device memory).</summary>
     public abstract long KvCacheBytes { get; }
+
+    /// <summary>How the session's K and V rows are stored.</summary>
+    public abstract KvCacheType CacheType { get; }
 
     /// <summary>As <see cref="DecoderModel.Forward"/>: appends tokens; [vocab] of the last for Last, [tokens, vocab] into <paramref name="logitsAll"/> for All.</summary>
     public abstract ReadOnlySpan<float> Forward(ReadOnlySpan<int> tokens, LogitsMode mode = LogitsMode.Last, Span<float> logitsAll = default);
@@ -237,6 +247,7 @@ public sealed class CpuDecoderSession : DecoderSession
     public override int ContextSize => State.ContextSize;
     public override int MaxBatch => State.MaxBatch;
     public override long KvCacheBytes => State.KvCacheBytes;
+    public override KvCacheType CacheType => State.CacheType;
 
     public override ReadOnlySpan<float> Forward(ReadOnlySpan<int> tokens, LogitsMode mode = LogitsMode.Last, Span<float> logitsAll = default)
         => _model.Forward(State, tokens, mode, logitsAll);
@@ -279,6 +290,7 @@ public sealed class GpuDecoderSession : DecoderSession
     public override int ContextSize => State.ContextSize;
     public override int MaxBatch => State.MaxBatch;
     public override long KvCacheBytes => State.KvCacheBytes;
+    public override KvCacheType CacheType => State.CacheType;
 
     public override ReadOnlySpan<float> Forward(ReadOnlySpan<int> tokens, LogitsMode mode = LogitsMode.Last, Span<float> logitsAll = default)
     {

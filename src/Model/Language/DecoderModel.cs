@@ -1,4 +1,6 @@
 using LlavaNative.Kernels.Cpu.Ops;
+using LlavaNative.Kernels.Cpu.Quant;
+using LlavaNative.Kernels.Tensors;
 using LlavaNative.Model.Formats.Gguf;
 using LlavaNative.Model.Formats.HuggingFace;
 using LlavaNative.Model.Tokenizers;
@@ -95,9 +97,10 @@ public sealed unsafe class DecoderModel : IDisposable
         }
     }
 
-    /// <summary>A session state with a KV cache of <paramref name="contextSize"/> positions.</summary>
-    public DecoderState CreateState(int contextSize, int maxBatch = 256, Kernels.Cpu.ComputeThreadPool? pool = null)
-        => new(Config, Weights, contextSize, maxBatch, pool);
+    /// <summary>A session state with a KV cache of <paramref name="contextSize"/> positions stored as <paramref name="cacheType"/>.</summary>
+    public DecoderState CreateState(int contextSize, int maxBatch = 256, Kernels.Cpu.ComputeThreadPool? pool = null,
+        KvCacheType cacheType = KvCacheType.F32)
+        => new(Config, Weights, contextSize, maxBatch, pool, cacheType);
 
     /// <summary>
     /// Appends <paramref name="tokens"/> at the state's current position and returns the logits
@@ -168,15 +171,17 @@ public sealed unsafe class DecoderModel : IDisposable
     {
         var c = Config;
         var pool = s.Pool;
-        int dim = c.Dim, qDim = c.QueryDim, kvDim = c.KvDim, half = c.RopeDims / 2;
+        int dim = c.Dim, qDim = c.QueryDim, kvDim = c.KvDim, halfRope = c.RopeDims / 2;
         int start = s.Position;
+        bool half = s.CacheType == KvCacheType.F16;
         Rope.ComputeAngles(start, n, c.RopeDims, c.RopeFreqBase, s.Cos, s.Sin);
 
         for (int l = 0; l < c.Layers; l++)
         {
             var w = Weights.Layers[l];
-            float* kCache = s.KeyCache[l] + (long)start * kvDim;   // rows of this batch: [n, kvDim]
-            float* vCache = s.ValueCache[l] + (long)start * kvDim;
+            // This batch's K and V rows [n, kvDim]: in the F32 cache itself, or in F32 rows rounded into the F16 cache below.
+            float* kCache = half ? s.KeyRows : s.KeyCache[l] + (long)start * kvDim;
+            float* vCache = half ? s.ValueRows : s.ValueCache[l] + (long)start * kvDim;
 
             // Attention block: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
             for (int t = 0; t < n; t++) RmsNorm.Apply(s.X + (long)t * dim, w.AttentionNorm, s.Normed + (long)t * dim, dim, c.NormEps);
@@ -188,12 +193,17 @@ public sealed unsafe class DecoderModel : IDisposable
             if (w.ValueBias != null) Elementwise.AddBiasRows(vCache, w.ValueBias, n, kvDim);
             for (int t = 0; t < n; t++)
             {
-                Rope.Apply(s.Query + (long)t * qDim, c.Heads, c.HeadDim, c.RopeDims, c.RopeMode, s.Cos + t * half, s.Sin + t * half);
-                Rope.Apply(kCache + (long)t * kvDim, c.KvHeads, c.HeadDim, c.RopeDims, c.RopeMode, s.Cos + t * half, s.Sin + t * half);
+                Rope.Apply(s.Query + (long)t * qDim, c.Heads, c.HeadDim, c.RopeDims, c.RopeMode, s.Cos + t * halfRope, s.Sin + t * halfRope);
+                Rope.Apply(kCache + (long)t * kvDim, c.KvHeads, c.HeadDim, c.RopeDims, c.RopeMode, s.Cos + t * halfRope, s.Sin + t * halfRope);
+            }
+            if (half)
+            {
+                Fp16.FromFloatRow(kCache, s.KeyCacheHalf[l] + (long)start * kvDim, n * kvDim);
+                Fp16.FromFloatRow(vCache, s.ValueCacheHalf[l] + (long)start * kvDim, n * kvDim);
             }
             Attention.Compute(pool, new Attention.Problem
             {
-                Q = s.Query, K = s.KeyCache[l], V = s.ValueCache[l], Output = s.AttnOut,
+                Q = s.Query, K = s.KeyCache[l], V = s.ValueCache[l], KHalf = s.KeyCacheHalf[l], VHalf = s.ValueCacheHalf[l], Output = s.AttnOut,
                 Tokens = n, Heads = c.Heads, KvHeads = c.KvHeads, HeadDim = c.HeadDim, KvStride = kvDim,
                 StartPos = start, Causal = true, Scale = 1.0f / MathF.Sqrt(c.HeadDim),
             });

@@ -7,6 +7,9 @@ namespace LlavaNative.Model.Language;
 /// <summary>
 /// Everything one decoding session mutates, allocated once (llama2.c's RunState): the KV cache and the
 /// activation buffers for batches of up to <see cref="MaxBatch"/> tokens. Decode steps reuse these and allocate nothing.
+/// The cache holds F32 rows (<see cref="KeyCache"/>, <see cref="ValueCache"/>) or, with <see cref="KvCacheType.F16"/>,
+/// F16 rows (<see cref="KeyCacheHalf"/>, <see cref="ValueCacheHalf"/>): a batch's K and V are then computed into
+/// <see cref="KeyRows"/> / <see cref="ValueRows"/> and rounded into the cache once biased and rotated.
 /// </summary>
 public sealed unsafe class DecoderState : IDisposable
 {
@@ -15,14 +18,20 @@ public sealed unsafe class DecoderState : IDisposable
     public DecoderConfig Config { get; }
     public int ContextSize { get; }
     public int MaxBatch { get; }
+    /// <summary>How the K and V rows are stored.</summary>
+    public KvCacheType CacheType { get; }
     public ComputeThreadPool Pool { get; }
     private readonly bool _ownsPool;
 
     /// <summary>Number of positions already in the KV cache.</summary>
     public int Position { get; internal set; }
 
-    public float*[] KeyCache { get; }    // per layer [ContextSize, kvDim]
+    public float*[] KeyCache { get; }    // per layer [ContextSize, kvDim] (F32 cache; null entries for F16)
     public float*[] ValueCache { get; }  // per layer [ContextSize, kvDim]
+    public ushort*[] KeyCacheHalf { get; }   // per layer [ContextSize, kvDim] IEEE halves (F16 cache; null entries for F32)
+    public ushort*[] ValueCacheHalf { get; } // per layer [ContextSize, kvDim]
+    public float* KeyRows;    // [MaxBatch, kvDim] the batch's K before it is rounded into an F16 cache (null for F32)
+    public float* ValueRows;  // [MaxBatch, kvDim]
     public float* X;          // [MaxBatch, dim] residual stream
     public float* Normed;     // [MaxBatch, dim]
     public float* Query;      // [MaxBatch, qDim]
@@ -33,24 +42,42 @@ public sealed unsafe class DecoderState : IDisposable
     public float* Logits;     // [MaxBatch, vocab] (only row 0 used when not all logits are wanted)
     public byte* Scratch;     // activation conversion for mat-muls
 
-    public DecoderState(DecoderConfig config, DecoderWeights weights, int contextSize, int maxBatch = 256, ComputeThreadPool? pool = null)
+    public DecoderState(DecoderConfig config, DecoderWeights weights, int contextSize, int maxBatch = 256, ComputeThreadPool? pool = null,
+        KvCacheType cacheType = KvCacheType.F32)
     {
         if (contextSize <= 0) throw new ArgumentOutOfRangeException(nameof(contextSize), contextSize, "context size must be positive");
         if (maxBatch <= 0) throw new ArgumentOutOfRangeException(nameof(maxBatch));
+        KvCacheTypes.BytesPerValue(cacheType); // rejects values outside the enum
         Config = config;
         ContextSize = contextSize;
         MaxBatch = Math.Min(maxBatch, contextSize);
+        CacheType = cacheType;
         _ownsPool = pool == null;
         Pool = pool ?? new ComputeThreadPool();
 
         KeyCache = new float*[config.Layers];
         ValueCache = new float*[config.Layers];
+        KeyCacheHalf = new ushort*[config.Layers];
+        ValueCacheHalf = new ushort*[config.Layers];
         for (int l = 0; l < config.Layers; l++)
         {
-            KeyCache[l] = Floats((long)contextSize * config.KvDim);
-            ValueCache[l] = Floats((long)contextSize * config.KvDim);
+            if (cacheType == KvCacheType.F16)
+            {
+                KeyCacheHalf[l] = Halves((long)contextSize * config.KvDim);
+                ValueCacheHalf[l] = Halves((long)contextSize * config.KvDim);
+            }
+            else
+            {
+                KeyCache[l] = Floats((long)contextSize * config.KvDim);
+                ValueCache[l] = Floats((long)contextSize * config.KvDim);
+            }
         }
         int b = MaxBatch;
+        if (cacheType == KvCacheType.F16)
+        {
+            KeyRows = Floats((long)b * config.KvDim);
+            ValueRows = Floats((long)b * config.KvDim);
+        }
         X = Floats((long)b * config.Dim);
         Normed = Floats((long)b * config.Dim);
         Query = Floats((long)b * config.QueryDim);
@@ -81,8 +108,8 @@ public sealed unsafe class DecoderState : IDisposable
         return new ReadOnlySpan<float>(Logits + (long)row * Config.VocabSize, Config.VocabSize);
     }
 
-    /// <summary>Bytes held by the KV cache.</summary>
-    public long KvCacheBytes => 2L * Config.Layers * ContextSize * Config.KvDim * sizeof(float);
+    /// <summary>Bytes held by the KV cache (K and V of every layer and position, in <see cref="CacheType"/>).</summary>
+    public long KvCacheBytes => 2L * Config.Layers * ContextSize * Config.KvDim * KvCacheTypes.BytesPerValue(CacheType);
 
     /// <summary>Forgets the conversation: the next token goes to position 0.</summary>
     public void Reset() => Position = 0;
@@ -99,6 +126,13 @@ public sealed unsafe class DecoderState : IDisposable
         var buffer = NativeBuffer.Floats(count);
         _buffers.Add(buffer);
         return buffer.Floats();
+    }
+
+    private ushort* Halves(long count)
+    {
+        var buffer = new NativeBuffer(count * sizeof(ushort));
+        _buffers.Add(buffer);
+        return (ushort*)buffer.Pointer;
     }
 
     public void Dispose()

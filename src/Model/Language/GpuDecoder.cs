@@ -121,8 +121,9 @@ public sealed unsafe class GpuDecoder : IDisposable
         return GpuUploads.Vector(Device, _buffers, v, n);
     }
 
-    /// <summary>A session state with a device KV cache of <paramref name="contextSize"/> positions.</summary>
-    public GpuDecoderState CreateState(int contextSize, int maxBatch = 256) => new(Device, Config, contextSize, maxBatch);
+    /// <summary>A session state with a device KV cache of <paramref name="contextSize"/> positions stored as <paramref name="cacheType"/>.</summary>
+    public GpuDecoderState CreateState(int contextSize, int maxBatch = 256, KvCacheType cacheType = KvCacheType.F32)
+        => new(Device, Config, contextSize, maxBatch, cacheType);
 
     /// <summary>
     /// Appends <paramref name="tokens"/> at the state's position and returns the logits, as
@@ -320,13 +321,15 @@ public sealed unsafe class GpuDecoder : IDisposable
         int start = s.Position;
         // The batch's rows of the state's angle table (the CPU's own ComputeAngles, uploaded once).
         DevicePtr cos = s.CosTable.Pointer.Offset((long)start * half * 4), sin = s.SinTable.Pointer.Offset((long)start * half * 4);
-        long cacheOffset = (long)start * kvDim * 4;
+        bool halfCache = s.CacheType == KvCacheType.F16;
+        long cacheOffset = (long)start * kvDim * KvCacheTypes.BytesPerValue(s.CacheType);
 
         for (int l = 0; l < c.Layers; l++)
         {
             var w = _layers[l];
-            DevicePtr kCache = s.KeyCache[l].Pointer.Offset(cacheOffset);   // rows of this batch: [n, kvDim]
-            DevicePtr vCache = s.ValueCache[l].Pointer.Offset(cacheOffset);
+            // This batch's K and V rows [n, kvDim]: in the F32 cache itself, or F32 rows rounded into the F16 cache below.
+            DevicePtr kCache = halfCache ? s.KeyStep.Pointer : s.KeyCache[l].Pointer.Offset(cacheOffset);
+            DevicePtr vCache = halfCache ? s.ValueStep.Pointer : s.ValueCache[l].Pointer.Offset(cacheOffset);
 
             // Attention block: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
             Ops.RmsNorm(s.X, w.AttentionNorm, s.Normed, n, dim, c.NormEps);
@@ -338,8 +341,15 @@ public sealed unsafe class GpuDecoder : IDisposable
             if (w.ValueBias.Address != 0) Ops.AddBiasRows(vCache, w.ValueBias, n, kvDim);
             Ops.Rope(s.Query, cos, sin, n, c.Heads, c.HeadDim, c.RopeDims, qDim, c.RopeMode);
             Ops.Rope(kCache, cos, sin, n, c.KvHeads, c.HeadDim, c.RopeDims, kvDim, c.RopeMode);
-            Ops.Attention(s.Query, s.KeyCache[l], s.ValueCache[l], s.AttnOut, n, c.Heads, c.KvHeads, c.HeadDim, kvDim,
-                start, start + n, causal: true, scale: 1.0f / MathF.Sqrt(c.HeadDim));
+            if (halfCache)
+            {
+                Ops.KvStoreF16(kCache, vCache, s.KeyCache[l].Pointer.Offset(cacheOffset), s.ValueCache[l].Pointer.Offset(cacheOffset), n * kvDim);
+                Ops.AttentionF16Kv(s.Query, s.KeyCache[l], s.ValueCache[l], s.AttnOut, n, c.Heads, c.KvHeads, c.HeadDim, kvDim,
+                    start, start + n, causal: true, scale: 1.0f / MathF.Sqrt(c.HeadDim));
+            }
+            else
+                Ops.Attention(s.Query, s.KeyCache[l], s.ValueCache[l], s.AttnOut, n, c.Heads, c.KvHeads, c.HeadDim, kvDim,
+                    start, start + n, causal: true, scale: 1.0f / MathF.Sqrt(c.HeadDim));
             Linear(w.Output, s.AttnOut, s.Normed, n);
             Ops.Add(s.X, s.Normed, s.X, n * dim);
             FeedForward(w, s, n);
@@ -376,9 +386,18 @@ public sealed unsafe class GpuDecoder : IDisposable
             if (w.ValueBias.Address != 0) Ops.AddBiasRows(s.ValueStep, w.ValueBias, 1, kvDim);
             Ops.RopeAt(s.Query, s.CosTable, s.SinTable, s.DevicePosition, c.Heads, c.HeadDim, c.RopeDims, c.RopeMode);
             Ops.RopeAt(s.KeyStep, s.CosTable, s.SinTable, s.DevicePosition, c.KvHeads, c.HeadDim, c.RopeDims, c.RopeMode);
-            Ops.KvAppend(s.KeyStep, s.ValueStep, s.KeyCache[l], s.ValueCache[l], s.DevicePosition, kvDim);
-            Ops.AttentionDecode(s.Query, s.KeyCache[l], s.ValueCache[l], s.AttnOut, c.Heads, c.KvHeads, c.HeadDim, kvDim, s.DevicePosition,
-                1.0f / MathF.Sqrt(c.HeadDim));
+            if (s.CacheType == KvCacheType.F16)
+            {
+                Ops.KvAppendF16(s.KeyStep, s.ValueStep, s.KeyCache[l], s.ValueCache[l], s.DevicePosition, kvDim);
+                Ops.AttentionDecodeF16Kv(s.Query, s.KeyCache[l], s.ValueCache[l], s.AttnOut, c.Heads, c.KvHeads, c.HeadDim, kvDim, s.DevicePosition,
+                    1.0f / MathF.Sqrt(c.HeadDim));
+            }
+            else
+            {
+                Ops.KvAppend(s.KeyStep, s.ValueStep, s.KeyCache[l], s.ValueCache[l], s.DevicePosition, kvDim);
+                Ops.AttentionDecode(s.Query, s.KeyCache[l], s.ValueCache[l], s.AttnOut, c.Heads, c.KvHeads, c.HeadDim, kvDim, s.DevicePosition,
+                    1.0f / MathF.Sqrt(c.HeadDim));
+            }
             Ops.MatVec(w.Output.Type, w.Output.Data, s.AttnOut, s.Normed, w.Output.Rows, w.Output.Cols);
             Ops.Add(s.X, s.Normed, s.X, dim);
             FeedForward(w, s, 1);

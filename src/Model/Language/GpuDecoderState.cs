@@ -1,5 +1,6 @@
 using LlavaNative.Kernels.Cpu.Ops;
 using LlavaNative.Kernels.Cuda;
+using LlavaNative.Kernels.Tensors;
 
 namespace LlavaNative.Model.Language;
 
@@ -10,6 +11,9 @@ namespace LlavaNative.Model.Language;
 /// A single-token decode step reads its position from <see cref="DevicePosition"/> (RoPE row, cache row, key count),
 /// so it can be captured once into a graph (<see cref="GpuDecoder.UseGraphs"/>), held here and replayed at every
 /// position; <see cref="Reset"/> and <see cref="Truncate"/> need no recapture.
+/// The cache is F32 or, with <see cref="KvCacheType.F16"/>, IEEE halves (<see cref="CacheType"/>): K and V are then
+/// always computed into the F32 <see cref="KeyStep"/> / <see cref="ValueStep"/> rows (a prefill batch's too) and
+/// rounded into the cache once biased and rotated.
 /// </summary>
 public sealed unsafe class GpuDecoderState : IDisposable
 {
@@ -18,11 +22,13 @@ public sealed unsafe class GpuDecoderState : IDisposable
     public DecoderConfig Config { get; }
     public int ContextSize { get; }
     public int MaxBatch { get; }
+    /// <summary>How the K and V rows are stored.</summary>
+    public KvCacheType CacheType { get; }
 
     /// <summary>Number of positions already in the KV cache.</summary>
     public int Position { get; internal set; }
 
-    public DeviceBuffer[] KeyCache { get; }   // per layer [ContextSize, kvDim]
+    public DeviceBuffer[] KeyCache { get; }   // per layer [ContextSize, kvDim] F32, or F16 halves (CacheType)
     public DeviceBuffer[] ValueCache { get; } // per layer [ContextSize, kvDim]
     public DeviceBuffer X { get; }            // [MaxBatch, dim] residual stream
     public DeviceBuffer Normed { get; }       // [MaxBatch, dim]
@@ -33,8 +39,8 @@ public sealed unsafe class GpuDecoderState : IDisposable
     /// <summary>RoPE angles of every position [ContextSize, ropeDims/2] (<see cref="Rope.ComputeAngles"/> from 0), uploaded once.</summary>
     public DeviceBuffer CosTable { get; }
     public DeviceBuffer SinTable { get; }     // [ContextSize, ropeDims/2]
-    public DeviceBuffer KeyStep { get; }      // [kvDim] a decode step's key row, before it is appended to the cache
-    public DeviceBuffer ValueStep { get; }    // [kvDim]
+    public DeviceBuffer KeyStep { get; }      // [kvDim] a decode step's key row, before it is appended to the cache ([MaxBatch, kvDim] for F16)
+    public DeviceBuffer ValueStep { get; }    // [kvDim] ([MaxBatch, kvDim] for F16)
     /// <summary>[1] int: the position of the current decode step, written before the step (graph or not) runs.</summary>
     public DeviceBuffer DevicePosition { get; }
     public DeviceBuffer Logits { get; }       // [MaxBatch, vocab] (row 0 only when not all logits are wanted)
@@ -52,13 +58,15 @@ public sealed unsafe class GpuDecoderState : IDisposable
     /// <summary>Whether a captured decode step is held (captured at a decode step, kept until <see cref="InvalidateDecodeGraph"/>).</summary>
     public bool HasDecodeGraph => _decodeGraph != null;
 
-    public GpuDecoderState(IGpuDevice device, DecoderConfig config, int contextSize, int maxBatch = 256)
+    public GpuDecoderState(IGpuDevice device, DecoderConfig config, int contextSize, int maxBatch = 256, KvCacheType cacheType = KvCacheType.F32)
     {
         if (contextSize <= 0) throw new ArgumentOutOfRangeException(nameof(contextSize), contextSize, "context size must be positive");
         if (maxBatch <= 0) throw new ArgumentOutOfRangeException(nameof(maxBatch), maxBatch, "batch size must be positive");
+        int valueBytes = KvCacheTypes.BytesPerValue(cacheType);
         Config = config;
         ContextSize = contextSize;
         MaxBatch = Math.Min(maxBatch, contextSize);
+        CacheType = cacheType;
         int b = MaxBatch;
         try
         {
@@ -66,8 +74,8 @@ public sealed unsafe class GpuDecoderState : IDisposable
             ValueCache = new DeviceBuffer[config.Layers];
             for (int l = 0; l < config.Layers; l++)
             {
-                KeyCache[l] = Floats(device, (long)contextSize * config.KvDim);
-                ValueCache[l] = Floats(device, (long)contextSize * config.KvDim);
+                KeyCache[l] = Bytes(device, (long)contextSize * config.KvDim * valueBytes);
+                ValueCache[l] = Bytes(device, (long)contextSize * config.KvDim * valueBytes);
             }
             X = Floats(device, (long)b * config.Dim);
             Normed = Floats(device, (long)b * config.Dim);
@@ -78,8 +86,9 @@ public sealed unsafe class GpuDecoderState : IDisposable
             CosTable = Floats(device, (long)contextSize * config.RopeDims / 2);
             SinTable = Floats(device, (long)contextSize * config.RopeDims / 2);
             UploadAngles(device, config, contextSize, CosTable, SinTable);
-            KeyStep = Floats(device, config.KvDim);
-            ValueStep = Floats(device, config.KvDim);
+            int stepRows = cacheType == KvCacheType.F16 ? b : 1;
+            KeyStep = Floats(device, (long)stepRows * config.KvDim);
+            ValueStep = Floats(device, (long)stepRows * config.KvDim);
             DevicePosition = Floats(device, 1);
             Logits = Floats(device, (long)b * config.VocabSize);
             TokenIds = Floats(device, b);
@@ -132,8 +141,8 @@ public sealed unsafe class GpuDecoderState : IDisposable
         _decodeGraphOwner = null;
     }
 
-    /// <summary>Bytes held by the KV cache.</summary>
-    public long KvCacheBytes => 2L * Config.Layers * ContextSize * Config.KvDim * sizeof(float);
+    /// <summary>Bytes held by the KV cache (K and V of every layer and position, in <see cref="CacheType"/>).</summary>
+    public long KvCacheBytes => 2L * Config.Layers * ContextSize * Config.KvDim * KvCacheTypes.BytesPerValue(CacheType);
 
     /// <summary>Forgets the conversation: the next token goes to position 0.</summary>
     public void Reset() => Position = 0;
@@ -145,9 +154,11 @@ public sealed unsafe class GpuDecoderState : IDisposable
         Position = position;
     }
 
-    private DeviceBuffer Floats(IGpuDevice device, long count)
+    private DeviceBuffer Floats(IGpuDevice device, long count) => Bytes(device, count * 4);
+
+    private DeviceBuffer Bytes(IGpuDevice device, long bytes)
     {
-        var buffer = device.Allocate(count * 4);
+        var buffer = device.Allocate(bytes);
         _buffers.Add(buffer);
         return buffer;
     }

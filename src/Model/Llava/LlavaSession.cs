@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Text;
+using LlavaNative.Kernels.Tensors;
 using LlavaNative.Model.Generation;
 using LlavaNative.Model.Imaging;
 using LlavaNative.Model.Language;
@@ -13,6 +14,12 @@ public sealed record LlavaSessionOptions
 {
     /// <summary>KV cache positions (text tokens and image rows together); at most the model's training context.</summary>
     public int ContextSize { get; init; } = 4096;
+
+    /// <summary>
+    /// How the KV cache stores K and V: <see cref="KvCacheType.F32"/> (default) or <see cref="KvCacheType.F16"/> (half the
+    /// memory and attention traffic, llama.cpp's default; logits move by the F16 rounding of K and V).
+    /// </summary>
+    public KvCacheType CacheType { get; init; } = KvCacheType.F32;
 
     /// <summary>Positions evaluated per batch during prompt processing.</summary>
     public int MaxBatch { get; init; } = 256;
@@ -95,7 +102,7 @@ public sealed class LlavaSession : IDisposable
         Preprocessing = options.Preprocessing ?? model.Preprocessing;
         if (Preprocessing.ImageSize != model.Encoder.VisionConfig.ImageSize)
             throw new ArgumentException($"preprocessing makes {Preprocessing.ImageSize}-pixel squares but the vision tower takes {model.Encoder.VisionConfig.ImageSize}", nameof(options));
-        Decoder = model.Backend.CreateSession(options.ContextSize, options.MaxBatch, model.Pool);
+        Decoder = model.Backend.CreateSession(options.ContextSize, options.MaxBatch, model.Pool, options.CacheType);
         _lastLogits = new float[model.Decoder.Config.VocabSize];
         _history = new int[options.ContextSize];
         _imageAt = new string?[options.ContextSize];

@@ -1,4 +1,5 @@
 using LlavaNative.Kernels.Cuda;
+using LlavaNative.Kernels.Tensors;
 using LlavaNative.Model.Language;
 
 namespace LlavaNative.TestSupport.Cuda;
@@ -12,9 +13,9 @@ namespace LlavaNative.TestSupport.Cuda;
 /// </summary>
 public static unsafe partial class GpuDecoderChecks
 {
-    public static GpuCheckResult GraphDecode(IGpuDevice device, RandomModelArchitecture architecture, int seed)
+    public static GpuCheckResult GraphDecode(IGpuDevice device, RandomModelArchitecture architecture, int seed, KvCacheType cacheType = KvCacheType.F32)
     {
-        string name = $"decoder {architecture.ToString().ToLowerInvariant()} graph decode vs direct launches";
+        string name = $"decoder {architecture.ToString().ToLowerInvariant()} graph decode vs direct launches" + (cacheType == KvCacheType.F16 ? " f16 cache" : "");
         if (!device.SupportsGraphs) throw new NotSupportedException($"{name}: {device.Name} does not capture graphs");
         using var model = LoadModel(architecture, null);
         var config = model.Config;
@@ -30,14 +31,14 @@ public static unsafe partial class GpuDecoderChecks
         using var graphs = new GpuDecoder(device, config, model.Weights) { UseGraphs = true };
         using var direct = new GpuDecoder(device, config, model.Weights) { UseGraphs = false };
         // Conversation A and B: a CPU state, a state of the graph decoder, a state of the direct decoder each.
-        using var cpuA = model.CreateState(64, maxBatch: 8);
-        using var cpuB = model.CreateState(64, maxBatch: 8);
-        using var graphA = graphs.CreateState(64, maxBatch: 8);
-        using var graphB = graphs.CreateState(64, maxBatch: 8);
-        using var directA = direct.CreateState(64, maxBatch: 8);
-        using var directB = direct.CreateState(64, maxBatch: 8);
+        using var cpuA = model.CreateState(64, maxBatch: 8, cacheType: cacheType);
+        using var cpuB = model.CreateState(64, maxBatch: 8, cacheType: cacheType);
+        using var graphA = graphs.CreateState(64, maxBatch: 8, cacheType);
+        using var graphB = graphs.CreateState(64, maxBatch: 8, cacheType);
+        using var directA = direct.CreateState(64, maxBatch: 8, cacheType);
+        using var directB = direct.CreateState(64, maxBatch: 8, cacheType);
 
-        var tally = new Tally(name);
+        var tally = CacheTally(name, cacheType);
         int steps = 0, bitMismatches = 0;
         string firstMismatch = "";
         var graphLogits = new float[vocab];

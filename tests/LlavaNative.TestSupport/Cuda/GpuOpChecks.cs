@@ -77,6 +77,7 @@ public static unsafe partial class GpuOpChecks
         all.Add(("attention F32 forced t37 causal", (d, seed) => AttentionCheck(d, tokens: 37, startPos: 5, causal: true, headDim: 72, seed, AttentionPath.F32)));
         foreach (var c in TiledAttentionCases) all.Add((c.Name, (d, seed) => TiledAttentionCheck(d, c, seed)));
         AddDecodeStepChecks(all); // GpuOpChecks.DecodeStep.cs: the position-from-device kernels of graph-captured decode steps
+        AddHalfKvChecks(all);     // GpuOpChecks.HalfKv.cs: the F16 KV cache's append, store and attention kernels
         all.Add(("add / bias / scale", ElementwiseCheck));
         all.Add(("copy", CopyCheck));
         all.Add(("position embeddings + class row", (d, seed) => PositionEmbeddingsCheck(d, withClass: true, seed)));

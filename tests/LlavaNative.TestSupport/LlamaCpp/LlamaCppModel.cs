@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using LlavaNative.Kernels.Tensors;
 
 namespace LlavaNative.TestSupport.LlamaCpp;
 
@@ -51,8 +52,8 @@ public sealed class LlamaInput
 public sealed record GreedyResult(int[] Tokens, float[] Margins, float[][] Logits);
 
 /// <summary>
-/// A model loaded by the reference llama.cpp, set up for numerical comparisons: 1 thread, F32 KV cache,
-/// flash attention off, logits for every position, the whole input in one batch (so keep inputs short with a
+/// A model loaded by the reference llama.cpp, set up for numerical comparisons: 1 thread, F32 KV cache (unless
+/// <see cref="CacheType"/> says F16), flash attention off, logits for every position, the whole input in one batch (so keep inputs short with a
 /// large vocabulary: the logits buffer is n_tokens × vocab floats). Instances are thread-safe (calls are
 /// serialised per instance); different instances run in parallel.
 /// </summary>
@@ -77,6 +78,29 @@ public sealed unsafe class LlamaCppModel : IDisposable
 
     public string FilePath { get; }
     public bool VocabOnly { get; }
+
+    /// <summary>
+    /// type_k and type_v of the contexts this model evaluates in (F32 unless set; llama.cpp's own default is F16). Flash
+    /// attention stays off either way: with an F16 cache ggml then computes K·q as an F16 mat-mul (q rounded to F16) and
+    /// V·softmax with V stored transposed (the probabilities rounded to F16). Changing it drops the current context.
+    /// </summary>
+    public KvCacheType CacheType
+    {
+        get => _cacheType;
+        set
+        {
+            lock (_gate)
+            {
+                if (value == _cacheType) return;
+                KvCacheTypes.BytesPerValue(value); // rejects values outside the enum
+                _cacheType = value;
+                if (_ctx != 0) LlamaNative.llama_free(_ctx);
+                _ctx = 0;
+            }
+        }
+    }
+
+    private KvCacheType _cacheType = KvCacheType.F32;
 
     /// <summary>Number of tokens in the vocabulary (= rows of the logits).</summary>
     public int VocabSize { get; }
@@ -347,8 +371,8 @@ public sealed unsafe class LlamaCppModel : IDisposable
         p.NThreads = 1;
         p.NThreadsBatch = 1;
         p.FlashAttnType = LlamaNative.FlashAttnDisabled;
-        p.TypeK = LlamaNative.GgmlTypeF32;
-        p.TypeV = LlamaNative.GgmlTypeF32;
+        p.TypeK = _cacheType == KvCacheType.F16 ? LlamaNative.GgmlTypeF16 : LlamaNative.GgmlTypeF32;
+        p.TypeV = p.TypeK;
         p.Embeddings = 0;
         p.NoPerf = 1;
         LlamaNative.ClearRecentLog();

@@ -1,6 +1,7 @@
 using Xunit;
 using Xunit.Abstractions;
 using LlavaNative.Kernels.Cuda;
+using LlavaNative.Kernels.Tensors;
 using LlavaNative.Model.Language;
 using LlavaNative.TestSupport;
 using LlavaNative.TestSupport.Cuda;
@@ -37,14 +38,15 @@ public class GpuDecoderEmulatorTests(ITestOutputHelper output)
     /// argument block), the captured graph and the decoder's buffers are reused.
     /// </summary>
     [EmulatorTheory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void GreedyDecodeStepAllocatesNothing(bool useGraphs)
+    [InlineData(true, KvCacheType.F32)]
+    [InlineData(false, KvCacheType.F32)]
+    [InlineData(true, KvCacheType.F16)]
+    public void GreedyDecodeStepAllocatesNothing(bool useGraphs, KvCacheType cacheType)
     {
         using var device = GpuTestDevices.Emulator();
         using var model = GpuDecoderChecks.LoadModel(RandomModelArchitecture.Qwen2, null);
         using var gpu = new GpuDecoder(device, model.Config, model.Weights) { UseGraphs = useGraphs };
-        using var state = gpu.CreateState(48);
+        using var state = gpu.CreateState(48, cacheType: cacheType);
         int[] one = [gpu.ForwardGreedy(state, [3, 1, 4, 1, 5])];
         for (int i = 0; i < 4; i++) one[0] = gpu.ForwardGreedy(state, one); // warm-up: JIT tiers, first-use paths, the capture
         Assert.Equal(useGraphs, state.HasDecodeGraph);

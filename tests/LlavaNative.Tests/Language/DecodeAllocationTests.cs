@@ -1,4 +1,5 @@
 using LlavaNative.Kernels.Cpu;
+using LlavaNative.Kernels.Tensors;
 using LlavaNative.Model.Generation;
 using LlavaNative.Model.Language;
 using LlavaNative.TestSupport;
@@ -10,14 +11,16 @@ namespace LlavaNative.Tests.Language;
 public sealed class DecodeAllocationTests
 {
     [Theory]
-    [InlineData(RandomModelArchitecture.Llama)]
-    [InlineData(RandomModelArchitecture.Qwen2)]
-    public void DecodeStepAllocatesNothing(RandomModelArchitecture architecture)
+    [InlineData(RandomModelArchitecture.Llama, KvCacheType.F32)]
+    [InlineData(RandomModelArchitecture.Qwen2, KvCacheType.F32)]
+    [InlineData(RandomModelArchitecture.Llama, KvCacheType.F16)]
+    [InlineData(RandomModelArchitecture.Qwen2, KvCacheType.F16)]
+    public void DecodeStepAllocatesNothing(RandomModelArchitecture architecture, KvCacheType cacheType)
     {
         string path = RandomModels.GetPath(RandomModelSpec.Tiny(architecture, RandomModelVocabulary.Synthetic));
         using var model = DecoderModel.LoadGguf(path);
         using var pool = new ComputeThreadPool(2);
-        using var state = model.CreateState(128, pool: pool);
+        using var state = model.CreateState(128, pool: pool, cacheType: cacheType);
         var sampler = new Sampler(model.Config.VocabSize, new SamplingOptions { Temperature = 0.7f, Seed = 1, RepeatPenalty = 1.1f });
         int[] one = [5];
 

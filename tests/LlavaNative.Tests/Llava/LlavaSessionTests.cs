@@ -1,3 +1,4 @@
+using LlavaNative.Kernels.Tensors;
 using LlavaNative.Model.Formats;
 using LlavaNative.Model.Generation;
 using LlavaNative.Model.Imaging;
@@ -86,6 +87,26 @@ public sealed class LlavaSessionTests
         Assert.Equal(0, session.Position);
         session.AppendPrompt("tell me about <image> please", [Png(3)]);
         Assert.Equal(first, session.Logits.ToArray());
+    }
+
+    /// <summary>
+    /// <see cref="LlavaSessionOptions.CacheType"/> reaches the decoder session: an F16 cache holds half the bytes, and an
+    /// image + text prompt gives logits near the F32 cache's (the F16 rounding of K and V, 2 layers; measured ≈ 4e-3).
+    /// </summary>
+    [Fact]
+    public void F16CacheType_HalvesTheCache_AndStaysNearF32()
+    {
+        using var model = Open();
+        using var f32 = model.CreateSession(new LlavaSessionOptions { ContextSize = 64 });
+        using var f16 = model.CreateSession(new LlavaSessionOptions { ContextSize = 64, CacheType = KvCacheType.F16 });
+        Assert.Equal(KvCacheType.F32, f32.Decoder.CacheType);
+        Assert.Equal(KvCacheType.F16, f16.Decoder.CacheType);
+        Assert.Equal(f32.Decoder.KvCacheBytes, 2 * f16.Decoder.KvCacheBytes);
+        f32.AppendPrompt("what is <image> here", [Png(6)]);
+        f16.AppendPrompt("what is <image> here", [Png(6)]);
+        float[] a = f32.Logits.ToArray(), b = f16.Logits.ToArray();
+        double maxAbs = a.Zip(b, (x, y) => Math.Abs(x - y)).Max();
+        Assert.True(maxAbs > 0 && maxAbs < 2e-2, $"max abs {maxAbs}");
     }
 
     [Fact]

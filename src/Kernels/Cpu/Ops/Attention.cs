@@ -5,6 +5,9 @@ namespace LlavaNative.Kernels.Cpu.Ops;
 /// (<c>nHeads / nKvHeads</c> query heads share one KV head). Causal: the query at cache position p sees keys
 /// 0…p. Bidirectional (vision towers): every query sees all keys. Softmax is computed online over blocks of
 /// keys (running max and sum, as flash attention does), so no [n_ctx] score buffer is needed per thread.
+/// The cache is F32 (<see cref="Problem.K"/>, <see cref="Problem.V"/>) or F16 (<see cref="Problem.KHalf"/>,
+/// <see cref="Problem.VHalf"/>, an F16 KV cache): the same loop either way, with the rows widened to F32 as they
+/// are read (<see cref="HalfRows"/>); queries, scores, softmax and accumulators stay F32.
 /// </summary>
 public static unsafe class Attention
 {
@@ -19,6 +22,10 @@ public static unsafe class Attention
         public float* K;
         /// <summary>Values laid out like <see cref="K"/>.</summary>
         public float* V;
+        /// <summary>An F16 cache instead of <see cref="K"/> (which is then null): IEEE halves, the same layout.</summary>
+        public ushort* KHalf;
+        /// <summary>Values of an F16 cache, laid out like <see cref="KHalf"/>.</summary>
+        public ushort* VHalf;
         /// <summary>Output [nTokens, nHeads·headDim].</summary>
         public float* Output;
         public int Tokens, Heads, KvHeads, HeadDim;
@@ -34,11 +41,44 @@ public static unsafe class Attention
 
     public static void Compute(ComputeThreadPool pool, in Problem problem)
     {
-        var job = new Job { P = problem };
+        CheckCache(in problem);
+        if (problem.KHalf != null)
+        {
+            var half = new Job<HalfCache> { P = problem };
+            pool.Run(ref half, problem.Tokens * problem.Heads);
+            return;
+        }
+        var job = new Job<FloatCache> { P = problem };
         pool.Run(ref job, problem.Tokens * problem.Heads);
     }
 
-    private struct Job : IRangeJob
+    private static void CheckCache(in Problem p)
+    {
+        bool f32 = p.K != null && p.V != null, f16 = p.KHalf != null && p.VHalf != null;
+        if (f32 == f16 || (f32 && (p.KHalf != null || p.VHalf != null)) || (f16 && (p.K != null || p.V != null)))
+            throw new ArgumentException("attention needs either an F32 cache (K and V) or an F16 one (KHalf and VHalf), not both or a mix");
+    }
+
+    /// <summary>How one cache row is read: the dot product with a query and the weighted add into the accumulator.</summary>
+    private interface ICacheRows
+    {
+        static abstract float Dot(in Problem p, float* q, long offset, int n);
+        static abstract void Axpy(in Problem p, float w, long offset, float* acc, int n);
+    }
+
+    private struct FloatCache : ICacheRows
+    {
+        public static float Dot(in Problem p, float* q, long offset, int n) => FloatDot.Dot(q, p.K + offset, n);
+        public static void Axpy(in Problem p, float w, long offset, float* acc, int n) => Elementwise.Axpy(w, p.V + offset, acc, n);
+    }
+
+    private struct HalfCache : ICacheRows
+    {
+        public static float Dot(in Problem p, float* q, long offset, int n) => HalfRows.Dot(q, p.KHalf + offset, n);
+        public static void Axpy(in Problem p, float w, long offset, float* acc, int n) => HalfRows.Axpy(w, p.VHalf + offset, acc, n);
+    }
+
+    private struct Job<TCache> : IRangeJob where TCache : struct, ICacheRows
     {
         public Problem P;
 
@@ -49,18 +89,17 @@ public static unsafe class Attention
             for (int item = start; item < end; item++)
             {
                 int t = item / P.Heads, h = item % P.Heads;
-                Head(in P, t, h, scores, acc);
+                Head<TCache>(in P, t, h, scores, acc);
             }
         }
     }
 
-    private static void Head(in Problem p, int t, int h, float* scores, float* acc)
+    private static void Head<TCache>(in Problem p, int t, int h, float* scores, float* acc) where TCache : struct, ICacheRows
     {
         int hd = p.HeadDim;
         int kvHead = h / (p.Heads / p.KvHeads);
         float* q = p.Q + (long)t * p.Heads * hd + (long)h * hd;
-        float* kBase = p.K + (long)kvHead * hd;
-        float* vBase = p.V + (long)kvHead * hd;
+        long headOffset = (long)kvHead * hd; // of this head's columns in every cache row
         int nKeys = p.Causal ? p.StartPos + t + 1 : p.KeyCount;
 
         float max = float.NegativeInfinity, sum = 0;
@@ -71,7 +110,7 @@ public static unsafe class Attention
             float blockMax = float.NegativeInfinity;
             for (int j = 0; j < nb; j++)
             {
-                float s = FloatDot.Dot(q, kBase + (long)(j0 + j) * p.KvStride, hd) * p.Scale;
+                float s = TCache.Dot(in p, q, headOffset + (long)(j0 + j) * p.KvStride, hd) * p.Scale;
                 scores[j] = s;
                 if (s > blockMax) blockMax = s;
             }
@@ -86,7 +125,7 @@ public static unsafe class Attention
             {
                 float w = MathF.Exp(scores[j] - max);
                 sum += w;
-                Elementwise.Axpy(w, vBase + (long)(j0 + j) * p.KvStride, acc, hd);
+                TCache.Axpy(in p, w, headOffset + (long)(j0 + j) * p.KvStride, acc, hd);
             }
         }
         float* o = p.Output + (long)t * p.Heads * hd + (long)h * hd;
@@ -94,10 +133,17 @@ public static unsafe class Attention
         for (int i = 0; i < hd; i++) o[i] = acc[i] * inv;
     }
 
-    /// <summary>Scalar reference: explicit scores, max-subtracted softmax in double, weighted sum.</summary>
+    private static float CacheValue(float* f32, ushort* f16, long at) => f16 != null ? Quant.Fp16.ToFloat(f16[at]) : f32[at];
+
+    /// <summary>
+    /// Scalar reference: explicit scores, max-subtracted softmax in double, weighted sum. An F16 cache is read with
+    /// the scalar <see cref="Quant.Fp16.ToFloat"/>, value by value.
+    /// </summary>
     public static void ComputeScalar(in Problem p)
     {
+        CheckCache(in p);
         int hd = p.HeadDim;
+
         for (int t = 0; t < p.Tokens; t++)
         for (int h = 0; h < p.Heads; h++)
         {
@@ -109,8 +155,8 @@ public static unsafe class Attention
             for (int j = 0; j < nKeys; j++)
             {
                 double d = 0;
-                float* k = p.K + (long)j * p.KvStride + (long)kvHead * hd;
-                for (int i = 0; i < hd; i++) d += (double)q[i] * k[i];
+                long k = (long)j * p.KvStride + (long)kvHead * hd;
+                for (int i = 0; i < hd; i++) d += (double)q[i] * CacheValue(p.K, p.KHalf, k + i);
                 s[j] = d * p.Scale;
                 max = Math.Max(max, s[j]);
             }
@@ -120,7 +166,7 @@ public static unsafe class Attention
             for (int i = 0; i < hd; i++)
             {
                 double v = 0;
-                for (int j = 0; j < nKeys; j++) v += s[j] * p.V[(long)j * p.KvStride + (long)kvHead * hd + i];
+                for (int j = 0; j < nKeys; j++) v += s[j] * CacheValue(p.V, p.VHalf, (long)j * p.KvStride + (long)kvHead * hd + i);
                 o[i] = (float)(v / total);
             }
         }

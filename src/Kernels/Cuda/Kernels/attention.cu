@@ -8,23 +8,34 @@
 // (attention_decode_f32) the same with the position read from device memory, for decode steps in a CUDA graph.
 // Version 2 (attention_tiled_d*, below), for prefill and the vision towers: tiles of 64 queries × 64 keys on the
 // tensor cores (F16 inputs, F32 accumulation and softmax).
+// F16 KV cache (the *_f16kv kernels): k and v hold IEEE halves; the same bodies, instantiated for u16 rows, widen each
+// value as it is read (versions 1/1b: half_to_float, then the same F32 math) or stage it as is (version 2, which
+// rounds an F32 cache to F16 while staging anyway). q, out and all arithmetic stay F32.
 #include "common.cuh"
 
 #define ATTN_WARPS 4
 #define ATTN_MAX_DIM 256
 #define ATTN_PER_LANE (ATTN_MAX_DIM / WARP_SIZE)
 
+// A cache value as float (version 1) and as half bits for the tensor cores (version 2), per cache type.
+__device__ __forceinline__ float kv_float(float x) { return x; }
+__device__ __forceinline__ float kv_float(u16 x) { return half_to_float(x); }
+__device__ __forceinline__ u16 kv_half_bits(float x) { return float_to_half(x); }
+__device__ __forceinline__ u16 kv_half_bits(u16 x) { return x; }
+
 // Query token t, head h against keys 0 … keys − 1: the body of attention_f32 and attention_decode_f32, so a decode
 // step gives the same bits through either. The block's shared arrays are declared by the kernels and passed in.
-__device__ __forceinline__ void attention_f32_query(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+// KV: float (F32 cache) or u16 (F16 cache).
+template <typename KV>
+__device__ __forceinline__ void attention_f32_query(const float* __restrict__ q, const KV* __restrict__ k, const KV* __restrict__ v,
     float* __restrict__ out, int h, int t, int n_heads, int n_kv_heads, int head_dim, int kv_stride, int keys, float scale,
     float* warp_max_s, float* warp_sum_s, float (*warp_acc_s)[ATTN_MAX_DIM])
 {
     const int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE;
     const int kv_head = h / (n_heads / n_kv_heads);
     const float* qh = q + ((long long)t * n_heads + h) * head_dim;
-    const float* kh = k + (long long)kv_head * head_dim;
-    const float* vh = v + (long long)kv_head * head_dim;
+    const KV* kh = k + (long long)kv_head * head_dim;
+    const KV* vh = v + (long long)kv_head * head_dim;
 
     float qr[ATTN_PER_LANE], acc[ATTN_PER_LANE];
 #pragma unroll
@@ -37,25 +48,25 @@ __device__ __forceinline__ void attention_f32_query(const float* __restrict__ q,
     float m = NEG_INF_F, l = 0.0f;
     for (int j = warp; j < keys; j += ATTN_WARPS)
     {
-        const float* kj = kh + (long long)j * kv_stride;
+        const KV* kj = kh + (long long)j * kv_stride;
         float s = 0.0f;
 #pragma unroll
         for (int i = 0; i < ATTN_PER_LANE; i++)
         {
             const int d = lane + i * WARP_SIZE;
-            if (d < head_dim) s += qr[i] * kj[d];
+            if (d < head_dim) s += qr[i] * kv_float(kj[d]);
         }
         s = warp_sum(s);
         const float m_new = fmaxf(m, s);
         const float correction = expf(m - m_new); // 0 while m is −inf
         const float p = expf(s - m_new);
         l = l * correction + p;
-        const float* vj = vh + (long long)j * kv_stride;
+        const KV* vj = vh + (long long)j * kv_stride;
 #pragma unroll
         for (int i = 0; i < ATTN_PER_LANE; i++)
         {
             const int d = lane + i * WARP_SIZE;
-            acc[i] = acc[i] * correction + (d < head_dim ? p * vj[d] : 0.0f);
+            acc[i] = acc[i] * correction + (d < head_dim ? p * kv_float(vj[d]) : 0.0f);
         }
         m = m_new;
     }
@@ -95,7 +106,7 @@ extern "C" __global__ void attention_f32(const float* __restrict__ q, const floa
     __shared__ float warp_acc_s[ATTN_WARPS][ATTN_MAX_DIM];
     const int h = blockIdx.x, t = blockIdx.y;
     const int keys = causal ? start_pos + t + 1 : n_keys;
-    attention_f32_query(q, k, v, out, h, t, n_heads, n_kv_heads, head_dim, kv_stride, keys, scale, warp_max_s, warp_sum_s, warp_acc_s);
+    attention_f32_query<float>(q, k, v, out, h, t, n_heads, n_kv_heads, head_dim, kv_stride, keys, scale, warp_max_s, warp_sum_s, warp_acc_s);
 }
 
 // Version 1b (attention_decode_f32): one query token at the position held in device memory (*position), causal, so
@@ -107,8 +118,30 @@ extern "C" __global__ void attention_decode_f32(const float* __restrict__ q, con
     __shared__ float warp_max_s[ATTN_WARPS];
     __shared__ float warp_sum_s[ATTN_WARPS];
     __shared__ float warp_acc_s[ATTN_WARPS][ATTN_MAX_DIM];
-    attention_f32_query(q, k, v, out, blockIdx.x, 0, n_heads, n_kv_heads, head_dim, kv_stride, *position + 1, scale, warp_max_s, warp_sum_s,
+    attention_f32_query<float>(q, k, v, out, blockIdx.x, 0, n_heads, n_kv_heads, head_dim, kv_stride, *position + 1, scale, warp_max_s, warp_sum_s,
         warp_acc_s);
+}
+
+// Versions 1 and 1b on an F16 KV cache (k, v: IEEE halves [n_keys, kv_stride]): the same launch geometry and math.
+extern "C" __global__ void attention_f16kv(const float* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v,
+    float* __restrict__ out, int n_heads, int n_kv_heads, int head_dim, int kv_stride, int start_pos, int n_keys, int causal, float scale)
+{
+    __shared__ float warp_max_s[ATTN_WARPS];
+    __shared__ float warp_sum_s[ATTN_WARPS];
+    __shared__ float warp_acc_s[ATTN_WARPS][ATTN_MAX_DIM];
+    const int h = blockIdx.x, t = blockIdx.y;
+    const int keys = causal ? start_pos + t + 1 : n_keys;
+    attention_f32_query<u16>(q, k, v, out, h, t, n_heads, n_kv_heads, head_dim, kv_stride, keys, scale, warp_max_s, warp_sum_s, warp_acc_s);
+}
+
+extern "C" __global__ void attention_decode_f16kv(const float* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v,
+    float* __restrict__ out, int n_heads, int n_kv_heads, int head_dim, int kv_stride, const int* __restrict__ position, float scale)
+{
+    __shared__ float warp_max_s[ATTN_WARPS];
+    __shared__ float warp_sum_s[ATTN_WARPS];
+    __shared__ float warp_acc_s[ATTN_WARPS][ATTN_MAX_DIM];
+    attention_f32_query<u16>(q, k, v, out, blockIdx.x, 0, n_heads, n_kv_heads, head_dim, kv_stride, *position + 1, scale, warp_max_s,
+        warp_sum_s, warp_acc_s);
 }
 
 // ---- Version 2: tiled flash attention on the tensor cores (mma.sync m16n8k16, sm_80+) ----
@@ -138,8 +171,8 @@ __device__ __forceinline__ int attention_key_limit(int row, int start_pos, int n
     return causal ? min(start_pos + row + 1, n_keys) : n_keys;
 }
 
-template <int D>
-__device__ __forceinline__ void attention_tiled(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+template <int D, typename KV>
+__device__ __forceinline__ void attention_tiled(const float* __restrict__ q, const KV* __restrict__ k, const KV* __restrict__ v,
     float* __restrict__ out, int n_tokens, int n_heads, int n_kv_heads, int head_dim, int kv_stride, int start_pos, int n_keys, int causal,
     float scale)
 {
@@ -153,8 +186,8 @@ __device__ __forceinline__ void attention_tiled(const float* __restrict__ q, con
     const int kv_head = h / (n_heads / n_kv_heads);
     const long long q_stride = (long long)n_heads * head_dim;
     const float* qh = q + (long long)h * head_dim;
-    const float* kh = k + (long long)kv_head * head_dim;
-    const float* vh = v + (long long)kv_head * head_dim;
+    const KV* kh = k + (long long)kv_head * head_dim;
+    const KV* vh = v + (long long)kv_head * head_dim;
 
     // Keys the block needs (its last real row's limit), the warp's rows' largest and smallest limits.
     const int last_row = min(t0 + FA_ROWS, n_tokens) - 1;
@@ -197,8 +230,8 @@ __device__ __forceinline__ void attention_tiled(const float* __restrict__ q, con
             const int j = i / D, d = i % D;
             const bool inside = k0 + j < block_end && d < head_dim;
             const long long at = (long long)(k0 + j) * kv_stride + d;
-            ks[j][d] = float_to_half(inside ? kh[at] : 0.0f);
-            vt[d][j] = float_to_half(inside ? vh[at] : 0.0f);
+            ks[j][d] = inside ? kv_half_bits(kh[at]) : (u16)0;
+            vt[d][j] = inside ? kv_half_bits(vh[at]) : (u16)0;
         }
         __syncthreads();
         if (k0 < warp_end)
@@ -299,34 +332,64 @@ __device__ __forceinline__ void attention_tiled(const float* __restrict__ q, con
         }
 }
 
-// One entry per padded head dim (the launcher picks the smallest D ≥ head_dim; written out, not a macro, so the
+// One entry per padded head dim and cache type (the launcher picks the smallest D ≥ head_dim; written out, not a macro, so the
 // launch checks can read each signature).
 extern "C" __global__ void attention_tiled_d32(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
     float* __restrict__ out, int n_tokens, int n_heads, int n_kv_heads, int head_dim, int kv_stride, int start_pos, int n_keys, int causal, float scale)
 {
-    attention_tiled<32>(q, k, v, out, n_tokens, n_heads, n_kv_heads, head_dim, kv_stride, start_pos, n_keys, causal, scale);
+    attention_tiled<32, float>(q, k, v, out, n_tokens, n_heads, n_kv_heads, head_dim, kv_stride, start_pos, n_keys, causal, scale);
 }
 
 extern "C" __global__ void attention_tiled_d64(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
     float* __restrict__ out, int n_tokens, int n_heads, int n_kv_heads, int head_dim, int kv_stride, int start_pos, int n_keys, int causal, float scale)
 {
-    attention_tiled<64>(q, k, v, out, n_tokens, n_heads, n_kv_heads, head_dim, kv_stride, start_pos, n_keys, causal, scale);
+    attention_tiled<64, float>(q, k, v, out, n_tokens, n_heads, n_kv_heads, head_dim, kv_stride, start_pos, n_keys, causal, scale);
 }
 
 extern "C" __global__ void attention_tiled_d80(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
     float* __restrict__ out, int n_tokens, int n_heads, int n_kv_heads, int head_dim, int kv_stride, int start_pos, int n_keys, int causal, float scale)
 {
-    attention_tiled<80>(q, k, v, out, n_tokens, n_heads, n_kv_heads, head_dim, kv_stride, start_pos, n_keys, causal, scale);
+    attention_tiled<80, float>(q, k, v, out, n_tokens, n_heads, n_kv_heads, head_dim, kv_stride, start_pos, n_keys, causal, scale);
 }
 
 extern "C" __global__ void attention_tiled_d96(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
     float* __restrict__ out, int n_tokens, int n_heads, int n_kv_heads, int head_dim, int kv_stride, int start_pos, int n_keys, int causal, float scale)
 {
-    attention_tiled<96>(q, k, v, out, n_tokens, n_heads, n_kv_heads, head_dim, kv_stride, start_pos, n_keys, causal, scale);
+    attention_tiled<96, float>(q, k, v, out, n_tokens, n_heads, n_kv_heads, head_dim, kv_stride, start_pos, n_keys, causal, scale);
 }
 
 extern "C" __global__ void attention_tiled_d128(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
     float* __restrict__ out, int n_tokens, int n_heads, int n_kv_heads, int head_dim, int kv_stride, int start_pos, int n_keys, int causal, float scale)
 {
-    attention_tiled<128>(q, k, v, out, n_tokens, n_heads, n_kv_heads, head_dim, kv_stride, start_pos, n_keys, causal, scale);
+    attention_tiled<128, float>(q, k, v, out, n_tokens, n_heads, n_kv_heads, head_dim, kv_stride, start_pos, n_keys, causal, scale);
+}
+
+extern "C" __global__ void attention_tiled_f16kv_d32(const float* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v,
+    float* __restrict__ out, int n_tokens, int n_heads, int n_kv_heads, int head_dim, int kv_stride, int start_pos, int n_keys, int causal, float scale)
+{
+    attention_tiled<32, u16>(q, k, v, out, n_tokens, n_heads, n_kv_heads, head_dim, kv_stride, start_pos, n_keys, causal, scale);
+}
+
+extern "C" __global__ void attention_tiled_f16kv_d64(const float* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v,
+    float* __restrict__ out, int n_tokens, int n_heads, int n_kv_heads, int head_dim, int kv_stride, int start_pos, int n_keys, int causal, float scale)
+{
+    attention_tiled<64, u16>(q, k, v, out, n_tokens, n_heads, n_kv_heads, head_dim, kv_stride, start_pos, n_keys, causal, scale);
+}
+
+extern "C" __global__ void attention_tiled_f16kv_d80(const float* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v,
+    float* __restrict__ out, int n_tokens, int n_heads, int n_kv_heads, int head_dim, int kv_stride, int start_pos, int n_keys, int causal, float scale)
+{
+    attention_tiled<80, u16>(q, k, v, out, n_tokens, n_heads, n_kv_heads, head_dim, kv_stride, start_pos, n_keys, causal, scale);
+}
+
+extern "C" __global__ void attention_tiled_f16kv_d96(const float* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v,
+    float* __restrict__ out, int n_tokens, int n_heads, int n_kv_heads, int head_dim, int kv_stride, int start_pos, int n_keys, int causal, float scale)
+{
+    attention_tiled<96, u16>(q, k, v, out, n_tokens, n_heads, n_kv_heads, head_dim, kv_stride, start_pos, n_keys, causal, scale);
+}
+
+extern "C" __global__ void attention_tiled_f16kv_d128(const float* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v,
+    float* __restrict__ out, int n_tokens, int n_heads, int n_kv_heads, int head_dim, int kv_stride, int start_pos, int n_keys, int causal, float scale)
+{
+    attention_tiled<128, u16>(q, k, v, out, n_tokens, n_heads, n_kv_heads, head_dim, kv_stride, start_pos, n_keys, causal, scale);
 }

@@ -24,3 +24,28 @@ extern "C" __global__ void kv_append_f32(const float* __restrict__ k_row, const 
         v_cache[row + i] = v_row[i];
     }
 }
+
+// kv_append_f32 for an F16 cache: row *position of the caches [positions, kv_dim] (IEEE halves) = the step's F32 K and
+// V rows rounded to nearest even (float_to_half: what the CPU's Fp16.FromFloatRow and ggml's F32 → F16 copy give).
+extern "C" __global__ void kv_append_f16(const float* __restrict__ k_row, const float* __restrict__ v_row, u16* __restrict__ k_cache,
+    u16* __restrict__ v_cache, const int* __restrict__ position, int kv_dim)
+{
+    const long long row = (long long)*position * kv_dim;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < kv_dim; i += gridDim.x * blockDim.x)
+    {
+        k_cache[row + i] = float_to_half(k_row[i]);
+        v_cache[row + i] = float_to_half(v_row[i]);
+    }
+}
+
+// A prefill batch's rows into an F16 cache: k_cache[i] = half(k_rows[i]), v_cache[i] = half(v_rows[i]) for i < count
+// (the caller offsets the caches to the batch's first row). Grid-stride.
+extern "C" __global__ void kv_store_f16(const float* __restrict__ k_rows, const float* __restrict__ v_rows, u16* __restrict__ k_cache,
+    u16* __restrict__ v_cache, int count)
+{
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += gridDim.x * blockDim.x)
+    {
+        k_cache[i] = float_to_half(k_rows[i]);
+        v_cache[i] = float_to_half(v_rows[i]);
+    }
+}
