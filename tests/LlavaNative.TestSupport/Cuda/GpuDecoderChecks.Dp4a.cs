@@ -9,15 +9,16 @@ namespace LlavaNative.TestSupport.Cuda;
 /// quantizes its activation as the CPU does) against the CPU decoder on the same quantized weights — which is what the
 /// CPU runs, so the reference is the quantized model itself, not its dequantized F32 copy; the remaining differences
 /// are float summation order (attention, norms, the mat-vec's term order). Those ulp-sized differences are usually all
-/// there is (max |Δ logit| ≈ 1e-6), but now and then one lands an activation value on the other side of a Q8 rounding
-/// boundary (x·127/amax within an ulp of k + ½), on the CPU's side and the GPU's differently: one int8 code then
-/// differs by 1, and that step and the later ones (through the KV cache) move by up to ≈ 0.1 (seen on the emulator:
-/// 0.116 and 0.076 on 2 of 10 runs). Neither side is wrong, so the check is two-tier: at least half of the steps
-/// within <see cref="LogitTolerance"/> (the paths agree to summation order), every step within
-/// <see cref="Dp4aFlipTolerance"/> and rel L2 ≤ <see cref="Dp4aFlipRelL2"/> (a wrong kernel — a nibble order, a
-/// scale — moves every step by O(1)), greedy tokens equal wherever the CPU's top-2 margin exceeds twice that.
-/// Every token goes through a single-token step: 5 prompt tokens, then 6 greedy steps. Where the device captures graphs, a second decoder replays its steps from a graph and must give
-/// the direct decoder's logits bit for bit (the mat-vec's scratch must be allocated before the capture and stay put).
+/// there is (max |Δ logit| ≈ 1e-6), but on 2 of 10 emulator runs one step and the later ones (through the KV cache)
+/// moved by up to 0.116 and 0.076 (from step 3 and 4 on; the other 8 runs stay within 3e-6 on every step, and every
+/// mat-vec passes its own check). The likely cause — not traced value by value — is an activation within an ulp of a
+/// Q8 rounding boundary (x·127/amax ≈ k + ½) that the CPU and the GPU, whose sums differ in the last bit, round to
+/// neighbouring int8 codes. Neither side is wrong, so the bound is such a flip's: every logit within <see cref="Dp4aFlipTolerance"/>, rel L2 of all logits
+/// ≤ <see cref="Dp4aFlipRelL2"/> (a wrong kernel moves every step by O(1): with Q4_0's nibble halves swapped, max |Δ|
+/// 16 and rel L2 1.4), greedy tokens equal wherever the CPU's top-2 margin exceeds twice the bound (twice
+/// <see cref="LogitTolerance"/> on steps whose logits are all within it); those steps are counted in the result.
+/// Every token goes through a single-token step: 5 prompt tokens, then 6 greedy steps. Where the device captures
+/// graphs, a second decoder replays its steps from a graph and must give the direct decoder's logits bit for bit (the mat-vec's scratch must be allocated before the capture and stay put).
 /// </summary>
 public static unsafe partial class GpuDecoderChecks
 {
@@ -45,7 +46,7 @@ public static unsafe partial class GpuDecoderChecks
         using var graphState = graphed?.CreateState(64, maxBatch: 8);
 
         var tally = new Tally(name, Dp4aFlipTolerance, Dp4aFlipRelL2);
-        int exactSteps = 0;
+        int exactSteps = 0, tightGreedy = 0;
         var directLogits = new float[vocab];
         var graphLogits = new float[vocab];
         int bitMismatches = 0;
@@ -76,15 +77,23 @@ public static unsafe partial class GpuDecoderChecks
             if (step < promptTokens) next = rng.Next(vocab);
             else
             {
-                tally.Greedy(step - promptTokens, directNext, want);
+                if (stepMax <= LogitTolerance) // no flip so far: the tight margin of GpuDecoderChecks.Decoder
+                {
+                    int best = ArgMax(want);
+                    float second = float.NegativeInfinity;
+                    for (int i = 0; i < vocab; i++) if (i != best) second = Math.Max(second, want[i]);
+                    if (want[best] - second > 2 * LogitTolerance) tightGreedy++;
+                    if (want[best] - second > 2 * LogitTolerance && directNext != best)
+                        tally.Fail($"step {step}: device argmax {directNext}, CPU {best} (margin {want[best] - second:0.0000})");
+                }
+                else tally.Greedy(step - promptTokens, directNext, want);
                 next = ArgMax(want);
             }
         }
         if (graphState != null && !graphState.HasDecodeGraph) tally.Fail("the decoder with UseGraphs on captured no graph");
         int steps = promptTokens + greedySteps;
-        if (2 * exactSteps < steps) tally.Fail($"only {exactSteps} of {steps} steps within {LogitTolerance:0e0} of the CPU");
         if (bitMismatches > 0) tally.Fail($"{bitMismatches} logits differ in bits between graph replay and direct launches; first: {firstMismatch}");
         string graphs = graphed == null ? "no graphs on this device" : $"graph replays vs direct launches: {bitMismatches} logits differ in bits";
-        return tally.Result($"{promptTokens} prompt tokens + {greedySteps} greedy steps, one token per step, {exactSteps} of {steps} within {LogitTolerance:0e0} ({graphs})");
+        return tally.Result($"{promptTokens} prompt tokens + {greedySteps} greedy steps, one token per step, {exactSteps} of {steps} within {LogitTolerance:0e0}, {tightGreedy} greedy tokens checked at the 2e-4 margin ({graphs})");
     }
 }
