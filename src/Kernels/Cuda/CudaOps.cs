@@ -72,6 +72,7 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
     {
         Suffix(type);
         CheckRowLength("MatVec", type, cols);
+        if (QuantizedMatMulPath == QuantizedMatMulPath.Dp4a && HasMatVecDp4a(type)) { MatVecDp4a(type, w, x, y, rows, cols); return; }
         var kernel = Device.Kernel(s_names[type].MatVec);
         _args.Clear().Add(w).Add(x).Add(y).Add(rows).Add(cols);
         Device.Launch(kernel, (int)((rows + MatVecRowsPerBlock - 1) / MatVecRowsPerBlock), MatVecRowsPerBlock * 32, 0, _args);
@@ -491,9 +492,10 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
     // ---- integer (dp4a) prefill mat-mul for Q8_0 / Q4_0: matmul_dp4a.cu ----
 
     /// <summary>
-    /// Which kernel <see cref="MatMul"/> runs for Q8_0 and Q4_0 weights at batches of <see cref="Dp4aMinTokens"/> or
-    /// more: <see cref="QuantizedMatMulPath.Float"/> (dequantize, F32 FMAs; the default) or
-    /// <see cref="QuantizedMatMulPath.Dp4a"/> (activations quantized to Q8_0 as the CPU does, integer dot products).
+    /// Which kernels run quantized products: <see cref="QuantizedMatMulPath.Float"/> (dequantize, F32 FMAs; the default) or
+    /// <see cref="QuantizedMatMulPath.Dp4a"/> (activations quantized as the CPU does, integer dot products) — in
+    /// <see cref="MatMul"/> for Q8_0 and Q4_0 weights at batches of <see cref="Dp4aMinTokens"/> or more, in
+    /// <see cref="MatVec"/> (decode) for the types of <see cref="HasMatVecDp4a"/>.
     /// </summary>
     public QuantizedMatMulPath QuantizedMatMulPath { get; set; } = QuantizedMatMulPath.Float;
 
@@ -620,6 +622,76 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
         Device.Launch(Device.Kernel("attention_decode_f16kv"), nHeads, AttentionThreads, 0, _args);
     }
 
+    // ---- integer (dp4a) decode mat-vec for the 32-element block types: matvec_dp4a.cu ----
+
+    private const int MatVecDp4aRowsPerBlock = 4; // matvec_dp4a.cu: MMVQ_ROWS warps of 32
+    private DeviceBuffer? _matVecScratch;          // one quantized activation row: int8 [cols], F32 d [cols / 32], F32 s [cols / 32]
+
+    /// <summary>Weight types <see cref="MatVec"/> sends to the dp4a kernel when <see cref="QuantizedMatMulPath"/> is Dp4a.</summary>
+    public static bool HasMatVecDp4a(TensorType type)
+        => type is TensorType.Q8_0 or TensorType.Q4_0 or TensorType.Q4_1 or TensorType.Q5_0 or TensorType.Q5_1 or TensorType.IQ4_NL;
+
+    /// <summary>
+    /// Makes the mat-vec scratch (one quantized activation row) hold rows of <paramref name="maxCols"/>. A decoder
+    /// calls it once with its longest row, so a later <see cref="MatVecDp4a"/> never allocates: a captured decode graph
+    /// keeps pointing at this buffer, and nothing may be allocated inside a capture.
+    /// </summary>
+    public void ReserveMatVecScratch(int maxCols)
+    {
+        if (maxCols <= 0) throw new ArgumentException($"ReserveMatVecScratch: row length must be positive, got {maxCols}");
+        long blocks = (maxCols + 31) / 32, bytes = blocks * 32 + blocks * 8;
+        if (_matVecScratch != null && _matVecScratch.Bytes >= bytes) return;
+        if (Device.IsCapturing)
+            throw new InvalidOperationException(
+                $"MatVecDp4a: rows of {maxCols} need a larger activation scratch than was reserved, and a graph capture is in progress (call ReserveMatVecScratch first)");
+        _matVecScratch?.Dispose();
+        _matVecScratch = null;
+        _matVecScratch = Device.Allocate(bytes);
+    }
+
+    /// <summary>
+    /// x [tokens, cols] F32 → Q8_1 activation blocks split in three arrays: xq int8 [tokens, cols], xd and xs F32
+    /// [tokens, cols / 32] (the F16 d and s = d·Σq widened); the bytes and values of the CPU's <c>ActivationQuantizers.Q8_1</c>.
+    /// </summary>
+    public void QuantizeRowsQ8_1(DevicePtr x, DevicePtr xq, DevicePtr xd, DevicePtr xs, int cols, int tokens)
+    {
+        CheckRowLength("QuantizeRowsQ8_1", TensorType.Q8_0, cols);
+        if (tokens <= 0) throw new ArgumentException($"QuantizeRowsQ8_1: token count must be positive, got {tokens}");
+        long total = (long)tokens * cols;
+        if (total > int.MaxValue) throw new ArgumentException($"QuantizeRowsQ8_1: {tokens} × {cols} values exceed the kernel's int range");
+        _args.Clear().Add(x).Add(xq).Add(xd).Add(xs).Add((int)total);
+        Device.Launch(Device.Kernel("quantize_rows_q8_1"), (uint)((total + 255) / 256), 256, 0, _args);
+    }
+
+    /// <summary>
+    /// <see cref="MatVec"/> on integer dot products for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and IQ4_NL: x is quantized to the
+    /// type's CPU dot encoding (Q8_0; Q8_1 for Q4_1 and Q5_1) into this instance's scratch, then each 32-element block
+    /// is a dp4a sum whose float term is the CPU scalar VecDot's; the terms are summed in a different order, so y
+    /// equals that VecDot up to float reassociation (matvec_dp4a.cu).
+    /// </summary>
+    public void MatVecDp4a(TensorType type, DevicePtr w, DevicePtr x, DevicePtr y, int rows, int cols)
+    {
+        string name = type switch
+        {
+            TensorType.Q8_0 => "matvec_dp4a_q8_0",
+            TensorType.Q4_0 => "matvec_dp4a_q4_0",
+            TensorType.Q4_1 => "matvec_dp4a_q4_1",
+            TensorType.Q5_0 => "matvec_dp4a_q5_0",
+            TensorType.Q5_1 => "matvec_dp4a_q5_1",
+            TensorType.IQ4_NL => "matvec_dp4a_iq4_nl",
+            _ => throw new NotSupportedException($"MatVecDp4a: weight type {TensorTypeInfo.Name(type)}; supported: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL"),
+        };
+        CheckRowLength("MatVecDp4a", type, cols);
+        if (rows <= 0) throw new ArgumentException($"MatVecDp4a: row count must be positive, got {rows}");
+        if (w.Address % 4 != 0) throw new ArgumentException($"MatVecDp4a: the weights must be 4-byte aligned (32-bit loads), got address 0x{w.Address:x}");
+        ReserveMatVecScratch(cols);
+        DevicePtr xq = _matVecScratch!.Pointer, xd = xq.Offset(cols), xs = xd.Offset(cols / 32 * 4L); // cols is a multiple of 32: all aligned
+        if (type is TensorType.Q4_1 or TensorType.Q5_1) QuantizeRowsQ8_1(x, xq, xd, xs, cols, 1);
+        else QuantizeRowsQ8_0(x, xq, xd, cols, 1);
+        _args.Clear().Add(w).Add(xq).Add(xd).Add(xs).Add(y).Add(rows).Add(cols);
+        Device.Launch(Device.Kernel(name), (rows + MatVecDp4aRowsPerBlock - 1) / MatVecDp4aRowsPerBlock, MatVecDp4aRowsPerBlock * 32, 0, _args);
+    }
+
     public void Dispose()
     {
         _dp4aScratch?.Dispose();
@@ -628,6 +700,8 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
         _halfActivations = null;
         _halfWeights?.Dispose();
         _halfWeights = null;
+        _matVecScratch?.Dispose();
+        _matVecScratch = null;
         _args.Dispose();
     }
 }

@@ -100,6 +100,9 @@ public sealed unsafe class GpuDecoder : IDisposable
             bool tied = weights.LmHead.Data == weights.TokenEmbedding.Data && weights.LmHead.Type == weights.TokenEmbedding.Type;
             _lmHead = tied ? _tokenEmbedding : UploadMatrix(weights.LmHead, "LM head");
             _outputNorm = UploadVector(weights.OutputNorm, config.Dim);
+            // The integer mat-vec's activation scratch, sized once for the longest row (a few KiB): a decode step
+            // captured into a graph must find it allocated, and at the same address on every replay.
+            Ops.ReserveMatVecScratch(Math.Max(config.Dim, Math.Max(config.FeedForward, config.QueryDim)));
         }
         catch
         {

@@ -93,13 +93,13 @@ using (device)
     return failed == 0 ? 0 : 1;
 }
 
-// Every check of GpuOpChecks, GpuDp4aChecks (integer prefill mat-mul) and GpuSamplingChecks (device top-k and sampler vs the host), then the end-to-end checks of GpuDecoderChecks, GpuVisionChecks and GpuSessionChecks
+// Every check of GpuOpChecks, GpuDp4aChecks (integer prefill mat-mul), GpuDecodeDp4aChecks (integer decode mat-vec) and GpuSamplingChecks (device top-k and sampler vs the host), then the end-to-end checks of GpuDecoderChecks, GpuVisionChecks and GpuSessionChecks
 // (LlavaSession / LlavaConversation on the Cuda backend vs the CPU backend), for seeds 1…seeds;
 // prints seed 1 and every failure; returns the failure count.
 static int RunChecks(IGpuDevice device, int seeds, Action<string> say)
 {
     int failed = 0;
-    foreach (var (name, run) in GpuOpChecks.All.Concat(GpuDp4aChecks.All).Concat(GpuSamplingChecks.All).Concat(GpuDecoderChecks.All).Concat(GpuVisionChecks.All).Concat(GpuSessionChecks.All))
+    foreach (var (name, run) in GpuOpChecks.All.Concat(GpuDp4aChecks.All).Concat(GpuDecodeDp4aChecks.All).Concat(GpuSamplingChecks.All).Concat(GpuDecoderChecks.All).Concat(GpuVisionChecks.All).Concat(GpuSessionChecks.All))
     {
         for (int seed = 1; seed <= seeds; seed++)
         {
@@ -207,6 +207,49 @@ static void Benchmarks(CudaDevice device, Action<string> say)
             times.Sort();
             double ms = times[2];
             say($"  {type,-5} {rows,5}×{cols}  {ms * 1000,8:0.0} µs  {matrixBytes / (ms * 1e-3) / 1e9,7:0} GB/s  ({matrixBytes >> 20} MiB, {copies} copies)");
+            foreach (var wbuf in weights) wbuf.Dispose();
+        }
+    }
+
+    // The decode mat-vec's two paths (CudaOps.QuantizedMatMulPath): Float (matvec.cu, F32 activations) vs Dp4a
+    // (matvec_dp4a.cu, the activation quantized once per call — that launch is included), to pick the default.
+    say("decode mat-vec Float vs Dp4a (quantize + integer mat-vec), weight bytes read per second; median of 5 batches");
+    foreach (var (rows, cols) in new[] { (4096, 4096), (11008, 4096), (4096, 11008) })
+    {
+        foreach (TensorType type in new[] { TensorType.Q4_0, TensorType.Q8_0 })
+        {
+            long rowBytes = TensorTypeInfo.RowBytes(type, cols), matrixBytes = rowBytes * rows;
+            int copies = (int)Math.Max(1, Math.Min(64, (256L << 20) / matrixBytes + 1));
+            var host = new byte[matrixBytes];
+            var row = QuantTestData.RandomRow(type, cols, rng, realistic: true);
+            for (int r = 0; r < rows; r++) row.CopyTo(host, rowBytes * r);
+            var weights = new List<DeviceBuffer>();
+            for (int c = 0; c < copies; c++) weights.Add(device.Upload<byte>(host));
+            var xHost = new float[cols];
+            for (int i = 0; i < cols; i++) xHost[i] = (float)(rng.NextDouble() - 0.5);
+            using var x = device.Upload<float>(xHost);
+            using var y = device.Allocate(rows * 4L);
+            using var timer = device.CreateTimer();
+            var line = new System.Text.StringBuilder($"  {type,-5} {rows,5}×{cols,-5}");
+            foreach (var path in new[] { QuantizedMatMulPath.Float, QuantizedMatMulPath.Dp4a })
+            {
+                ops.QuantizedMatMulPath = path;
+                for (int c = 0; c < copies; c++) ops.MatVec(type, weights[c], x, y, rows, cols); // warm-up
+                var times = new List<double>();
+                int launches = copies * Math.Max(1, 64 / copies);
+                for (int rep = 0; rep < 5; rep++)
+                {
+                    timer.Start();
+                    for (int i = 0; i < launches; i++) ops.MatVec(type, weights[i % copies], x, y, rows, cols);
+                    timer.Stop();
+                    times.Add(timer.ElapsedMilliseconds / launches);
+                }
+                times.Sort();
+                double ms = times[2];
+                line.Append($"  {path}: {ms * 1000,7:0.0} µs {matrixBytes / (ms * 1e-3) / 1e9,6:0} GB/s");
+            }
+            ops.QuantizedMatMulPath = QuantizedMatMulPath.Float;
+            say(line.ToString());
             foreach (var wbuf in weights) wbuf.Dispose();
         }
     }
