@@ -93,13 +93,13 @@ using (device)
     return failed == 0 ? 0 : 1;
 }
 
-// Every check of GpuOpChecks, GpuDp4aChecks (integer prefill mat-mul) and GpuSamplingChecks (device top-k and sampler vs the host), then the end-to-end checks of GpuDecoderChecks, GpuVisionChecks and GpuSessionChecks
+// Every check of GpuOpChecks, GpuDp4aChecks (integer prefill mat-mul), GpuDp4aKChecks (K-quant dp4a mat-mul / mat-vec) and GpuSamplingChecks (device top-k and sampler vs the host), then the end-to-end checks of GpuDecoderChecks, GpuVisionChecks and GpuSessionChecks
 // (LlavaSession / LlavaConversation on the Cuda backend vs the CPU backend), for seeds 1…seeds;
 // prints seed 1 and every failure; returns the failure count.
 static int RunChecks(IGpuDevice device, int seeds, Action<string> say)
 {
     int failed = 0;
-    foreach (var (name, run) in GpuOpChecks.All.Concat(GpuDp4aChecks.All).Concat(GpuSamplingChecks.All).Concat(GpuDecoderChecks.All).Concat(GpuVisionChecks.All).Concat(GpuSessionChecks.All))
+    foreach (var (name, run) in GpuOpChecks.All.Concat(GpuDp4aChecks.All).Concat(GpuDp4aKChecks.All).Concat(GpuSamplingChecks.All).Concat(GpuDecoderChecks.All).Concat(GpuVisionChecks.All).Concat(GpuSessionChecks.All))
     {
         for (int seed = 1; seed <= seeds; seed++)
         {
