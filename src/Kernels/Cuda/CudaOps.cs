@@ -460,7 +460,7 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
     /// </summary>
     public void QuantizeRowsQ8_K(DevicePtr x, DevicePtr xk, int cols, int tokens)
     {
-        CheckRowLength("QuantizeRowsQ8_K", TensorType.Q4_K, cols);
+        CheckRowLength("QuantizeRowsQ8_K", TensorType.Q8_K, cols);
         if (tokens <= 0) throw new ArgumentException($"QuantizeRowsQ8_K: token count must be positive, got {tokens}");
         long blocks = (long)tokens * (cols / 256);
         if (blocks * 256 > int.MaxValue) throw new ArgumentException($"QuantizeRowsQ8_K: {tokens} × {cols} values exceed the kernel's int range");

@@ -18,8 +18,9 @@ namespace LlavaNative.TestSupport.Cuda;
 ///   path, which reassociates the float sums) within |Δ| ≤ 1e-6·Σ_j |w_j|·|x_j| (the magnitudes of the terms before
 ///   cancellation, the mins' included);</item>
 /// <item>sizes off every tile and warp share: 70 rows (tile 32, 4 rows per mat-vec block), 37 and 5 tokens (off the tile;
-///   below <see cref="CudaOps.Dp4aMinTokens"/> MatMul takes the mat-vec kernel per token), 1, 3 and 16 super-blocks of
-///   columns (the mat-vec takes 4 per warp step), output stride rows + 3 whose NaN padding must survive;</item>
+///   below <see cref="CudaOps.Dp4aMinTokens"/> MatMul takes the mat-vec kernel per token), 1, 3, 16 and 43 (llama's
+///   ffn_down) super-blocks of columns (the mat-vec takes 8 per loop step), output stride rows + 3 whose NaN padding
+///   must survive;</item>
 /// <item>end to end: a tiny llama with Q4_K, Q5_K and Q6_K matrices (the Q4_K_M kinds of mix) on <see cref="GpuDecoder"/>
 ///   with <see cref="QuantizedMatMulPath.Dp4a"/> against the CPU decoder on the same quantized weights, with the decode
 ///   step replayed from a captured graph compared bit for bit with direct launches.</item>
@@ -44,6 +45,7 @@ public static unsafe class GpuDp4aKChecks
             list.Add(($"dp4a-k matvec {n} 4096 cols 37 rows", (d, seed) => ProductCheck(d, type, 37, 4096, 1, matVec: true, seed)));
             list.Add(($"dp4a-k matvec {n} 768 cols 70 rows", (d, seed) => ProductCheck(d, type, 70, 768, 1, matVec: true, seed)));
             list.Add(($"dp4a-k matvec {n} 256 cols 5 rows", (d, seed) => ProductCheck(d, type, 5, 256, 1, matVec: true, seed)));
+            list.Add(($"dp4a-k matvec {n} 11008 cols 6 rows", (d, seed) => ProductCheck(d, type, 6, 11008, 1, matVec: true, seed)));
         }
         list.Add(("dp4a-k decoder llama K-quant mix", (d, seed) => Decoder(d, seed)));
         return list;

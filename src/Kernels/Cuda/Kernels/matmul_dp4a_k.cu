@@ -312,7 +312,7 @@ extern "C" __global__ void __launch_bounds__(DP4AK_THREADS) matmul_dp4a_q6_k(con
 
 // ---- decode: mat-vec ----
 // One warp per row, MATVEC_DP4AK_ROWS rows per thread block, blockIdx.y the token. The warp takes four super-blocks at a
-// time, eight lanes (g = lane % 8) on each: lane g reads the source words g, g + 8, g + 16, g + 24 of the codes, so the
+// time (two such steps per loop iteration), eight lanes (g = lane % 8) on each: lane g reads the source words g, g + 8, g + 16, g + 24 of the codes, so the
 // eight lanes of a super-block read 32 consecutive bytes per load. A super-block's integer sums are reduced over its
 // eight lanes (3 shuffles), then the warp adds the four super-blocks' float terms to the row sum in order.
 
@@ -388,35 +388,44 @@ __device__ __forceinline__ void matvec_dp4a_k(const u8* __restrict__ w, const u8
     const u8* wrow = w + (long long)r * blocks * BlockBytes;
     const u8* xrow = xk + (long long)blockIdx.y * blocks * Q8K_BYTES;
     float sum = 0.0f;
-    for (int b0 = 0; b0 < blocks; b0 += 4)
+    for (int b0 = 0; b0 < blocks; b0 += 8) // two steps of four super-blocks: both steps' loads issue before the shuffles
     {
-        const int b = b0 + group;
-        int isum = 0, msum = 0;
-        if (b < blocks) superblock_sums<Type>(wrow + (long long)b * BlockBytes, (const int*)(xrow + (long long)b * Q8K_BYTES), g, &isum, &msum);
-        for (int offset = 4; offset > 0; offset >>= 1) // within the eight lanes of the super-block
+        int isum[2] = {0, 0}, msum[2] = {0, 0};
+#pragma unroll
+        for (int half = 0; half < 2; half++)
         {
-            isum += __shfl_xor_sync(FULL_MASK, isum, offset);
-            if (Type != 2) msum += __shfl_xor_sync(FULL_MASK, msum, offset);
-        }
-        float term = 0.0f;
-        if (b < blocks)
-        {
-            const u8* block = wrow + (long long)b * BlockBytes;
-            const float dx = *(const float*)(xrow + (long long)b * Q8K_BYTES);
-            if (Type == 2) term = __fmul_rn(__fmul_rn(half_to_float(*(const u16*)(block + 208)), dx), (float)isum);
-            else
-            {
-                const u32 dm = *(const u32*)block;
-                const float a = __fmul_rn(__fmul_rn(dx, half_to_float((u16)(dm & 0xFFFF))), (float)isum);
-                const float m = __fmul_rn(__fmul_rn(dx, half_to_float((u16)(dm >> 16))), (float)msum);
-                term = __fadd_rn(a, -m);
-            }
+            const int b = b0 + 4 * half + group;
+            if (b < blocks) superblock_sums<Type>(wrow + (long long)b * BlockBytes, (const int*)(xrow + (long long)b * Q8K_BYTES), g, &isum[half], &msum[half]);
         }
 #pragma unroll
-        for (int k = 0; k < 4; k++) // the CPU's order: super-block by super-block
+        for (int half = 0; half < 2; half++)
         {
-            const float t = __shfl_sync(FULL_MASK, term, 8 * k);
-            if (b0 + k < blocks) sum = __fadd_rn(sum, t);
+            for (int offset = 4; offset > 0; offset >>= 1) // within the eight lanes of the super-block
+            {
+                isum[half] += __shfl_xor_sync(FULL_MASK, isum[half], offset);
+                if (Type != 2) msum[half] += __shfl_xor_sync(FULL_MASK, msum[half], offset);
+            }
+            const int b = b0 + 4 * half + group;
+            float term = 0.0f;
+            if (b < blocks)
+            {
+                const u8* block = wrow + (long long)b * BlockBytes;
+                const float dx = *(const float*)(xrow + (long long)b * Q8K_BYTES);
+                if (Type == 2) term = __fmul_rn(__fmul_rn(half_to_float(*(const u16*)(block + 208)), dx), (float)isum[half]);
+                else
+                {
+                    const u32 dm = *(const u32*)block;
+                    const float a = __fmul_rn(__fmul_rn(dx, half_to_float((u16)(dm & 0xFFFF))), (float)isum[half]);
+                    const float m = __fmul_rn(__fmul_rn(dx, half_to_float((u16)(dm >> 16))), (float)msum[half]);
+                    term = __fadd_rn(a, -m);
+                }
+            }
+#pragma unroll
+            for (int k = 0; k < 4; k++) // the CPU's order: super-block by super-block
+            {
+                const float t = __shfl_sync(FULL_MASK, term, 8 * k);
+                if (b0 + 4 * half + k < blocks) sum = __fadd_rn(sum, t);
+            }
         }
     }
     if (lane == 0) y[(long long)blockIdx.y * y_stride + r] = sum;
