@@ -73,6 +73,7 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
         Suffix(type);
         CheckRowLength("MatVec", type, cols);
         if (QuantizedMatMulPath == QuantizedMatMulPath.Dp4a && HasMatVecDp4a(type)) { MatVecDp4a(type, w, x, y, rows, cols); return; }
+        if (UsesDp4aK(type)) { MatVecDp4aK(type, w, x, y, rows, cols); return; }
         var kernel = Device.Kernel(s_names[type].MatVec);
         _args.Clear().Add(w).Add(x).Add(y).Add(rows).Add(cols);
         Device.Launch(kernel, (int)((rows + MatVecRowsPerBlock - 1) / MatVecRowsPerBlock), MatVecRowsPerBlock * 32, 0, _args);
@@ -89,6 +90,7 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
         if (TensorTypeInfo.BlockElements(type) > 1) CheckRowLength("MatMul", type, cols);
         else if (cols <= 0) throw new ArgumentException($"MatMul: row length must be positive, got {cols}");
         if (yStride < rows) throw new ArgumentException($"MatMul: output stride {yStride} is shorter than a row of {rows} outputs");
+        if (UsesDp4aK(type)) { MatMulDp4aK(type, w, x, y, rows, cols, tokens, yStride); return; }
         if (UsesDp4a(type, tokens)) { MatMulDp4a(type, w, x, y, rows, cols, tokens, yStride); return; }
         if (ResolveMatMulPath(type, cols, tokens) == MatMulPath.TensorCores)
         {
@@ -495,7 +497,9 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
     /// Which kernels run quantized products: <see cref="QuantizedMatMulPath.Float"/> (dequantize, F32 FMAs; the default) or
     /// <see cref="QuantizedMatMulPath.Dp4a"/> (activations quantized as the CPU does, integer dot products) — in
     /// <see cref="MatMul"/> for Q8_0 and Q4_0 weights at batches of <see cref="Dp4aMinTokens"/> or more, in
-    /// <see cref="MatVec"/> (decode) for the types of <see cref="HasMatVecDp4a"/>.
+    /// <see cref="MatVec"/> (decode) for the types of <see cref="HasMatVecDp4a"/>, and for Q4_K / Q5_K / Q6_K in both at
+    /// every batch size (matmul_dp4a_k.cu, activations quantized to Q8_K). An explicit Dp4a takes precedence over the
+    /// tensor cores of <see cref="MatMulPath.Auto"/> for the types it covers.
     /// </summary>
     public QuantizedMatMulPath QuantizedMatMulPath { get; set; } = QuantizedMatMulPath.Float;
 
@@ -692,8 +696,122 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
         Device.Launch(Device.Kernel(name), (rows + MatVecDp4aRowsPerBlock - 1) / MatVecDp4aRowsPerBlock, MatVecDp4aRowsPerBlock * 32, 0, _args);
     }
 
+    // ---- integer (dp4a) mat-mul and mat-vec for Q4_K / Q5_K / Q6_K: matmul_dp4a_k.cu ----
+
+    private const int Dp4aKTile = 32, Dp4aKThreads = 256; // matmul_dp4a_k.cu: DP4AK_TILE, DP4AK_THREADS
+    private const int MatVecDp4aKRows = 4;                 // matmul_dp4a_k.cu: MATVEC_DP4AK_ROWS warps, one row each
+    private const int Q8KBlockBytes = 292;                 // F32 d, 256 int8, 16 int16 bsums (ActivationQuantizers.Q8_KBlockBytes)
+    private DeviceBuffer? _q8kScratch;                     // MatMul: Q8_K blocks [tokens, cols / 256]
+    private DeviceBuffer? _q8kRowScratch;                  // MatVec: Q8_K blocks [cols / 256]; captured decode steps point here
+    private readonly List<DeviceBuffer> _retiredQ8kRowScratch = []; // outgrown row scratch, alive until Dispose for the graphs that use it
+
+    private bool UsesDp4aK(TensorType type)
+        => QuantizedMatMulPath == QuantizedMatMulPath.Dp4a && type is TensorType.Q4_K or TensorType.Q5_K or TensorType.Q6_K;
+
+    private static string Dp4aKSuffix(string op, TensorType type) => type switch
+    {
+        TensorType.Q4_K => "q4_k",
+        TensorType.Q5_K => "q5_k",
+        TensorType.Q6_K => "q6_k",
+        _ => throw new NotSupportedException($"{op}: weight type {TensorTypeInfo.Name(type)}; supported: Q4_K, Q5_K, Q6_K"),
+    };
+
+    // Kernel names built once so a launch formats no strings.
+    private static readonly Dictionary<TensorType, (string MatMul, string MatVec)> s_dp4aKNames =
+        new[] { TensorType.Q4_K, TensorType.Q5_K, TensorType.Q6_K }.ToDictionary(
+            t => t, t => ("matmul_dp4a_" + Dp4aKSuffix("", t), "matvec_dp4a_" + Dp4aKSuffix("", t)));
+
+    /// <summary>
+    /// x [tokens, cols] F32 → xk [tokens, cols / 256] Q8_K blocks of 292 bytes (F32 d, 256 int8, 16 int16 bsums): the
+    /// bytes of the CPU's <c>ActivationQuantizers.Q8_K</c>. cols a multiple of 256; xk 4-byte aligned.
+    /// </summary>
+    public void QuantizeRowsQ8_K(DevicePtr x, DevicePtr xk, int cols, int tokens)
+    {
+        CheckRowLength("QuantizeRowsQ8_K", TensorType.Q8_K, cols);
+        if (tokens <= 0) throw new ArgumentException($"QuantizeRowsQ8_K: token count must be positive, got {tokens}");
+        long blocks = (long)tokens * (cols / 256);
+        if (blocks * 256 > int.MaxValue) throw new ArgumentException($"QuantizeRowsQ8_K: {tokens} × {cols} values exceed the kernel's int range");
+        if (x.Address % 4 != 0 || xk.Address % 4 != 0) throw new ArgumentException($"QuantizeRowsQ8_K: x ({x}) and xk ({xk}) must be 4-byte aligned");
+        _args.Clear().Add(x).Add(xk).Add((int)blocks);
+        Device.Launch(Device.Kernel("quantize_rows_q8_k"), (uint)((blocks + 7) / 8), 256, 0, _args); // a warp per block
+    }
+
+    private void CheckDp4aK(string op, TensorType type, DevicePtr w, DevicePtr x, DevicePtr y, int rows, int cols, int tokens, int yStride)
+    {
+        Dp4aKSuffix(op, type);
+        CheckRowLength(op, type, cols);
+        if (rows <= 0 || tokens <= 0) throw new ArgumentException($"{op}: {rows} rows × {tokens} tokens; both must be positive");
+        if (yStride < rows) throw new ArgumentException($"{op}: output stride {yStride} is shorter than a row of {rows} outputs");
+        // Q4_K (144 bytes) and Q5_K (176) super-blocks are read in 32-bit words, Q6_K (210) in 16-bit halves.
+        uint wAlign = type == TensorType.Q6_K ? 2u : 4u;
+        if (w.Address % wAlign != 0) throw new ArgumentException($"{op}: {TensorTypeInfo.Name(type)} weights at {w} must be {wAlign}-byte aligned");
+        if (x.Address % 4 != 0 || y.Address % 4 != 0) throw new ArgumentException($"{op}: x ({x}) and y ({y}) must be 4-byte aligned");
+    }
+
+    /// <summary>
+    /// <see cref="MatMul"/> for Q4_K / Q5_K / Q6_K weights on integer dot products: the activations are quantized to
+    /// Q8_K into a scratch buffer of this instance (grown when a larger batch comes), then each 256-element super-block is
+    /// a sum of dp4a products with the sub-block scales (and mins) — bit-identical to the CPU's scalar VecDot on the same
+    /// blocks. Batches of <see cref="Dp4aMinTokens"/> or more take the tiled kernel, smaller ones the mat-vec per token.
+    /// </summary>
+    public void MatMulDp4aK(TensorType type, DevicePtr w, DevicePtr x, DevicePtr y, int rows, int cols, int tokens, int yStride)
+    {
+        CheckDp4aK("MatMulDp4aK", type, w, x, y, rows, cols, tokens, yStride);
+        long bytes = (long)tokens * (cols / 256) * Q8KBlockBytes;
+        if (_q8kScratch == null || _q8kScratch.Bytes < bytes)
+        {
+            _q8kScratch?.Dispose();
+            _q8kScratch = null;
+            _q8kScratch = Device.Allocate(bytes);
+        }
+        QuantizeRowsQ8_K(x, _q8kScratch.Pointer, cols, tokens);
+        var names = s_dp4aKNames[type];
+        _args.Clear().Add(w).Add(_q8kScratch.Pointer).Add(y).Add(rows).Add(cols);
+        if (tokens >= Dp4aMinTokens)
+        {
+            _args.Add(tokens).Add(yStride);
+            var grid = new Dim3((uint)((rows + Dp4aKTile - 1) / Dp4aKTile), (uint)((tokens + Dp4aKTile - 1) / Dp4aKTile));
+            Device.Launch(Device.Kernel(names.MatMul), grid, Dp4aKThreads, 0, _args);
+        }
+        else
+        {
+            _args.Add(yStride);
+            Device.Launch(Device.Kernel(names.MatVec), new Dim3((uint)((rows + MatVecDp4aKRows - 1) / MatVecDp4aKRows), (uint)tokens),
+                MatVecDp4aKRows * 32, 0, _args);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="MatVec"/> for Q4_K / Q5_K / Q6_K weights on integer dot products (the decode step): x quantized to Q8_K
+    /// into a one-row scratch buffer, then one warp per weight row. The scratch only grows outside a graph capture; an
+    /// outgrown one stays allocated until <see cref="Dispose"/>, so a decode step captured on it stays valid.
+    /// </summary>
+    public void MatVecDp4aK(TensorType type, DevicePtr w, DevicePtr x, DevicePtr y, int rows, int cols)
+    {
+        CheckDp4aK("MatVecDp4aK", type, w, x, y, rows, cols, 1, rows);
+        long bytes = (cols / 256) * (long)Q8KBlockBytes;
+        if (_q8kRowScratch == null || _q8kRowScratch.Bytes < bytes)
+        {
+            if (Device.IsCapturing)
+                throw new InvalidOperationException(
+                    $"MatVecDp4aK: a row of {cols} columns needs a larger Q8_K scratch during a graph capture; run the step once directly first");
+            if (_q8kRowScratch != null) _retiredQ8kRowScratch.Add(_q8kRowScratch);
+            _q8kRowScratch = null;
+            _q8kRowScratch = Device.Allocate(bytes);
+        }
+        QuantizeRowsQ8_K(x, _q8kRowScratch.Pointer, cols, 1);
+        _args.Clear().Add(w).Add(_q8kRowScratch.Pointer).Add(y).Add(rows).Add(cols).Add(rows);
+        Device.Launch(Device.Kernel(s_dp4aKNames[type].MatVec), (uint)((rows + MatVecDp4aKRows - 1) / MatVecDp4aKRows), MatVecDp4aKRows * 32, 0, _args);
+    }
+
     public void Dispose()
     {
+        _q8kScratch?.Dispose();
+        _q8kScratch = null;
+        _q8kRowScratch?.Dispose();
+        _q8kRowScratch = null;
+        foreach (var retired in _retiredQ8kRowScratch) retired.Dispose();
+        _retiredQ8kRowScratch.Clear();
         _dp4aScratch?.Dispose();
         _dp4aScratch = null;
         _halfActivations?.Dispose();
@@ -717,12 +835,12 @@ public enum MatMulPath
     TensorCores,
 }
 
-/// <summary>Which kernel <see cref="CudaOps.MatMul"/> runs for Q8_0 / Q4_0 weights at prefill-sized batches.</summary>
+/// <summary>Which kernel <see cref="CudaOps.MatMul"/> runs for Q8_0 / Q4_0 weights at prefill-sized batches (and MatMul / MatVec for Q4_K / Q5_K / Q6_K).</summary>
 public enum QuantizedMatMulPath
 {
     /// <summary>matmul_q8_0 / matmul_q4_0: weights dequantized to F32, F32 FMAs with the F32 activations.</summary>
     Float,
-    /// <summary>matmul_dp4a_*: activations quantized to Q8_0 (as the CPU does for these weights), int8 dot products (dp4a).</summary>
+    /// <summary>matmul_dp4a_* / matvec_dp4a_*: activations quantized to Q8_0 or Q8_K (as the CPU does for these weights), int8 dot products (dp4a).</summary>
     Dp4a,
 }
 

@@ -86,6 +86,7 @@ using (device)
     {
         Say("");
         Benchmarks(device, Say);
+        KQuantDp4aTimings(device, Say);
     }
     Say("");
     Say(failed == 0 ? "ALL CHECKS PASSED" : $"{failed} CHECK RUNS FAILED");
@@ -93,13 +94,13 @@ using (device)
     return failed == 0 ? 0 : 1;
 }
 
-// Every check of GpuOpChecks, GpuDp4aChecks (integer prefill mat-mul), GpuDecodeDp4aChecks (integer decode mat-vec) and GpuSamplingChecks (device top-k and sampler vs the host), then the end-to-end checks of GpuDecoderChecks, GpuVisionChecks and GpuSessionChecks
+// Every check of GpuOpChecks, GpuDp4aChecks (integer prefill mat-mul), GpuDecodeDp4aChecks (integer decode mat-vec), GpuDp4aKChecks (K-quant dp4a mat-mul / mat-vec) and GpuSamplingChecks (device top-k and sampler vs the host), then the end-to-end checks of GpuDecoderChecks, GpuVisionChecks and GpuSessionChecks
 // (LlavaSession / LlavaConversation on the Cuda backend vs the CPU backend), for seeds 1…seeds;
 // prints seed 1 and every failure; returns the failure count.
 static int RunChecks(IGpuDevice device, int seeds, Action<string> say)
 {
     int failed = 0;
-    foreach (var (name, run) in GpuOpChecks.All.Concat(GpuDp4aChecks.All).Concat(GpuDecodeDp4aChecks.All).Concat(GpuSamplingChecks.All).Concat(GpuDecoderChecks.All).Concat(GpuVisionChecks.All).Concat(GpuSessionChecks.All))
+    foreach (var (name, run) in GpuOpChecks.All.Concat(GpuDp4aChecks.All).Concat(GpuDecodeDp4aChecks.All).Concat(GpuDp4aKChecks.All).Concat(GpuSamplingChecks.All).Concat(GpuDecoderChecks.All).Concat(GpuVisionChecks.All).Concat(GpuSessionChecks.All))
     {
         for (int seed = 1; seed <= seeds; seed++)
         {
@@ -408,5 +409,54 @@ static void Benchmarks(CudaDevice device, Action<string> say)
         say($"  {label}: {tokens} tokens × {heads} heads × {headDim}: F32 {ms[AttentionPath.F32] * 1000,8:0.0} µs ({flops / (ms[AttentionPath.F32] * 1e-3) / 1e12,5:0.00} TFLOP/s), "
             + $"tensor cores {ms[AttentionPath.TensorCores] * 1000,8:0.0} µs ({flops / (ms[AttentionPath.TensorCores] * 1e-3) / 1e12,5:0.00} TFLOP/s), "
             + $"{ms[AttentionPath.F32] / ms[AttentionPath.TensorCores]:0.0}× faster");
+    }
+}
+
+// K-quants on the two QuantizedMatMulPath settings, to pick the default from one run: the decode mat-vec at 4096×4096
+// (weight bytes per second; copies cycled past L2 as in Benchmarks; Dp4a's time includes its Q8_K quantize launch) and a
+// 640-token prefill mat-mul (TFLOP/s-equivalent: 2·rows·cols·tokens per second, quantize included); median of 5.
+static void KQuantDp4aTimings(CudaDevice device, Action<string> say)
+{
+    const int rows = 4096, cols = 4096, tokens = 640;
+    using var ops = new CudaOps(device);
+    var rng = new Random(4);
+    say($"K-quant decode mat-vec {rows}×{cols} and {tokens}-token prefill mat-mul: Float (dequantize, F32 activations) vs Dp4a (Q8_K activations, dp4a); median of 5");
+    var xHost = new float[tokens * cols];
+    for (int i = 0; i < xHost.Length; i++) xHost[i] = (float)(rng.NextDouble() - 0.5);
+    using var x = device.Upload<float>(xHost);
+    using var y = device.Allocate((long)tokens * rows * 4);
+    using var timer = device.CreateTimer();
+    foreach (var type in new[] { TensorType.Q4_K, TensorType.Q6_K })
+    {
+        long rowBytes = TensorTypeInfo.RowBytes(type, cols), matrixBytes = rowBytes * rows;
+        int copies = (int)Math.Max(1, Math.Min(64, (256L << 20) / matrixBytes + 1));
+        var host = new byte[matrixBytes];
+        var row = QuantTestData.RandomRow(type, cols, rng, realistic: true);
+        for (int r = 0; r < rows; r++) row.CopyTo(host, rowBytes * r);
+        var weights = new List<DeviceBuffer>();
+        for (int c = 0; c < copies; c++) weights.Add(device.Upload<byte>(host));
+        int launches = copies * Math.Max(1, 64 / copies);
+        double Median(int count, Action<int> launch)
+        {
+            launch(0); // warm-up: first use compiles the unit and sizes the scratch
+            var times = new List<double>();
+            for (int rep = 0; rep < 5; rep++)
+            {
+                timer.Start();
+                for (int i = 0; i < count; i++) launch(i);
+                timer.Stop();
+                times.Add(timer.ElapsedMilliseconds / count);
+            }
+            times.Sort();
+            return times[2];
+        }
+        foreach (var path in new[] { QuantizedMatMulPath.Float, QuantizedMatMulPath.Dp4a })
+        {
+            ops.QuantizedMatMulPath = path;
+            double mv = Median(launches, i => ops.MatVec(type, weights[i % copies], x, y, rows, cols));
+            double mm = Median(5, i => ops.MatMul(type, weights[i % copies], x, y, rows, cols, tokens, rows));
+            say($"  {type,-5} {path,-5} decode {mv * 1000,8:0.0} µs {matrixBytes / (mv * 1e-3) / 1e9,6:0} GB/s   prefill {mm,8:0.000} ms {2.0 * rows * cols * tokens / (mm * 1e-3) / 1e12,6:0.0} TFLOP/s");
+        }
+        foreach (var w in weights) w.Dispose();
     }
 }
