@@ -50,7 +50,8 @@ public class GpuDecodeDp4aEmulatorTests(ITestOutputHelper output)
         Assert.Equal(1, Launches(TensorType.Q4_0)); // the float kernel
         ops.QuantizedMatMulPath = QuantizedMatMulPath.Dp4a;
         foreach (var type in GpuDecodeDp4aChecks.Types) Assert.Equal(2, Launches(type));
-        Assert.Equal(1, Launches(TensorType.Q4_K)); // no dp4a kernel: the float one
+        Assert.Equal(2, Launches(TensorType.Q4_K)); // the K-quant dp4a mat-vec (matmul_dp4a_k.cu)
+        Assert.Equal(1, Launches(TensorType.Q3_K)); // no dp4a kernel: the float one
         Assert.Equal(1, Launches(TensorType.F16));
     }
 

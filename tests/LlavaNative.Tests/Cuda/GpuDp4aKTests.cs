@@ -60,7 +60,8 @@ public class GpuDp4aKEmulatorTests(ITestOutputHelper output)
             Assert.Equal(2, Launches(() => ops.MatMul(type, w, x, y, 2, 256, 3, 2)));                      // quantize + mat-vec per token
             Assert.Equal(2, Launches(() => ops.MatMul(type, w, x, y, 2, 256, CudaOps.Dp4aMinTokens, 2)));  // quantize + tiled
         }
-        Assert.Equal(1, Launches(() => ops.MatVec(TensorType.Q4_0, w, x, y, 2, 256))); // not a K-quant: the float mat-vec
+        Assert.Equal(2, Launches(() => ops.MatVec(TensorType.Q4_0, w, x, y, 2, 256))); // Q4_0: the 32-block dp4a mat-vec (matvec_dp4a.cu)
+        Assert.Equal(1, Launches(() => ops.MatVec(TensorType.Q3_K, w, x, y, 2, 256))); // no dp4a kernel: the float mat-vec
     }
 
     [EmulatorFact]
