@@ -501,7 +501,11 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
     /// every batch size (matmul_dp4a_k.cu, activations quantized to Q8_K). An explicit Dp4a takes precedence over the
     /// tensor cores of <see cref="MatMulPath.Auto"/> for the types it covers.
     /// </summary>
-    public QuantizedMatMulPath QuantizedMatMulPath { get; set; } = QuantizedMatMulPath.Float;
+    public QuantizedMatMulPath QuantizedMatMulPath { get; set; } =
+        Environment.GetEnvironmentVariable(Dp4aVariable) == "1" ? QuantizedMatMulPath.Dp4a : QuantizedMatMulPath.Float;
+
+    /// <summary>Set to "1" to start every <see cref="CudaOps"/> with <see cref="QuantizedMatMulPath.Dp4a"/> (A/B timing from the CLI).</summary>
+    public const string Dp4aVariable = "LLAVANATIVE_CUDA_DP4A";
 
     /// <summary>The smallest batch <see cref="MatMul"/> sends to the dp4a kernel when <see cref="QuantizedMatMulPath"/> asks for it.</summary>
     public const int Dp4aMinTokens = 16;

@@ -45,6 +45,13 @@ public abstract class DecoderBackend : IDisposable
     public abstract IGpuDevice? Device { get; }
 
     /// <summary>
+    /// The kernel launcher of the GPU decoder (null on the CPU): its <see cref="CudaOps.MatMulPath"/>,
+    /// <see cref="CudaOps.QuantizedMatMulPath"/> and <see cref="CudaOps.AttentionPath"/> choose the kernels. Set them
+    /// before a session's first decode step: a session captures its step as a graph with the kernels chosen then.
+    /// </summary>
+    public virtual CudaOps? GpuOps => null;
+
+    /// <summary>
     /// Set when <see cref="ComputeBackend.Auto"/> fell back to the CPU: one line saying why, e.g.
     /// "no CUDA GPU (…); running on the CPU". Null otherwise.
     /// </summary>
@@ -154,6 +161,7 @@ internal sealed class GpuDecoderBackend(DecoderModel model, GpuDecoder decoder, 
     public override ComputeBackend Kind => ComputeBackend.Cuda;
     public override string DeviceName => Decoder.Device.Name;
     public override IGpuDevice? Device => Decoder.Device;
+    public override CudaOps? GpuOps => Decoder.Ops;
 
     public override DecoderSession CreateSession(int contextSize, int maxBatch = 256, ComputeThreadPool? pool = null,
         KvCacheType cacheType = KvCacheType.F32)

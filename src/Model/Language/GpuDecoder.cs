@@ -63,7 +63,11 @@ public sealed unsafe class GpuDecoder : IDisposable
 
     // Set after a decode step ran with direct launches: every kernel of the step has been used once (its module loaded),
     // which a capture needs (a module load is not allowed inside one).
-    private bool _decodeKernelsLoaded;
+    // The kernel choice of the last decode step made with direct launches (null: none yet). A step is captured only
+    // under the same choice: a changed CudaOps path first runs directly, which loads its kernels and sizes its scratch.
+    private DecodeKernelChoice? _decodeKernelsLoaded;
+
+    private DecodeKernelChoice CurrentKernelChoice => new(Ops.QuantizedMatMulPath, Ops.AttentionPath, Ops.MatMulPath);
 
     /// <summary>
     /// Uploads <paramref name="weights"/> to <paramref name="device"/>. Every matrix must have a device kernel
@@ -261,20 +265,21 @@ public sealed unsafe class GpuDecoder : IDisposable
     private void DecodeToken(GpuDecoderState s, int token)
     {
         Ops.DecodeStepBegin(s.DevicePosition, s.Position, s.TokenIds, token);
-        if (UseGraphs && Device.SupportsGraphs && _decodeKernelsLoaded)
+        var choice = CurrentKernelChoice;
+        if (UseGraphs && Device.SupportsGraphs && _decodeKernelsLoaded == choice)
         {
-            var graph = s.DecodeGraphFor(this);
+            var graph = s.DecodeGraphFor(this, choice);
             if (graph == null)
             {
                 graph = CaptureDecodeStep(s);
-                s.SetDecodeGraph(graph, this);
+                s.SetDecodeGraph(graph, this, choice);
             }
             graph.Launch();
         }
         else
         {
             DecodeStepLaunches(s);
-            _decodeKernelsLoaded = true;
+            _decodeKernelsLoaded = choice;
         }
         s.Position++;
     }
@@ -434,3 +439,6 @@ public sealed unsafe class GpuDecoder : IDisposable
         Ops.Dispose();
     }
 }
+
+/// <summary>The <see cref="CudaOps"/> paths a decode step was launched or captured with.</summary>
+internal readonly record struct DecodeKernelChoice(QuantizedMatMulPath Quantized, AttentionPath Attention, MatMulPath MatMul);

@@ -54,6 +54,7 @@ public sealed unsafe class GpuDecoderState : IDisposable
     // The captured single-token decode step and the decoder it was captured for (its weights and kernels are baked in).
     private IGpuGraph? _decodeGraph;
     private GpuDecoder? _decodeGraphOwner;
+    private DecodeKernelChoice _decodeGraphChoice;
 
     /// <summary>Whether a captured decode step is held (captured at a decode step, kept until <see cref="InvalidateDecodeGraph"/>).</summary>
     public bool HasDecodeGraph => _decodeGraph != null;
@@ -123,14 +124,16 @@ public sealed unsafe class GpuDecoderState : IDisposable
         }
     }
 
-    /// <summary>The captured decode step for <paramref name="decoder"/>, or null when none is held for it.</summary>
-    internal IGpuGraph? DecodeGraphFor(GpuDecoder decoder) => _decodeGraphOwner == decoder ? _decodeGraph : null;
+    /// <summary>The captured decode step for <paramref name="decoder"/> under its kernel <paramref name="choice"/>, or null when none is held.</summary>
+    internal IGpuGraph? DecodeGraphFor(GpuDecoder decoder, DecodeKernelChoice choice)
+        => _decodeGraphOwner == decoder && _decodeGraphChoice == choice ? _decodeGraph : null;
 
-    internal void SetDecodeGraph(IGpuGraph graph, GpuDecoder decoder)
+    internal void SetDecodeGraph(IGpuGraph graph, GpuDecoder decoder, DecodeKernelChoice choice)
     {
         InvalidateDecodeGraph();
         _decodeGraph = graph;
         _decodeGraphOwner = decoder;
+        _decodeGraphChoice = choice;
     }
 
     /// <summary>Drops the captured decode step; the next decode step captures a new one (when graphs are on).</summary>

@@ -234,6 +234,15 @@ public static unsafe class LlavaBenchmark
                             options with { PrefillReps = Math.Min(options.PrefillReps, 3) }, report, Progress);
                         AddRoofline(type.Name, weights, cpuModel.Config, timing, report);
                         if (options.CpuCheck) CpuCheck(type.Name, model, rows, ids, options, timing, report, Progress);
+                        // The integer path on the same upload: activations quantized as the CPU does, dp4a products.
+                        if (backend.GpuOps is { } ops && ops.QuantizedMatMulPath != QuantizedMatMulPath.Dp4a)
+                        {
+                            ops.QuantizedMatMulPath = QuantizedMatMulPath.Dp4a;
+                            var dp4a = TimeDecoder(type.Name + "_dp4a", backend, cpuModel.Config, rows, ids,
+                                options with { PrefillReps = Math.Min(options.PrefillReps, 3) }, report, Progress);
+                            AddRoofline(type.Name + "_dp4a", weights, cpuModel.Config, dp4a, report);
+                            ops.QuantizedMatMulPath = QuantizedMatMulPath.Float;
+                        }
                     }
                     finally
                     {
@@ -680,6 +689,8 @@ public static unsafe class LlavaBenchmark
             double? tok = ours[$"decode_{q}_tok_s"];
             Row($"decode {q.ToUpperInvariant()}, tok/s", tok, null, true, "≥ 190 tok/s", tok is { } v ? v >= 190 : null);
             Row($"decode {q.ToUpperInvariant()}, % of copy bandwidth", ours[$"decode_{q}_roofline_pct"], null, true, "", null);
+            double? dp4a = ours[$"decode_{q}_dp4a_tok_s"];
+            Row($"decode {q.ToUpperInvariant()} dp4a path, tok/s", dp4a, null, true, "≥ 190 tok/s", dp4a is { } dv ? dv >= 190 : null);
         }
         return rows;
     }

@@ -105,6 +105,41 @@ public class GpuDecoderEmulatorTests(ITestOutputHelper output)
         Assert.False(state.HasDecodeGraph);
     }
 
+    /// <summary>
+    /// Changing <see cref="CudaOps.QuantizedMatMulPath"/> on a live decoder mid-conversation (Float → Dp4a → Float on a
+    /// Q4_K model, whose dp4a mat-vec needs scratch of its own): the next step runs directly under the new choice, then
+    /// is captured for it, and every step's logits equal, bit for bit, those of a decoder making the same switches
+    /// with graphs off. (Before: the capture under the new path threw, its kernels never having run.)
+    /// </summary>
+    [EmulatorFact]
+    public void SwitchingKernelPathsMidConversationRecapturesTheDecodeStep()
+    {
+        using var device = GpuTestDevices.Emulator();
+        using var model = GpuDecoderChecks.LoadModel(RandomModelArchitecture.Llama, TensorType.Q4_K);
+        float[][] Run(bool graphs)
+        {
+            using var gpu = new GpuDecoder(device, model.Config, model.Weights) { UseGraphs = graphs };
+            using var state = gpu.CreateState(32, maxBatch: 4);
+            var logits = new List<float[]>();
+            int token = gpu.ForwardGreedy(state, [5, 6, 7]);
+            foreach (var path in new[] { QuantizedMatMulPath.Float, QuantizedMatMulPath.Dp4a, QuantizedMatMulPath.Float })
+            {
+                gpu.Ops.QuantizedMatMulPath = path;
+                for (int i = 0; i < 3; i++)
+                {
+                    token = gpu.ForwardGreedy(state, [token]);
+                    logits.Add(device.Download<float>(state.Logits).Take(model.Config.VocabSize).ToArray());
+                }
+            }
+            return logits.ToArray();
+        }
+        int capturesBefore = device.GraphCaptureCount;
+        float[][] withGraphs = Run(graphs: true);
+        Assert.Equal(3, device.GraphCaptureCount - capturesBefore); // one per choice: Float, Dp4a, Float again
+        float[][] direct = Run(graphs: false);
+        for (int step = 0; step < direct.Length; step++) Assert.Equal(direct[step], withGraphs[step]);
+    }
+
     /// <summary>The emulator refuses what the driver forbids inside a capture, with a message naming it.</summary>
     [EmulatorFact]
     public void EmulatorEnforcesCaptureRules()

@@ -64,6 +64,10 @@ public class LlavaBenchmarkTests(ITestOutputHelper output)
         var table = LlavaBenchmark.Table(report, null);
         foreach (string row in table) output.WriteLine(row);
         Assert.Contains(table, r => r.StartsWith("decode Q4_K_M, tok/s", StringComparison.Ordinal));
+        // The same upload timed again on the integer (dp4a) path.
+        Assert.True(report["decode_q4_k_m_dp4a_tok_s"] > 0);
+        Assert.Equal(options.DecodeTokens + 1, report.Tokens["q4_k_m_dp4a"].Length);
+        Assert.Contains(table, r => r.StartsWith("decode Q4_K_M dp4a path, tok/s", StringComparison.Ordinal));
         using var json = JsonDocument.Parse(report.ToJson());
         Assert.Equal(options.DecodeTokens + 1, json.RootElement.GetProperty("tokens").GetProperty("f16").GetArrayLength());
     }
