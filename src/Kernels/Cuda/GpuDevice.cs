@@ -72,6 +72,13 @@ public interface IGpuDevice : IDisposable
     /// <summary>Compute capability (major, minor).</summary>
     (int Major, int Minor) ComputeCapability { get; }
 
+    /// <summary>
+    /// Held for a whole unit of work on this device (a decoder forward pass, one image through an encoder): units from
+    /// different threads — two sessions of one model — then run one after another on the device's one stream, and
+    /// never interleave their launches into a launcher's shared scratch. Re-entrant (a Monitor).
+    /// </summary>
+    object WorkLock => this;
+
     DeviceBuffer Allocate(long bytes);
 
     /// <summary>Returns <paramref name="buffer"/>'s memory to the pool (called by <see cref="DeviceBuffer.Dispose"/>).</summary>

@@ -327,10 +327,13 @@ public sealed class GpuDecoderSession : DecoderSession
         if (!GpuSampler.Reduces(sampler, vocab)) return sampler.Sample(Forward(tokens));
         // Plain greedy over the whole row: the device argmax (one int back) is the same choice.
         if (sampler.CandidatesNeeded == 1 && sampler.LogitAdjustmentCount == 0 && sampler.VocabSize == vocab) return ForwardGreedy(tokens);
-        _decoder.ForwardOnDevice(State, tokens);
-        _hostLogitsStale = true;
-        _sampler ??= new GpuSampler(_decoder.Device, vocab);
-        return _sampler.Sample(sampler, State.Logits.Pointer);
+        lock (_decoder.Device.WorkLock) // the step and its device sampling as one unit of work
+        {
+            _decoder.ForwardOnDevice(State, tokens);
+            _hostLogitsStale = true;
+            _sampler ??= new GpuSampler(_decoder.Device, vocab);
+            return _sampler.Sample(sampler, State.Logits.Pointer);
+        }
     }
 
     public override ReadOnlySpan<float> LastLogits
@@ -340,7 +343,7 @@ public sealed class GpuDecoderSession : DecoderSession
             int vocab = State.Config.VocabSize;
             if (_hostLogitsStale)
             {
-                _decoder.Device.Download(State.HostLogits.AsSpan(0, vocab), State.Logits.Pointer);
+                lock (_decoder.Device.WorkLock) _decoder.Device.Download(State.HostLogits.AsSpan(0, vocab), State.Logits.Pointer);
                 _hostLogitsStale = false;
             }
             return State.HostLogits.AsSpan(0, vocab);

@@ -139,17 +139,23 @@ public sealed unsafe class GpuDecoder : IDisposable
     /// </summary>
     public ReadOnlySpan<float> Forward(GpuDecoderState state, ReadOnlySpan<int> tokens, LogitsMode mode = LogitsMode.Last, Span<float> logitsAll = default)
     {
-        RunTokens(state, tokens, mode, logitsAll);
-        if (mode == LogitsMode.All) return logitsAll[..(tokens.Length * Config.VocabSize)];
-        Device.Download(state.HostLogits.AsSpan(0, Config.VocabSize), state.Logits.Pointer);
-        return state.HostLogits.AsSpan(0, Config.VocabSize);
+        lock (Device.WorkLock)
+        {
+            RunTokens(state, tokens, mode, logitsAll);
+            if (mode == LogitsMode.All) return logitsAll[..(tokens.Length * Config.VocabSize)];
+            Device.Download(state.HostLogits.AsSpan(0, Config.VocabSize), state.Logits.Pointer);
+            return state.HostLogits.AsSpan(0, Config.VocabSize);
+        }
     }
 
     /// <summary>
     /// Appends <paramref name="tokens"/> and leaves the last token's logits [vocab] on the device in
     /// <see cref="GpuDecoderState.Logits"/>, downloading nothing (for a device-side sampler, <see cref="Generation.GpuSampler"/>).
     /// </summary>
-    public void ForwardOnDevice(GpuDecoderState state, ReadOnlySpan<int> tokens) => RunTokens(state, tokens, LogitsMode.Last, default);
+    public void ForwardOnDevice(GpuDecoderState state, ReadOnlySpan<int> tokens)
+    {
+        lock (Device.WorkLock) RunTokens(state, tokens, LogitsMode.Last, default);
+    }
 
     /// <summary>
     /// Appends <paramref name="tokens"/> and returns the most likely next token (first on ties, as
@@ -157,10 +163,13 @@ public sealed unsafe class GpuDecoder : IDisposable
     /// </summary>
     public int ForwardGreedy(GpuDecoderState state, ReadOnlySpan<int> tokens)
     {
-        RunTokens(state, tokens, LogitsMode.Last, default);
-        Ops.ArgMax(state.Logits, Config.VocabSize, state.ArgMax);
-        Device.Download(state.HostArgMax.AsSpan(), state.ArgMax.Pointer);
-        return state.HostArgMax[0];
+        lock (Device.WorkLock)
+        {
+            RunTokens(state, tokens, LogitsMode.Last, default);
+            Ops.ArgMax(state.Logits, Config.VocabSize, state.ArgMax);
+            Device.Download(state.HostArgMax.AsSpan(), state.ArgMax.Pointer);
+            return state.HostArgMax[0];
+        }
     }
 
     /// <summary>
@@ -174,7 +183,7 @@ public sealed unsafe class GpuDecoder : IDisposable
         int dim = Config.Dim;
         if (embeddings.Length == 0 || embeddings.Length % dim != 0)
             throw new ArgumentException($"embeddings hold {embeddings.Length} floats, not a positive multiple of the model dimension {dim}", nameof(embeddings));
-        RunEmbeddings(state, embeddings, default, embeddings.Length / dim, mode, logitsAll);
+        lock (Device.WorkLock) RunEmbeddings(state, embeddings, default, embeddings.Length / dim, mode, logitsAll);
     }
 
     /// <summary>
@@ -187,7 +196,7 @@ public sealed unsafe class GpuDecoder : IDisposable
     {
         if (count <= 0) throw new ArgumentOutOfRangeException(nameof(count), count, "the number of embedding rows must be positive");
         if (embeddings.Address == 0) throw new ArgumentException("the embeddings are a null device pointer", nameof(embeddings));
-        RunEmbeddings(state, default, embeddings, count, mode, logitsAll);
+        lock (Device.WorkLock) RunEmbeddings(state, default, embeddings, count, mode, logitsAll);
     }
 
     /// <summary>The rows come from <paramref name="host"/> when it is not empty, else from <paramref name="device"/>.</summary>

@@ -226,8 +226,11 @@ public sealed unsafe class GpuImageEncoder : IDisposable
         int count = ImageTokenCount * EmbeddingLength;
         if (destination.Length < count)
             throw new ArgumentException($"destination holds {destination.Length} floats, needs {count} ({ImageTokenCount} × {EmbeddingLength})", nameof(destination));
-        EncodeAndProject(pixels, _output.Pointer);
-        Device.Download(destination[..count], _output.Pointer);
+        lock (Device.WorkLock)
+        {
+            EncodeAndProject(pixels, _output.Pointer);
+            Device.Download(destination[..count], _output.Pointer);
+        }
     }
 
     /// <summary>As <see cref="EncodeAndProject(ReadOnlySpan{float}, Span{float})"/> into a new array [ImageTokenCount, EmbeddingLength].</summary>
@@ -245,7 +248,7 @@ public sealed unsafe class GpuImageEncoder : IDisposable
     /// </summary>
     public DevicePtr EncodeAndProjectOnDevice(ReadOnlySpan<float> pixels)
     {
-        EncodeAndProject(pixels, _output.Pointer);
+        lock (Device.WorkLock) EncodeAndProject(pixels, _output.Pointer);
         return _output.Pointer;
     }
 
@@ -256,8 +259,7 @@ public sealed unsafe class GpuImageEncoder : IDisposable
     public void EncodeAndProject(ReadOnlySpan<float> pixels, DevicePtr destination)
     {
         if (destination.Address == 0) throw new ArgumentException("the destination is a null device pointer", nameof(destination));
-        DevicePtr features = Encode(pixels);
-        Project(features, destination);
+        lock (Device.WorkLock) Project(Encode(pixels), destination);
     }
 
     /// <summary>
@@ -269,8 +271,7 @@ public sealed unsafe class GpuImageEncoder : IDisposable
         int count = ImageTokenCount * VisionConfig.HiddenSize;
         if (destination.Length < count)
             throw new ArgumentException($"destination holds {destination.Length} floats, needs {count} ({ImageTokenCount} × {VisionConfig.HiddenSize})", nameof(destination));
-        DevicePtr features = Encode(pixels);
-        Device.Download(destination[..count], features);
+        lock (Device.WorkLock) Device.Download(destination[..count], Encode(pixels));
     }
 
     /// <summary>The tower (<see cref="VisionEncoder"/>'s Forward, op for op); returns the first selected row of the hidden state.</summary>

@@ -129,8 +129,11 @@ public sealed unsafe class ImageEncoder : IDisposable
         fixed (float* p = pixels)
         fixed (float* output = destination)
         {
-            float* features = Vision.Forward(p);
-            Projector.Project(features, ImageTokenCount, output);
+            lock (_encodeLock) // the tower's and projector's activation buffers are the encoder's: one image at a time
+            {
+                float* features = Vision.Forward(p);
+                Projector.Project(features, ImageTokenCount, output);
+            }
         }
     }
 
@@ -142,8 +145,16 @@ public sealed unsafe class ImageEncoder : IDisposable
         return result;
     }
 
-    /// <summary>The tower's selected features [ImageTokenCount, HiddenSize] before the projector (a view, valid until the next call).</summary>
-    public ReadOnlySpan<float> EncodeFeatures(ReadOnlySpan<float> pixels) => Vision.Encode(pixels);
+    /// <summary>
+    /// The tower's selected features [ImageTokenCount, HiddenSize] before the projector: a view of the encoder's own
+    /// buffer, valid until the next call on any thread (copy it before sharing the encoder).
+    /// </summary>
+    public ReadOnlySpan<float> EncodeFeatures(ReadOnlySpan<float> pixels)
+    {
+        lock (_encodeLock) return Vision.Encode(pixels);
+    }
+
+    private readonly object _encodeLock = new();
 
     public void Dispose()
     {
