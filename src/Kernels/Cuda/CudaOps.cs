@@ -196,7 +196,8 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
     /// Which kernels <see cref="MatMul"/> runs for batches: <see cref="MatMulPath.Auto"/> (the default) takes the tensor
     /// cores on sm_80+ for F16, BF16 and quantized weights at <see cref="TensorCoreMinTokens"/> tokens or more (F32 weights
     /// stay on the F32 kernel); <see cref="MatMulPath.Float"/> always the F32-FMA tiled kernels (exact products of the
-    /// F32 activations); <see cref="MatMulPath.TensorCores"/> the tensor cores for every non-F32 type and batch.
+    /// F32 activations); <see cref="MatMulPath.TensorCores"/> the tensor cores for every non-F32 type and batch (sm_80+;
+    /// older GPUs keep the F32 kernels).
     /// An explicit <see cref="QuantizedMatMulPath.Dp4a"/> takes precedence for the types it covers.
     /// </summary>
     public MatMulPath MatMulPath { get; set; } = MatMulPath.Auto;
@@ -211,7 +212,7 @@ public sealed class CudaOps(IGpuDevice device) : IDisposable
         return MatMulPath switch
         {
             MatMulPath.Auto => eligible && tokens >= TensorCoreMinTokens && Device.ComputeCapability.Major >= 8 ? MatMulPath.TensorCores : MatMulPath.Float,
-            MatMulPath.TensorCores => eligible ? MatMulPath.TensorCores : MatMulPath.Float,
+            MatMulPath.TensorCores => eligible && Device.ComputeCapability.Major >= 8 ? MatMulPath.TensorCores : MatMulPath.Float,
             _ => MatMulPath.Float,
         };
     }

@@ -86,7 +86,12 @@ __device__ __forceinline__ u16 float_to_half(float f)
 
 __device__ __forceinline__ u16 float_to_bf16(float f)
 {
-#if defined(__CUDA_ARCH__)
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+    u32 u = __float_as_uint(f); // no cvt.rn.bf16.f32 before sm_80: round to nearest even by hand, NaN kept quiet
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (u16)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (u16)(u >> 16);
+#elif defined(__CUDA_ARCH__)
     u16 h;
     asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
     return h;
@@ -100,7 +105,13 @@ __device__ __forceinline__ u16 float_to_bf16(float f)
 // The copies of a thread are ordered by cp_async_commit / cp_async_wait; a __syncthreads after the wait publishes them.
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid)
 {
-#if defined(__CUDA_ARCH__)
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+    // No cp.async before sm_80: a plain (synchronous) copy; commit / wait are then no-ops.
+    uint4 v;
+    if (valid) v = *(const uint4*)gmem;
+    else v.x = v.y = v.z = v.w = 0u;
+    *(uint4*)smem = v;
+#elif defined(__CUDA_ARCH__)
     unsigned long long shared;
     asm("cvta.to.shared.u64 %0, %1;" : "=l"(shared) : "l"(smem));
     const int bytes = valid ? 16 : 0;
@@ -114,7 +125,7 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool va
 // Closes the group of cp.async copies this thread issued since the last commit.
 __device__ __forceinline__ void cp_async_commit()
 {
-#if defined(__CUDA_ARCH__)
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
     asm volatile("cp.async.commit_group;" ::: "memory");
 #endif
 }
@@ -122,7 +133,7 @@ __device__ __forceinline__ void cp_async_commit()
 // Waits until at most Pending of this thread's committed groups are still in flight (the emulator copies at once).
 template <int Pending> __device__ __forceinline__ void cp_async_wait()
 {
-#if defined(__CUDA_ARCH__)
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
     asm volatile("cp.async.wait_group %0;" ::"n"(Pending) : "memory");
 #endif
 }
@@ -136,7 +147,11 @@ template <int Pending> __device__ __forceinline__ void cp_async_wait()
 template <bool Bf16>
 __device__ __forceinline__ void mma_m16n8k16(float* c, const u32* a, const u32* b)
 {
-#if defined(__CUDA_ARCH__)
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+    // mma.m16n8k16 needs sm_80; the units that hold tensor-core kernels must still compile for older GPUs, whose
+    // launchers never choose these kernels (CudaOps checks the compute capability).
+    asm volatile("trap;");
+#elif defined(__CUDA_ARCH__)
     if (Bf16)
         asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
                      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])

@@ -159,9 +159,9 @@ __device__ __forceinline__ void matmul_dp4a_k(const u8* __restrict__ w, const u8
                 }
             }
             else
-            {   // word = 8c + i8: qs bytes 32c + 4·i8 → elements 64c + 4·i8 (low nibbles) and 64c + 32 + 4·i8 (high)
-                const int c = word / 8, i8 = word % 8;
-                lo_index = 16 * c + i8;
+            {   // word = 8c + iw: qs bytes 32c + 4·iw → elements 64c + 4·iw (low nibbles) and 64c + 32 + 4·iw (high)
+                const int c = word / 8, iw = word % 8;
+                lo_index = 16 * c + iw;
                 hi_index = lo_index + 8;
                 if (r < rows)
                 {
@@ -171,7 +171,7 @@ __device__ __forceinline__ void matmul_dp4a_k(const u8* __restrict__ w, const u8
                     hi = nibbles(raw, true);
                     if (Type == 1)
                     {
-                        const u32 qh = *(const u32*)(block + 16 + 4 * i8);
+                        const u32 qh = *(const u32*)(block + 16 + 4 * iw);
                         lo |= (int)(((qh >> (2 * c)) & 0x01010101u) << 4);
                         hi |= (int)(((qh >> (2 * c + 1)) & 0x01010101u) << 4);
                     }

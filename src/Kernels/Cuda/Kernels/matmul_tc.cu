@@ -202,13 +202,13 @@ __device__ __forceinline__ void matmul_tc2(const u16* __restrict__ w, const u16*
 }
 
 // Y [tokens, rows] (row t at y + t·y_stride) = X · Wᵀ, W [rows, cols] F16, X [tokens, cols] F16 (round_rows_f16).
-extern "C" __global__ void __launch_bounds__(TC2_THREADS) matmul_tc2_f16(const u16* __restrict__ w, const u16* __restrict__ x,
+extern "C" __global__ void __launch_bounds__(TC2_THREADS, 2) matmul_tc2_f16(const u16* __restrict__ w, const u16* __restrict__ x,
     float* __restrict__ y, int rows, int cols, int tokens, int y_stride)
 {
     matmul_tc2<false>(w, x, y, rows, cols, tokens, y_stride);
 }
 
-extern "C" __global__ void __launch_bounds__(TC2_THREADS) matmul_tc2_bf16(const u16* __restrict__ w, const u16* __restrict__ x,
+extern "C" __global__ void __launch_bounds__(TC2_THREADS, 2) matmul_tc2_bf16(const u16* __restrict__ w, const u16* __restrict__ x,
     float* __restrict__ y, int rows, int cols, int tokens, int y_stride)
 {
     matmul_tc2<true>(w, x, y, rows, cols, tokens, y_stride);

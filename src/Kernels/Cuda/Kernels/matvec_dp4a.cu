@@ -206,18 +206,31 @@ __device__ __forceinline__ void matvec_dp4a(const u8* __restrict__ w, const int*
     const u8* wr = w + (long long)row * blocks * T::block_bytes;
     const Iq4Table table = iq4_table(); // used by IQ4_NL only, dead code for the others
     float acc = 0.0f;
-    // Warp-uniform steps (the shuffles need every lane); a lane group past the row's end contributes 0. Unrolled so
-    // that the loads of several steps are in flight together (the sums only meet in the one float chain).
-#pragma unroll 4
-    for (int b0 = 0; b0 < blocks; b0 += MMVQ_BLOCKS_PER_STEP)
+    // Warp-uniform steps (the shuffles need every lane); a lane group past the row's end contributes 0. Four steps'
+    // loads are issued before their shuffles (written out: the compiler does not runtime-unroll a loop with shuffles),
+    // and each lane group still adds its blocks g, g + 8, g + 16, … in that order, one float chain per group.
+    constexpr int Unroll = 4;
+    for (int b0 = 0; b0 < blocks; b0 += Unroll * MMVQ_BLOCKS_PER_STEP)
     {
-        const int b = b0 + group;
-        const bool inside = b < blocks;
-        const u8* blk = wr + (long long)b * T::block_bytes;
-        int isum = inside ? T::sum(blk, xq + 8 * b, sub, table) : 0;
-        isum += __shfl_xor_sync(FULL_MASK, isum, 1);
-        isum += __shfl_xor_sync(FULL_MASK, isum, 2);
-        if (inside && sub == 0) acc = __fadd_rn(acc, T::term(blk, isum, xd[b], xs[b]));
+        int isum[Unroll];
+#pragma unroll
+        for (int u = 0; u < Unroll; u++)
+        {
+            const int b = b0 + u * MMVQ_BLOCKS_PER_STEP + group;
+            isum[u] = b < blocks ? T::sum(wr + (long long)b * T::block_bytes, xq + 8 * b, sub, table) : 0;
+        }
+#pragma unroll
+        for (int u = 0; u < Unroll; u++)
+        {
+            isum[u] += __shfl_xor_sync(FULL_MASK, isum[u], 1);
+            isum[u] += __shfl_xor_sync(FULL_MASK, isum[u], 2);
+        }
+#pragma unroll
+        for (int u = 0; u < Unroll; u++)
+        {
+            const int b = b0 + u * MMVQ_BLOCKS_PER_STEP + group;
+            if (b < blocks && sub == 0) acc = __fadd_rn(acc, T::term(wr + (long long)b * T::block_bytes, isum[u], xd[b], xs[b]));
+        }
     }
     acc = warp_sum(acc); // the 8 lane groups' sums (other lanes hold 0)
     if (lane == 0) y[row] = acc;
