@@ -167,6 +167,12 @@ public sealed unsafe class DecoderModel : IDisposable
     /// The transformer over the <paramref name="n"/> rows already in <c>state.X</c> at positions
     /// state.Position … state.Position + n − 1.
     /// </summary>
+    /// <summary>
+    /// Batches of this many tokens or more attend over an F16 cache widened to F32 once per layer
+    /// (<see cref="DecoderState.WideKeys"/>): the same values, read as floats instead of widened at every query.
+    /// </summary>
+    public const int WidenHalfCacheMinTokens = 16;
+
     private void RunBatch(DecoderState s, int n, LogitsMode mode, bool computeLogits)
     {
         var c = Config;
@@ -201,12 +207,27 @@ public sealed unsafe class DecoderModel : IDisposable
                 Fp16.FromFloatRow(kCache, s.KeyCacheHalf[l] + (long)start * kvDim, n * kvDim);
                 Fp16.FromFloatRow(vCache, s.ValueCacheHalf[l] + (long)start * kvDim, n * kvDim);
             }
-            Attention.Compute(pool, new Attention.Problem
+            var attention = new Attention.Problem
             {
                 Q = s.Query, K = s.KeyCache[l], V = s.ValueCache[l], KHalf = s.KeyCacheHalf[l], VHalf = s.ValueCacheHalf[l], Output = s.AttnOut,
                 Tokens = n, Heads = c.Heads, KvHeads = c.KvHeads, HeadDim = c.HeadDim, KvStride = kvDim,
                 StartPos = start, Causal = true, Scale = 1.0f / MathF.Sqrt(c.HeadDim),
-            });
+            };
+            if (half && n >= WidenHalfCacheMinTokens && s.WideKeys != null)
+            {
+                // A prefill batch reads every cached row once per query: widen the visible rows once (exact), read floats.
+                long visible = (long)(start + n) * kvDim;
+                for (long done = 0; done < visible; done += 1 << 24)
+                {
+                    int count = (int)Math.Min(1 << 24, visible - done);
+                    Fp16.ToFloatRow(s.KeyCacheHalf[l] + done, s.WideKeys + done, count);
+                    Fp16.ToFloatRow(s.ValueCacheHalf[l] + done, s.WideValues + done, count);
+                }
+                attention.K = s.WideKeys;
+                attention.V = s.WideValues;
+                attention.KHalf = attention.VHalf = null;
+            }
+            Attention.Compute(pool, attention);
             MatMul.Compute(pool, w.Output, s.AttnOut, n, s.Normed, s.Scratch);
             Elementwise.Add(s.X, s.Normed, s.X, (long)n * dim);
 

@@ -32,6 +32,13 @@ public sealed unsafe class DecoderState : IDisposable
     public ushort*[] ValueCacheHalf { get; } // per layer [ContextSize, kvDim]
     public float* KeyRows;    // [MaxBatch, kvDim] the batch's K before it is rounded into an F16 cache (null for F32)
     public float* ValueRows;  // [MaxBatch, kvDim]
+    /// <summary>
+    /// One layer's F16 cache widened to F32 [ContextSize, kvDim] for prefill batches of
+    /// <see cref="DecoderModel.WidenHalfCacheMinTokens"/> or more (attention then reads floats: widening each half once
+    /// costs far less than at every query); null for an F32 cache or when <see cref="MaxBatch"/> is smaller.
+    /// </summary>
+    public float* WideKeys;
+    public float* WideValues; // [ContextSize, kvDim]
     public float* X;          // [MaxBatch, dim] residual stream
     public float* Normed;     // [MaxBatch, dim]
     public float* Query;      // [MaxBatch, qDim]
@@ -77,6 +84,11 @@ public sealed unsafe class DecoderState : IDisposable
         {
             KeyRows = Floats((long)b * config.KvDim);
             ValueRows = Floats((long)b * config.KvDim);
+            if (b >= DecoderModel.WidenHalfCacheMinTokens)
+            {
+                WideKeys = Floats((long)contextSize * config.KvDim);
+                WideValues = Floats((long)contextSize * config.KvDim);
+            }
         }
         X = Floats((long)b * config.Dim);
         Normed = Floats((long)b * config.Dim);
